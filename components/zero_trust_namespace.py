@@ -1,0 +1,65 @@
+"""A workload namespace under zero trust: the Namespace, its Cilium policies, its workloads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.workload import Workload
+from policies.render import NamespaceManifests
+
+
+class ZeroTrustNamespace(pulumi.ComponentResource):
+    """Wraps the manifests ``policies.render`` made for one namespace.
+
+    Order of creation: the Namespace, then (once ``policy_gate`` reports the
+    Cilium CRDs ready) its CiliumNetworkPolicies, and only then the
+    workloads, so no pod ever runs without its default deny.
+    """
+
+    policy_names: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        manifests: NamespaceManifests,
+        provider: k8s.Provider,
+        policy_gate: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("zero-trust-aks:kubernetes:ZeroTrustNamespace", name, None, opts)
+        ns = manifests.namespace
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=ns["metadata"],
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        after_namespace = pulumi.ResourceOptions(
+            parent=self, provider=provider, depends_on=[self.namespace, *policy_gate]
+        )
+        self.policies = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-{p['metadata']['name']}",
+                api_version=p["apiVersion"],
+                kind=p["kind"],
+                metadata=p["metadata"],
+                spec=p["spec"],
+                opts=after_namespace,
+            )
+            for p in manifests.policies
+        ]
+        self.workloads = [
+            Workload(
+                w.name,
+                manifests=w,
+                provider=provider,
+                depends_on=[self.namespace, *self.policies],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for w in manifests.workloads
+        ]
+        self.policy_names = pulumi.Output.from_input([p["metadata"]["name"] for p in manifests.policies])
+        self.register_outputs({"namespace": self.namespace.metadata["name"], "policies": self.policy_names})
