@@ -1,0 +1,161 @@
+"""The connectivity matrix of a stack: what is declared versus what Cilium enforces.
+
+Sources are every workload's pods plus one unlabelled "stranger" pod in each
+workload namespace; targets are every workload port plus kube-dns (53/UDP and
+53/TCP). Each cell is decided by the verdict engine over the policies as they
+would be applied. The declared flows must equal the allowed cells exactly:
+anything allowed but not declared, or declared but denied, is a finding that
+names the flow and the policy responsible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.config import StackConfig
+from policies.verdict import DEFAULT_VERSION, Endpoint, Engine
+
+KUBE_DNS = "kube-dns"
+DNS_PORTS = ((53, "UDP"), (53, "TCP"))
+STRANGER = "stranger@"
+
+FlowKey = tuple[str, str, int, str]  # (source, target, port, protocol)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload as the policies see it: its pods' namespace and labels, and what it serves."""
+
+    name: str
+    namespace: str
+    labels: Mapping[str, str]
+    ports: tuple[tuple[int, str], ...]
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.namespace, dict(self.labels), name=self.name)
+
+
+def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
+    """Workloads from the Deployments (and StatefulSets/DaemonSets) about to be applied."""
+    out = []
+    for o in objects:
+        if o.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"):
+            continue
+        template = o["spec"]["template"]
+        ports = tuple(
+            (int(p["containerPort"]), p.get("protocol", "TCP"))
+            for c in template["spec"]["containers"]
+            for p in c.get("ports") or []
+        )
+        out.append(
+            Workload(o["metadata"]["name"], o["metadata"]["namespace"], dict(template["metadata"].get("labels") or {}), ports)
+        )
+    return sorted(out, key=lambda w: (w.namespace, w.name))
+
+
+def fmt(key: FlowKey) -> str:
+    src, dst, port, proto = key
+    return f"{src} -> {dst}:{port}/{proto}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "undeclared", "missing", "rejected"
+    flow: str
+    message: str
+
+    def line(self) -> str:
+        return self.message
+
+
+@dataclass
+class Matrix:
+    sources: list[str]
+    targets: list[tuple[str, int, str]]
+    allowed: set[FlowKey]
+    expected: set[FlowKey]
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cells: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def declared_flows(cfg: StackConfig, workloads: Sequence[Workload]) -> set[FlowKey]:
+    """The flows the stack declares, as matrix cells (DNS included)."""
+    out = {
+        (f.source, f.to, cfg.flow_port(f), cfg.flow_protocol(f)) for f in cfg.flows if f.to is not None
+    }
+    egress_open = cfg.zero_trust.default_deny == "ingress"
+    if cfg.zero_trust.allow_dns or egress_open:
+        for src in source_names(workloads):
+            out |= {(src, KUBE_DNS, port, proto) for port, proto in DNS_PORTS}
+    return out
+
+
+def source_names(workloads: Sequence[Workload]) -> list[str]:
+    names = [w.name for w in workloads]
+    names += [f"{STRANGER}{ns}" for ns in sorted({w.namespace for w in workloads})]
+    return names
+
+
+def build(
+    policies: Sequence[Mapping[str, Any]],
+    workloads: Sequence[Workload],
+    expected: set[FlowKey],
+    version: tuple[int, int] = DEFAULT_VERSION,
+    fqdn_flows: Sequence[str] = (),
+) -> Matrix:
+    sources: list[tuple[str, Endpoint]] = [(w.name, w.endpoint()) for w in workloads]
+    sources += [
+        (f"{STRANGER}{ns}", Endpoint(ns, {}, name="stranger")) for ns in sorted({w.namespace for w in workloads})
+    ]
+    targets: list[tuple[str, Endpoint, int, str]] = [
+        (w.name, w.endpoint(), port, proto) for w in workloads for port, proto in w.ports
+    ]
+    dns = Endpoint("kube-system", {"k8s-app": KUBE_DNS}, name=KUBE_DNS)
+    targets += [(KUBE_DNS, dns, port, proto) for port, proto in DNS_PORTS]
+
+    engine = Engine(policies, version, [ep for _, ep in sources] + [ep for _, ep, _, _ in targets])
+    src_ids = [(name, ep, engine.intern(ep)) for name, ep in sources]
+    allowed: set[FlowKey] = set()
+    for dst_name, dst_ep, port, proto in targets:
+        d = engine.intern(dst_ep)
+        for src_name, _src_ep, s in src_ids:
+            if engine.allowed(s, d, port, proto):
+                allowed.add((src_name, dst_name, port, proto))
+
+    m = Matrix(
+        sources=[n for n, _ in sources],
+        targets=[(n, p, pr) for n, _, p, pr in targets],
+        allowed=allowed,
+        expected=set(expected),
+        cells=len(sources) * len(targets),
+    )
+    by_name = {n: ep for n, ep in sources} | {n: ep for n, ep, _, _ in targets}
+    for ref, why in engine.rejected:
+        m.findings.append(Finding("rejected", ref, f"policy {ref} would be rejected by Cilium: {why}"))
+    for key in sorted(allowed - m.expected):
+        v = engine.decide(by_name[key[0]], by_name[key[1]], key[2], key[3])
+        m.findings.append(Finding("undeclared", fmt(key), f"{fmt(key)} is allowed but not declared: {v.reason}"))
+    for key in sorted(m.expected - allowed):
+        if key[0] not in by_name or key[1] not in by_name:
+            m.findings.append(Finding("missing", fmt(key), f"{fmt(key)} is declared but names no deployed workload"))
+            continue
+        v = engine.decide(by_name[key[0]], by_name[key[1]], key[2], key[3])
+        m.findings.append(Finding("missing", fmt(key), f"{fmt(key)} is declared but denied: {v.reason}"))
+    for key in sorted(allowed):
+        v = engine.decide(by_name[key[0]], by_name[key[1]], key[2], key[3]) if len(allowed) <= 2000 else None
+        if v is not None and not v.exact:
+            m.notes.append(f"{fmt(key)}: {v.reason}")
+    m.notes += [f"{f}: FQDN flows are not decided offline" for f in fqdn_flows]
+    return m
+
+
+def diff(base: Matrix, head: Matrix) -> tuple[list[str], list[str]]:
+    """(newly allowed, no longer allowed) flows between two matrices."""
+    return [fmt(k) for k in sorted(head.allowed - base.allowed)], [fmt(k) for k in sorted(base.allowed - head.allowed)]

@@ -1,0 +1,53 @@
+"""Command-line tools: ``python -m zerotrust plan --stack dev``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from zerotrust.mockrun import PROJECT_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zerotrust", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="the offline plan of a stack: resources, manifests and proven connectivity")
+    plan.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+    plan.add_argument("--stack-file", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    plan.add_argument("--out", type=Path, help="write every Kubernetes object as YAML under this directory")
+    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    plan.add_argument("--base", type=Path, help="a stack file from the base branch: print the connectivity diff")
+    args = parser.parse_args(argv)
+    return run_plan(args)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from policies import matrix as mx
+    from zerotrust.plan import PlanError, as_json, as_markdown, make_plan, print_text, write_objects
+
+    try:
+        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR)
+        base_diff = None
+        if args.base is not None:
+            if not args.base.exists():
+                raise PlanError([f"--base {args.base}: no such file"])
+            base = make_plan(args.stack, args.base, PROJECT_DIR)
+            base_diff = mx.diff(base.matrix, plan.matrix)
+    except PlanError as e:
+        for line in e.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    written = write_objects(plan.run, args.out) if args.out else None
+    if args.format == "json":
+        print(json.dumps(as_json(plan, base_diff), indent=2))
+    elif args.format == "markdown":
+        print(as_markdown(plan, base_diff))
+    else:
+        print_text(plan, base_diff, written, args.out)
+    return 0 if plan.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

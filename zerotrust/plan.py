@@ -1,0 +1,237 @@
+"""``python -m zerotrust plan``: the offline plan of a stack.
+
+Runs the real program under the mock engine, then shows the resource tree,
+writes every Kubernetes object as YAML, and proves the connectivity: the
+declared flows must equal the flows the generated policies allow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from policies import matrix as mx
+from policies.config import ConfigErrors, StackConfig, load_config
+from policies.render import describe
+from policies.stackfile import StackFileError, StackFiles, read_stack
+from zerotrust.mockrun import PROJECT_DIR, Run, run_program, unwrap_secrets
+
+
+class PlanError(Exception):
+    """Bad input: one line per problem, no traceback."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Plan:
+    stack: StackFiles
+    config: StackConfig
+    run: Run
+    matrix: mx.Matrix
+
+    @property
+    def ok(self) -> bool:
+        return self.matrix.ok
+
+
+def make_plan(stack_name: str, stack_file: Path | None = None, project_dir: Path = PROJECT_DIR) -> Plan:
+    try:
+        stack = read_stack(project_dir, stack_name, stack_file)
+    except StackFileError as e:
+        raise PlanError([str(e)]) from None
+    try:
+        cfg = load_config(stack.config)  # the same validation the program runs first
+    except ConfigErrors as e:
+        raise PlanError(e.lines) from None
+    try:
+        run = run_program(stack, project_dir)
+    except pulumi.RunError as e:
+        raise PlanError(str(e).splitlines()) from None
+    objects = run.kubernetes_objects()
+    workloads = mx.workloads_from_manifests(objects)
+    policies = [o for o in objects if o.get("apiVersion", "").startswith("cilium.io/")]
+    m = mx.build(
+        policies,
+        workloads,
+        mx.declared_flows(cfg, workloads),
+        version=cfg.cluster.cilium_version,
+        fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
+    )
+    return Plan(stack, cfg, run, m)
+
+
+# -- outputs -------------------------------------------------------------------------------
+
+
+def resource_rows(run: Run) -> list[tuple[int, str, str]]:
+    """(depth, type, name) in registration order, children under their parents."""
+    children: dict[str, list] = {}
+    for r in run.resources:
+        children.setdefault(r.parent if r.parent in {x.urn for x in run.resources} else "", []).append(r)
+    rows: list[tuple[int, str, str]] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for r in children.get(parent, []):
+            rows.append((depth, r.type, r.name))
+            walk(r.urn, depth + 1)
+
+    walk("", 0)
+    return rows
+
+
+def object_path(o: dict[str, Any]) -> str:
+    meta = o.get("metadata") or {}
+    ns = meta.get("namespace") or "_cluster"
+    return f"{ns}/{o.get('kind', 'Object')}-{meta.get('name', 'unnamed')}.yaml"
+
+
+def write_objects(run: Run, out: Path) -> list[str]:
+    """One YAML file per Kubernetes object, secrets masked; stale files are removed."""
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for o in sorted((unwrap_secrets(x, mask=True) for x in run.kubernetes_objects()), key=object_path):
+        path = out / object_path(o)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(o, sort_keys=True))
+        written.append(object_path(o))
+    return written
+
+
+def matrix_table(m: mx.Matrix) -> tuple[list[str], list[list[str]]]:
+    header = ["from \\ to"] + [f"{n}:{p}/{pr}" for n, p, pr in m.targets]
+    rows = []
+    for src in m.sources:
+        row = [src]
+        for n, p, pr in m.targets:
+            key = (src, n, p, pr)
+            mark = "allow" if key in m.allowed else "-"
+            if (key in m.allowed) != (key in m.expected):
+                mark = "ALLOW!" if key in m.allowed else "DENY!"
+            row.append(mark)
+        rows.append(row)
+    return header, rows
+
+
+def mermaid(m: mx.Matrix) -> str:
+    lines = ["graph LR"]
+    ids: dict[str, str] = {}
+
+    def node(name: str) -> str:
+        if name not in ids:
+            ids[name] = f"n{len(ids)}"
+            lines.append(f'  {ids[name]}["{name}"]')
+        return ids[name]
+
+    dns_sources = sorted({k[0] for k in m.allowed if k[1] == mx.KUBE_DNS})
+    for src, dst, port, proto in sorted(k for k in m.allowed if k[1] != mx.KUBE_DNS):
+        lines.append(f"  {node(src)} -->|{port}/{proto}| {node(dst)}")
+    if dns_sources:
+        lines.append(f'  dns(["kube-dns:53 (from {len(dns_sources)} sources)"])')
+    return "\n".join(lines)
+
+
+def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[str, Any]:
+    m = plan.matrix
+    doc: dict[str, Any] = {
+        "stack": plan.stack.stack,
+        "ok": plan.ok,
+        "ciliumVersion": ".".join(map(str, plan.config.cluster.cilium_version)),
+        "resources": [{"type": t, "name": n, "depth": d} for d, t, n in resource_rows(plan.run)],
+        "declared": [mx.fmt(k) for k in sorted(m.expected)],
+        "allowed": [mx.fmt(k) for k in sorted(m.allowed)],
+        "findings": [{"kind": f.kind, "flow": f.flow, "message": f.message} for f in m.findings],
+        "notes": m.notes,
+        "cells": m.cells,
+    }
+    if base_diff is not None:
+        doc["diff"] = {"newlyAllowed": base_diff[0], "noLongerAllowed": base_diff[1]}
+    return doc
+
+
+def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> str:
+    m = plan.matrix
+    verdict = "holds" if plan.ok else "does NOT hold"
+    out = [
+        f"## zero-trust-aks plan: `{plan.stack.stack}`",
+        "",
+        f"**Declared flows == enforced flows: {verdict}** "
+        f"({len(m.allowed)} allowed of {m.cells} cells, Cilium {'.'.join(map(str, plan.config.cluster.cilium_version))} semantics)",
+        "",
+    ]
+    if m.findings:
+        out += ["### Findings", ""] + [f"- {f.message}" for f in m.findings] + [""]
+    if base_diff is not None:
+        added, removed = base_diff
+        out += ["### Connectivity change against the base", ""]
+        out += [f"- newly allowed: `{f}`" for f in added] + [f"- no longer allowed: `{f}`" for f in removed]
+        if not added and not removed:
+            out.append("- no change")
+        out.append("")
+    out += ["### Allowed flows", "", "```mermaid", mermaid(m), "```", ""]
+    if len(m.sources) * len(m.targets) <= 400:
+        header, rows = matrix_table(m)
+        out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out.append("")
+    out += ["<details><summary>Resources</summary>", "", "```"]
+    out += [f"{'  ' * d}{t}  {n}" for d, t, n in resource_rows(plan.run)]
+    out += ["```", "</details>", ""]
+    if m.notes:
+        out += ["### Not decided offline", ""] + [f"- {n}" for n in m.notes] + [""]
+    return "\n".join(out)
+
+
+def print_text(plan: Plan, base_diff: tuple[list[str], list[str]] | None, written: list[str] | None, out_dir) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.tree import Tree
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    tree = Tree(f"pulumi:pulumi:Stack  {plan.stack.project}-{plan.stack.stack}")
+    nodes = {-1: tree}
+    for depth, typ, name in resource_rows(plan.run):
+        nodes[depth] = nodes[depth - 1].add(f"{escape(typ)}  [bold]{escape(name)}[/bold]")
+    console.print(tree)
+    console.print(f"{len(plan.run.resources)} resources; outputs: " + ", ".join(
+        f"{k}=\\[secret]" if k in plan.run.secret_outputs else escape(f"{k}={json.dumps(v)}")
+        for k, v in sorted(plan.run.outputs.items())
+    ))
+    if written is not None:
+        console.print(f"wrote {len(written)} Kubernetes objects to {out_dir}")
+    m = plan.matrix
+    if len(m.sources) * len(m.targets) <= 400:
+        header, rows = matrix_table(m)
+        table = Table(title="Connectivity (allow = allowed; ALLOW!/DENY! = disagrees with the declared flows)")
+        for h in header:
+            table.add_column(h)
+        for r in rows:
+            table.add_row(*(escape(c) for c in r))
+        console.print(table)
+    else:
+        console.print(f"connectivity: {len(m.allowed)} allowed of {m.cells} cells")
+    for n in m.notes:
+        console.print(f"note: {escape(n)}")
+    if base_diff is not None:
+        added, removed = base_diff
+        for f in added:
+            console.print(f"+ newly allowed: {f}")
+        for f in removed:
+            console.print(f"- no longer allowed: {f}")
+        if not added and not removed:
+            console.print("connectivity unchanged against the base")
+    for f in m.findings:
+        console.print(f"[red]finding:[/red] {escape(f.message)}")
+    verdict = "[green]holds[/green]" if plan.ok else "[red]does NOT hold[/red]"
+    console.print(f"declared flows == enforced flows: {verdict}")
