@@ -1,0 +1,88 @@
+"""Shared fixtures: stack runs under the mock engine (cached per session) and the Cilium CRD schemas."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from policies.stackfile import StackFiles, read_stack
+from zerotrust.mockrun import PROJECT_DIR, Run, run_program
+
+SHARED = PROJECT_DIR.parent / "shared"
+CRD_DIR = SHARED / "cilium-crds"
+
+_runs: dict[str, Run] = {}
+
+
+def stack_run(name: str) -> Run:
+    """The program run of a committed stack (each stack runs once per test session)."""
+    if name not in _runs:
+        _runs[name] = run_program(read_stack(PROJECT_DIR, name))
+    return _runs[name]
+
+
+@pytest.fixture
+def dev_stack() -> StackFiles:
+    return read_stack(PROJECT_DIR, "dev")
+
+
+@pytest.fixture
+def dev_config(dev_stack) -> dict[str, Any]:
+    """The dev stack's config, deep-copied so a test may break it."""
+    return copy.deepcopy(dev_stack.config)
+
+
+def with_config(stack: StackFiles, **overrides: Any) -> StackFiles:
+    config = copy.deepcopy(stack.config)
+    for key, value in overrides.items():
+        full = key.replace("__", ":", 1)
+        config[full] = value
+    return StackFiles(stack.project, stack.stack, config, stack.secret_keys)
+
+
+_COMBINATORS = ("anyOf", "oneOf", "allOf", "not")
+
+
+def _strict(schema: Any, in_combinator: bool = False) -> Any:
+    """The CRD schema with unknown properties forbidden (the API server would silently prune them).
+
+    Branches of anyOf/oneOf only state which keys are required, so they stay open.
+    """
+    if isinstance(schema, dict):
+        out = {k: _strict(v, k in _COMBINATORS) for k, v in schema.items()}
+        open_ = in_combinator or out.get("x-kubernetes-preserve-unknown-fields")
+        if "properties" in out and "additionalProperties" not in out and not open_:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v, in_combinator) for v in schema]
+    return schema
+
+
+def _crd_validator(filename: str):
+    import jsonschema
+
+    path = CRD_DIR / filename
+    if not path.exists():
+        pytest.skip(f"the Cilium CRD schemas are not here ({path.name} lives in ../shared/cilium-crds, beside the project)")
+    crd = yaml.safe_load(path.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v2")
+    return jsonschema.Draft7Validator(_strict(version["schema"]["openAPIV3Schema"]))
+
+
+@pytest.fixture(scope="session")
+def cnp_schema():
+    return _crd_validator("ciliumnetworkpolicies.yaml")
+
+
+@pytest.fixture(scope="session")
+def ccnp_schema():
+    return _crd_validator("ciliumclusterwidenetworkpolicies.yaml")
+
+
+def schema_errors(validator, manifest: dict[str, Any]) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]

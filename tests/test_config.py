@@ -1,0 +1,163 @@
+"""Stack config: every problem is one line naming the key path and what is allowed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from policies.config import ConfigErrors, load_config
+
+
+def errors_of(config) -> list[str]:
+    with pytest.raises(ConfigErrors) as e:
+        load_config(config)
+    return e.value.lines
+
+
+def test_the_dev_stack_loads_as_the_walkthrough(dev_config):
+    cfg = load_config(dev_config)
+    assert cfg.location == "westeurope"
+    assert cfg.resource_group_name == "aks-zero-trust-rg"
+    assert (cfg.cluster.name, cfg.cluster.node_count) == ("aks-zero-trust", 3)
+    assert {n: (w.namespace, w.port, w.replicas) for n, w in cfg.workloads.items()} == {
+        "frontend": ("frontend", 80, 1),
+        "backend": ("backend", 80, 1),
+    }
+    assert [(f.source, f.to, cfg.flow_port(f), cfg.flow_protocol(f)) for f in cfg.flows] == [
+        ("frontend", "backend", 80, "TCP")
+    ]
+
+
+def test_config_models_are_frozen(dev_config):
+    cfg = load_config(dev_config)
+    with pytest.raises(Exception):
+        cfg.cluster.node_count = 5
+
+
+def test_structured_values_may_arrive_as_json_strings_as_the_engine_passes_them(dev_config):
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in dev_config.items()}
+    assert load_config(encoded) == load_config(dev_config)
+
+
+def test_a_flow_to_an_unknown_workload_names_the_key_path_and_the_workloads(dev_config):
+    dev_config["zero-trust-aks:flows"][0]["to"] = "backnd"
+    assert errors_of(dev_config) == [
+        "zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend"
+    ]
+
+
+def test_a_flow_from_an_unknown_workload_is_reported(dev_config):
+    dev_config["zero-trust-aks:flows"][0]["from"] = "web"
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[0].from: 'web' is not a workload; workloads are: backend, frontend"]
+
+
+def test_every_problem_gets_its_own_line(dev_config):
+    dev_config["zero-trust-aks:cluster"]["nodeCount"] = 0
+    dev_config["zero-trust-aks:workloads"]["backend"]["port"] = 70000
+    dev_config["zero-trust-aks:zeroTrust"] = {"defaultDeny": "egress"}
+    lines = errors_of(dev_config)
+    assert len(lines) == 3
+    assert "zero-trust-aks:cluster.nodeCount: Input should be greater than or equal to 1" in lines
+    assert "zero-trust-aks:workloads.backend.port: Input should be less than or equal to 65535" in lines
+    assert "zero-trust-aks:zeroTrust.defaultDeny: 'egress' is not allowed; allowed: 'ingress-and-egress' or 'ingress'" in lines
+
+
+def test_a_misspelt_key_is_rejected_not_ignored(dev_config):
+    dev_config["zero-trust-aks:cluster"]["nodecount"] = 3
+    assert errors_of(dev_config) == ["zero-trust-aks:cluster.nodecount: unknown key (check its spelling)"]
+
+
+def test_an_unknown_project_key_lists_the_known_ones(dev_config):
+    dev_config["zero-trust-aks:flow"] = []
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:flow: unknown config key; the project's keys are: zero-trust-aks:cluster,")
+
+
+def test_a_missing_required_key_is_named(dev_config):
+    del dev_config["zero-trust-aks:resourceGroupName"]
+    assert errors_of(dev_config) == ["zero-trust-aks:resourceGroupName: required"]
+
+
+def test_bad_json_in_a_structured_key_is_one_line(dev_config):
+    dev_config["zero-trust-aks:flows"] = "[{"
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:flows: not valid JSON")
+
+
+def test_a_flow_port_the_target_does_not_serve_is_rejected(dev_config):
+    dev_config["zero-trust-aks:flows"][0]["port"] = 8080
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[0].port: 'backend' listens on 80 only; omit port or use 80"]
+
+
+def test_http_rules_need_acns_l7_security(dev_config):
+    dev_config["zero-trust-aks:flows"][0]["http"] = [{"method": "GET", "path": "/"}]
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:flows[0].http: L7 rules need zero-trust-aks:cluster.advancedNetworking.security: l7")
+
+
+def test_http_rules_are_accepted_with_l7_security(dev_config):
+    dev_config["zero-trust-aks:flows"][0]["http"] = [{"method": "GET", "path": "/"}]
+    dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "l7"}
+    assert load_config(dev_config).flows[0].http[0].method == "GET"
+
+
+def test_fqdn_flows_need_acns_fqdn_security_and_a_port(dev_config):
+    dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.example.com"]})
+    lines = errors_of(dev_config)
+    assert "zero-trust-aks:flows[1].port: required with toFqdns (the port on the outside host)" in lines
+    assert any(line.startswith("zero-trust-aks:flows[1].toFqdns: FQDN rules need") for line in lines)
+
+
+def test_a_flow_needs_exactly_one_destination(dev_config):
+    dev_config["zero-trust-aks:flows"][0]["toFqdns"] = ["api.example.com"]
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[0]: give exactly one of 'to' (a workload) or 'toFqdns' (outside names)"]
+
+
+def test_a_duplicate_flow_is_reported(dev_config):
+    dev_config["zero-trust-aks:flows"].append({"from": "frontend", "to": "backend"})
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[1]: the same flow as zero-trust-aks:flows[0]"]
+
+
+def test_disabling_local_accounts_without_entra_id_is_refused(dev_config):
+    dev_config["zero-trust-aks:cluster"]["disableLocalAccounts"] = True
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:cluster.disableLocalAccounts: needs zero-trust-aks:cluster.entraId")
+
+
+def test_an_api_server_open_to_everyone_is_refused(dev_config):
+    dev_config["zero-trust-aks:cluster"]["authorizedIpRanges"] = ["0.0.0.0/0"]
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:cluster.authorizedIpRanges[0]: 0.0.0.0/0 opens the API server to everyone")
+
+
+def test_a_malformed_cidr_is_named(dev_config):
+    dev_config["zero-trust-aks:cluster"]["authorizedIpRanges"] = ["10.0.0.300/24"]
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:cluster.authorizedIpRanges[0]: '10.0.0.300/24': not a CIDR range")
+
+
+def test_node_count_must_lie_within_the_autoscaling_range(dev_config):
+    dev_config["zero-trust-aks:cluster"]["autoscaling"] = {"minCount": 4, "maxCount": 6}
+    assert errors_of(dev_config) == [
+        "zero-trust-aks:cluster.nodeCount: 3 must lie within autoscaling minCount..maxCount (4..6)"
+    ]
+
+
+def test_workloads_cannot_live_in_aks_managed_namespaces(dev_config):
+    dev_config["zero-trust-aks:workloads"]["backend"]["namespace"] = "kube-system"
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:workloads.backend.namespace: 'kube-system' is managed by AKS")
+
+
+def test_the_app_label_is_reserved_for_the_workload_name(dev_config):
+    dev_config["zero-trust-aks:workloads"]["backend"]["labels"] = {"app": "frontend"}
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:workloads.backend.labels.app: reserved")
+
+
+def test_a_workload_name_must_be_a_dns_label(dev_config):
+    dev_config["zero-trust-aks:workloads"]["Back_End"] = dev_config["zero-trust-aks:workloads"].pop("backend")
+    dev_config["zero-trust-aks:flows"] = []
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:workloads.Back_End.[key]: 'Back_End' is not allowed here")

@@ -1,0 +1,139 @@
+"""``python -m zerotrust plan``: exit codes, written manifests, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from zerotrust.__main__ import main
+from zerotrust.mockrun import PROJECT_DIR
+
+
+def stack_file(tmp_path: Path, mutate) -> Path:
+    doc = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+    mutate(doc["config"])
+    path = tmp_path / "Pulumi.test.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_plan_of_the_dev_stack_holds_and_exits_zero(capsys):
+    assert main(["plan", "--stack", "dev", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True and doc["findings"] == []
+    assert [f for f in doc["allowed"] if "kube-dns" not in f] == ["frontend -> backend:80/TCP"]
+
+
+def test_plan_writes_one_yaml_file_per_kubernetes_object_in_a_stable_layout(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml"))
+    assert "backend/CiliumNetworkPolicy-zt-ingress-backend-from-frontend-80-tcp.yaml" in files
+    assert "_cluster/Namespace-frontend.yaml" in files
+    first = {f: (out / f).read_text() for f in files}
+    assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0
+    assert {f: (out / f).read_text() for f in files} == first
+    policy = yaml.safe_load((out / "backend/CiliumNetworkPolicy-zt-default-deny.yaml").read_text())
+    assert policy["spec"]["ingress"] == [{}]
+
+
+def test_a_declared_flow_that_the_policies_deny_fails_the_plan(tmp_path, capsys, monkeypatch):
+    from policies import render
+
+    original = render.ingress_policy
+
+    def broken(cfg, f):  # a regression that forgets the namespace of the peer
+        p = original(cfg, f)
+        del p["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"][render.NS_LABEL]
+        return p
+
+    monkeypatch.setattr(render, "ingress_policy", broken)
+    assert main(["plan", "--stack", "dev", "--format", "json"]) == 1
+    (finding,) = json.loads(capsys.readouterr().out)["findings"]
+    assert finding["flow"] == "frontend -> backend:80/TCP"
+    assert finding["message"].startswith("frontend -> backend:80/TCP is declared but denied: denied frontend/frontend -> backend/backend:80/TCP")
+    assert "backend/zt-default-deny" in finding["message"]
+
+
+def test_a_policy_that_allows_more_than_declared_fails_the_plan(tmp_path, capsys, monkeypatch):
+    from policies import render
+
+    original = render.peer
+
+    def too_wide(cfg, workload):  # a regression that drops the workload labels
+        return {"matchLabels": {render.NS_LABEL: cfg.workloads[workload].namespace}}
+
+    def ingress_only(config):  # egress is open, so the ingress side alone decides
+        config["zero-trust-aks:zeroTrust"] = {"defaultDeny": "ingress"}
+
+    path = stack_file(tmp_path, ingress_only)
+    assert main(["plan", "--stack", "test", "--stack-file", str(path), "--format", "json"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(render, "peer", too_wide)
+    assert main(["plan", "--stack", "test", "--stack-file", str(path), "--format", "json"]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert {f["flow"] for f in findings} == {"stranger@frontend -> backend:80/TCP"}
+    assert "allowed but not declared" in findings[0]["message"]
+    assert "allowed by backend/zt-ingress-backend-from-frontend-80-tcp ingress[0]" in findings[0]["message"]
+    assert original is not too_wide
+
+
+def test_a_broken_stack_file_prints_one_error_line_per_problem_and_exits_two(tmp_path, capsys):
+    def break_it(config):
+        config["zero-trust-aks:flows"][0]["to"] = "backnd"
+        config["zero-trust-aks:flows"].append({"from": "ghost", "to": "backend"})
+
+    out = tmp_path / "out"
+    code = main(["plan", "--stack", "test", "--stack-file", str(stack_file(tmp_path, break_it)), "--out", str(out)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err == [
+        "error: zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend",
+        "error: zero-trust-aks:flows[1].from: 'ghost' is not a workload; workloads are: backend, frontend",
+    ]
+    assert not out.exists()
+
+
+def test_a_structurally_broken_stack_file_is_reported_before_cross_references(tmp_path, capsys):
+    def break_it(config):
+        config["zero-trust-aks:cluster"]["nodeCount"] = 0
+        config["zero-trust-aks:workloads"]["backend"]["port"] = "eighty"
+
+    assert main(["plan", "--stack", "test", "--stack-file", str(stack_file(tmp_path, break_it))]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: zero-trust-aks:cluster.nodeCount: Input should be greater than or equal to 1",
+        "error: zero-trust-aks:workloads.backend.port: Input should be a valid integer, unable to parse string as an integer",
+    ]
+
+
+def test_an_unknown_stack_names_the_stacks_there(capsys):
+    assert main(["plan", "--stack", "staging"]) == 2
+    assert capsys.readouterr().err.strip() == "error: Pulumi.staging.yaml: no such stack file; stacks here: dev, prod"
+
+
+def test_the_markdown_report_carries_the_verdict_and_a_mermaid_graph(capsys):
+    assert main(["plan", "--stack", "dev", "--format", "markdown"]) == 0
+    report = capsys.readouterr().out
+    assert "**Declared flows == enforced flows: holds**" in report
+    assert "```mermaid" in report and '-->|80/TCP|' in report
+
+
+def test_base_prints_the_connectivity_diff(tmp_path, capsys):
+    def add_reverse_flow(config):
+        config["zero-trust-aks:flows"].append({"from": "backend", "to": "frontend"})
+
+    head = stack_file(tmp_path, add_reverse_flow)
+    base = PROJECT_DIR / "Pulumi.dev.yaml"
+    assert main(["plan", "--stack", "test", "--stack-file", str(head), "--base", str(base), "--format", "json"]) == 0
+    diff = json.loads(capsys.readouterr().out)["diff"]
+    assert diff == {"newlyAllowed": ["backend -> frontend:80/TCP"], "noLongerAllowed": []}
+
+
+def test_the_text_report_shows_the_tree_the_matrix_and_masks_the_kubeconfig(capsys):
+    assert main(["plan", "--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "zero-trust-aks:azure:AksCluster  aks-zero-trust" in out
+    assert "kubeconfig=[secret]" in out and "clusterUser" not in out
+    assert "declared flows == enforced flows: holds" in out

@@ -1,0 +1,178 @@
+"""The whole Pulumi program under the mock engine: what it registers, and how it is wired."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pulumi
+import pytest
+import yaml
+
+from components.aks_cluster import non_interactive_kubeconfig
+from tests.conftest import stack_run, with_config
+from zerotrust.mockrun import fake_kubeconfig, run_program, unwrap_secrets
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def kinds(run) -> Counter:
+    return Counter(r.type for r in run.resources if r.custom)
+
+
+def test_the_dev_stack_registers_exactly_the_walkthrough_resources_plus_policies_and_gate():
+    assert kinds(stack_run("dev")) == Counter(
+        {
+            "azure-native:resources:ResourceGroup": 1,
+            "azure-native:containerservice:ManagedCluster": 1,
+            "pulumi:providers:kubernetes": 1,
+            "pulumi-python:dynamic/zero-trust-aks:CiliumCrdGate": 1,
+            "kubernetes:core/v1:Namespace": 2,
+            "kubernetes:apps/v1:Deployment": 2,
+            "kubernetes:core/v1:Service": 1,
+            "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 6,
+        }
+    )
+
+
+def test_the_dev_cluster_is_the_walkthroughs_cilium_cluster():
+    (rg,) = stack_run("dev").of_type("azure-native:resources:ResourceGroup")
+    (aks,) = stack_run("dev").of_type("azure-native:containerservice:ManagedCluster")
+    assert (rg.inputs["resourceGroupName"], rg.inputs["location"]) == ("aks-zero-trust-rg", "westeurope")
+    assert aks.inputs["resourceName"] == "aks-zero-trust"
+    net = aks.inputs["networkProfile"]
+    assert (net["networkPlugin"], net["networkDataplane"], net["networkPolicy"]) == ("azure", "cilium", "cilium")
+    assert "networkPluginMode" not in net  # the walkthrough's node-subnet mode
+    assert aks.inputs["identity"] == {"type": "SystemAssigned"}
+    assert aks.inputs["agentPoolProfiles"][0]["count"] == 3
+
+
+def test_the_prod_cluster_is_hardened():
+    (aks,) = stack_run("prod").of_type("azure-native:containerservice:ManagedCluster")
+    i = aks.inputs
+    assert i["disableLocalAccounts"] is True
+    assert i["aadProfile"]["managed"] is True and i["aadProfile"]["enableAzureRBAC"] is True
+    assert i["apiServerAccessProfile"]["authorizedIPRanges"] == ["203.0.113.0/24"]
+    pool = i["agentPoolProfiles"][0]
+    assert pool["availabilityZones"] == ["1", "2", "3"] and pool["enableAutoScaling"] is True
+    assert i["networkProfile"]["networkPluginMode"] == "overlay"
+
+
+def test_every_kubernetes_object_uses_the_clusters_provider():
+    run = stack_run("dev")
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    k8s = [r for r in run.resources if r.type.startswith("kubernetes:")]
+    assert k8s and all(r.provider.startswith(provider.urn + "::") for r in k8s)
+
+
+def test_the_provider_and_the_kubeconfig_output_are_secret():
+    run = stack_run("dev")
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    assert SECRET_SIG in provider.inputs["kubeconfig"]
+    assert "kubeconfig" in run.secret_outputs
+
+
+def test_resource_urns_are_unique():
+    urns = [r.urn for r in stack_run("dev").resources]
+    assert len(urns) == len(set(urns))
+
+
+def test_every_resource_sits_under_a_component():
+    run = stack_run("dev")
+    components = {r.urn: r.type for r in run.resources if not r.custom}
+    for r in run.resources:
+        if r.custom:
+            assert components.get(r.parent, "").startswith("zero-trust-aks:"), r.name
+    assert set(components.values()) == {
+        "zero-trust-aks:azure:ResourceGroup",
+        "zero-trust-aks:azure:AksCluster",
+        "zero-trust-aks:kubernetes:ZeroTrustNamespace",
+        "zero-trust-aks:kubernetes:Workload",
+    }
+
+
+def test_policies_wait_for_the_crd_gate_and_workloads_wait_for_their_policies():
+    run = stack_run("dev")
+    (gate,) = run.of_type("pulumi-python:dynamic")
+    policies = run.of_type("kubernetes:cilium.io/v2:CiliumNetworkPolicy")
+    assert all(gate.urn in p.dependencies for p in policies)
+    backend_policies = {p.urn for p in policies if p.inputs["metadata"]["namespace"] == "backend"}
+    (deployment,) = [d for d in run.of_type("kubernetes:apps/v1:Deployment") if d.name == "backend-deployment"]
+    assert backend_policies <= set(deployment.dependencies)
+
+
+def test_the_deployed_objects_are_the_rendered_manifests(dev_config):
+    from policies.config import load_config
+    from policies.render import render
+
+    rendered = sorted(render(load_config(dev_config)).all(), key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
+    deployed = sorted(stack_run("dev").kubernetes_objects(), key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
+    assert deployed == rendered
+
+
+def test_the_stack_outputs_name_the_cluster_and_the_flows():
+    out = stack_run("dev").outputs
+    assert out["clusterName"] == "aks-zero-trust"
+    assert out["resourceGroupName"] == "aks-zero-trust-rg"
+    assert out["flows"] == ["frontend -> backend:80/TCP"]
+    assert out["policies"]["backend"] == ["zt-default-deny", "zt-allow-dns", "zt-ingress-backend-from-frontend-80-tcp"]
+
+
+def test_the_cluster_credentials_are_read_from_the_cluster_it_creates():
+    invokes = stack_run("dev").invokes
+    assert invokes == [
+        (
+            "azure-native:containerservice:listManagedClusterUserCredentials",
+            {"resourceGroupName": "aks-zero-trust-rg", "resourceName": "aks-zero-trust"},
+        )
+    ]
+
+
+def test_the_prod_kubeconfig_logs_in_without_a_person():
+    kubeconfig = yaml.safe_load(stack_run("prod").outputs["kubeconfig"])
+    exec_ = kubeconfig["users"][0]["user"]["exec"]
+    assert exec_["args"][:3] == ["get-token", "--login", "workloadidentity"]
+    assert "devicecode" not in exec_["args"] and "--client-id" not in exec_["args"]
+    assert exec_["interactiveMode"] == "Never"
+
+
+def test_a_local_account_kubeconfig_is_left_as_is():
+    text = fake_kubeconfig("c", entra_id=False)
+    assert non_interactive_kubeconfig(text, None) == text
+
+
+def test_a_broken_stack_fails_with_one_line_per_problem_and_registers_nothing(dev_stack):
+    flows = [{"from": "frontend", "to": "backnd"}, {"from": "ghost", "to": "backend"}]
+    with pytest.raises(pulumi.RunError) as e:
+        run_program(with_config(dev_stack, **{"zero-trust-aks__flows": flows}))
+    lines = str(e.value).splitlines()
+    assert lines[1:] == [
+        "zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend",
+        "zero-trust-aks:flows[1].from: 'ghost' is not a workload; workloads are: backend, frontend",
+    ]
+
+
+def test_nothing_is_registered_when_the_config_is_broken(dev_stack, monkeypatch):
+    from zerotrust import mockrun
+
+    seen = []
+    original = mockrun._Recorder.RegisterResource
+
+    def spy(self, request):
+        seen.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(mockrun._Recorder, "RegisterResource", spy)
+    with pytest.raises(pulumi.RunError):
+        run_program(with_config(dev_stack, **{"zero-trust-aks__flows": [{"from": "x", "to": "backend"}]}))
+    assert [t for t in seen if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_two_runs_in_one_process_do_not_share_a_stack():
+    dev, prod = stack_run("dev"), stack_run("prod")
+    assert all(r.urn.startswith("urn:pulumi:dev::zero-trust-aks::") for r in dev.resources)
+    assert all(r.urn.startswith("urn:pulumi:prod::zero-trust-aks::") for r in prod.resources)
+
+
+def test_secrets_are_masked_when_asked():
+    (provider,) = stack_run("dev").of_type("pulumi:providers:kubernetes")
+    assert unwrap_secrets(provider.inputs, mask=True)["kubeconfig"] == "[secret]"

@@ -1,0 +1,164 @@
+"""Manifests: valid against the real schemas, and enforcing what the flows say."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from policies.config import load_config
+from policies.matrix import build, declared_flows, workloads_from_manifests
+from policies.render import render
+from policies.verdict import Endpoint, decide
+
+K8S_VERSION = "1.33"
+
+
+@pytest.fixture
+def dev(dev_config):
+    return load_config(dev_config)
+
+
+def test_every_generated_cilium_policy_validates_against_the_cilium_crd(dev, cnp_schema):
+    from tests.conftest import schema_errors
+
+    policies = render(dev).policies()
+    assert policies
+    for p in policies:
+        assert schema_errors(cnp_schema, p) == [], p["metadata"]["name"]
+
+
+def test_the_strict_crd_schema_catches_a_misspelt_field(dev, cnp_schema):
+    from tests.conftest import schema_errors
+
+    p = render(dev).policies()[0]
+    broken = {**p, "spec": {**p["spec"], "ingres": [{}]}}
+    assert any("ingres" in e for e in schema_errors(cnp_schema, broken))
+
+
+def test_the_strict_crd_schema_rejects_an_integer_port(dev, cnp_schema):
+    from tests.conftest import schema_errors
+
+    ingress = next(p for p in render(dev).policies() if p["metadata"]["name"].startswith("zt-ingress"))
+    ingress["spec"]["ingress"][0]["toPorts"][0]["ports"][0]["port"] = 80
+    assert schema_errors(cnp_schema, ingress)
+
+
+def test_fqdn_and_l7_policies_validate_against_the_cilium_crd(dev_config, cnp_schema):
+    from tests.conftest import schema_errors
+
+    dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "l7"}
+    dev_config["zero-trust-aks:flows"][0]["http"] = [{"method": "GET", "path": "/api/.*"}]
+    dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.example.com", "*.blob.core.windows.net"], "port": 443})
+    for p in render(load_config(dev_config)).policies():
+        assert schema_errors(cnp_schema, p) == [], p["metadata"]["name"]
+
+
+def test_namespaces_deployments_and_services_validate_against_the_kubernetes_schema(dev):
+    objects = [o for o in render(dev).all() if not o["apiVersion"].startswith("cilium.io")]
+    assert {o["kind"] for o in objects} == {"Namespace", "Deployment", "Service"}
+    for o in objects:
+        kubernetes_validate.validate(o, K8S_VERSION, strict=True)
+
+
+def test_policy_names_are_deterministic_dns_1123_names(dev):
+    import re
+
+    first = [p["metadata"]["name"] for p in render(dev).policies()]
+    assert first == [p["metadata"]["name"] for p in render(dev).policies()]
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", n) and len(n) <= 253 for n in first)
+
+
+def test_every_namespace_gets_a_default_deny_that_cilium_enforces(dev):
+    for ns in render(dev).namespaces:
+        (deny,) = [p for p in ns.policies if p["metadata"]["name"] == "zt-default-deny"]
+        assert deny["spec"] == {"endpointSelector": {}, "ingress": [{}], "egress": [{}]}
+
+
+def test_ingress_only_mode_renders_no_egress_sections(dev_config):
+    dev_config["zero-trust-aks:zeroTrust"] = {"defaultDeny": "ingress"}
+    policies = render(load_config(dev_config)).policies()
+    assert not any("egress" in p["spec"] for p in policies)
+
+
+def test_dns_egress_names_kube_dns_in_kube_system_without_l7_rules(dev):
+    dns = [p for p in render(dev).policies() if p["metadata"]["name"] == "zt-allow-dns"]
+    assert len(dns) == 2
+    (rule,) = dns[0]["spec"]["egress"]
+    assert rule["toEndpoints"] == [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}]
+    assert "rules" not in rule["toPorts"][0]
+
+
+def test_fqdn_flows_add_dns_rules_for_their_names(dev_config):
+    dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "fqdn"}
+    dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.example.com"], "port": 443})
+    (fqdn,) = [p for p in render(load_config(dev_config)).policies() if "to-fqdn" in p["metadata"]["name"]]
+    dns_rule, fqdn_rule = fqdn["spec"]["egress"]
+    assert dns_rule["toPorts"][0]["rules"] == {"dns": [{"matchName": "api.example.com"}]}
+    assert fqdn_rule["toFQDNs"] == [{"matchName": "api.example.com"}]
+
+
+def test_each_flow_is_rendered_on_both_sides(dev):
+    names = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in render(dev).policies()}
+    assert ("frontend", "zt-egress-frontend-to-backend-80-tcp") in names
+    assert ("backend", "zt-ingress-backend-from-frontend-80-tcp") in names
+
+
+def test_the_dev_policies_allow_exactly_the_walkthrough_flow_and_deny_its_neighbours(dev):
+    policies = render(dev).policies()
+    frontend = Endpoint("frontend", {"app": "frontend"})
+    backend = Endpoint("backend", {"app": "backend"})
+    dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
+    assert decide(policies, frontend, backend, 80, "TCP").allowed
+    assert decide(policies, frontend, dns, 53, "UDP").allowed
+    assert decide(policies, backend, dns, 53, "TCP").allowed
+    denied = [
+        (Endpoint("frontend", {}), backend, 80),  # an unlabelled pod in frontend
+        (backend, frontend, 80),  # the reverse direction
+        (frontend, backend, 8080),  # another port
+        (frontend, Endpoint("backend", {"app": "other"}), 80),  # another pod in backend
+        (Endpoint("backend", {}), backend, 80),  # a stranger in backend itself
+    ]
+    for src, dst, port in denied:
+        assert not decide(policies, src, dst, port, "TCP").allowed, (src, dst, port)
+
+
+def test_the_walkthroughs_own_default_deny_would_leave_backend_open():
+    walkthrough = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": "backend"},
+        "spec": {"endpointSelector": {}, "ingress": []},
+    }
+    assert decide([walkthrough], Endpoint("frontend", {}), Endpoint("backend", {"app": "backend"}), 80, version=(1, 16)).allowed
+
+
+def test_workload_pods_run_with_a_strict_security_context(dev_config):
+    dev_config["zero-trust-aks:workloads"]["backend"]["securityProfile"] = "restricted"
+    cfg = load_config(dev_config)
+    ns = next(n for n in render(cfg).namespaces if n.name == "backend")
+    pod = ns.workloads[0].deployment["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+    assert ns.namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_a_baseline_workload_drops_every_capability_it_does_not_need(dev):
+    ns = next(n for n in render(dev).namespaces if n.name == "backend")
+    (c,) = ns.workloads[0].deployment["spec"]["template"]["spec"]["containers"]
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert "SYS_ADMIN" not in c["securityContext"]["capabilities"]["add"]
+    assert ns.namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_only_workloads_that_receive_traffic_get_a_service(dev):
+    services = {w.name: w.service is not None for ns in render(dev).namespaces for w in ns.workloads}
+    assert services == {"backend": True, "frontend": False}
+
+
+def test_the_matrix_of_rendered_manifests_matches_the_declared_flows(dev):
+    objects = render(dev).all()
+    workloads = workloads_from_manifests(objects)
+    m = build([o for o in objects if o["kind"] == "CiliumNetworkPolicy"], workloads, declared_flows(dev, workloads))
+    assert m.ok, [f.message for f in m.findings]

@@ -1,0 +1,369 @@
+"""The verdict engine follows Cilium's semantics, one rule per test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies.verdict import Endpoint, Engine, compile_policy, decide, keep_label, PolicyRejected
+
+FRONTEND = Endpoint("frontend", {"app": "frontend"}, name="frontend")
+BACKEND = Endpoint("backend", {"app": "backend"}, name="backend")
+STRANGER = Endpoint("frontend", {}, name="stranger")
+
+
+def cnp(ns: str, name: str = "p", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def ccnp(name: str = "c", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def allow_in(ns: str, to: dict, peer: dict, port: str = "80", name: str = "allow", **extra) -> dict:
+    rule = {"fromEndpoints": [peer], "toPorts": [{"ports": [{"port": port, "protocol": "TCP"}]}], **extra}
+    return cnp(ns, name, endpointSelector={"matchLabels": to}, ingress=[rule])
+
+
+DENY_ALL_BACKEND = cnp("backend", "deny", endpointSelector={}, ingress=[{}])
+FRONTEND_PEER = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend", "app": "frontend"}}
+
+
+def allowed(policies, src=FRONTEND, dst=BACKEND, port=80, protocol="TCP", **kw) -> bool:
+    return decide(policies, src, dst, port, protocol, **kw).allowed
+
+
+# -- enforcement ---------------------------------------------------------------------------
+
+
+def test_no_policy_at_all_allows_everything():
+    assert allowed([])
+
+
+def test_an_empty_ingress_list_enforces_nothing_on_cilium_1_16():
+    walkthrough = cnp("backend", "default-deny", endpointSelector={}, ingress=[])
+    v = decide([walkthrough], FRONTEND, BACKEND, 80, version=(1, 16))
+    assert v.allowed
+    assert "`ingress: []`, which enforces nothing" in v.reason
+
+
+def test_a_policy_with_only_empty_sections_is_rejected_by_cilium_1_17():
+    walkthrough = cnp("backend", "default-deny", endpointSelector={}, ingress=[])
+    engine = Engine([walkthrough], (1, 17))
+    assert [ref for ref, _ in engine.rejected] == ["backend/default-deny"]
+    assert engine.decide(FRONTEND, BACKEND, 80).allowed
+
+
+def test_an_empty_rule_puts_the_selected_pods_into_ingress_default_deny():
+    v = decide([DENY_ALL_BACKEND], FRONTEND, BACKEND, 80)
+    assert not v.allowed
+    assert "ingress of backend/backend is in default deny (by backend/deny)" in v.reason
+
+
+def test_egress_default_deny_blocks_the_source_side():
+    deny_egress = cnp("frontend", "deny", endpointSelector={}, egress=[{}])
+    v = decide([deny_egress], FRONTEND, BACKEND, 80)
+    assert not v.allowed and not v.egress.allowed and v.ingress.allowed
+
+
+def test_a_connection_needs_the_ingress_side_too():
+    egress_ok = cnp("frontend", "out", endpointSelector={}, egress=[{"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "backend"}}]}])
+    assert not allowed([egress_ok, DENY_ALL_BACKEND])
+
+
+def test_a_connection_needs_the_egress_side_too():
+    ingress_ok = allow_in("backend", {"app": "backend"}, FRONTEND_PEER)
+    deny_egress = cnp("frontend", "deny", endpointSelector={}, egress=[{}])
+    v = decide([ingress_ok, deny_egress], FRONTEND, BACKEND, 80)
+    assert not v.allowed and v.ingress.allowed and not v.egress.allowed
+
+
+def test_an_ingress_allow_names_the_deciding_rule():
+    v = decide([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, FRONTEND_PEER)], FRONTEND, BACKEND, 80)
+    assert v.allowed
+    assert "ingress of backend/backend allowed by backend/allow ingress[0]" in v.reason
+
+
+# -- enableDefaultDeny ---------------------------------------------------------------------
+
+
+def test_enable_default_deny_false_keeps_the_direction_open():
+    audit = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}], enableDefaultDeny={"ingress": False})
+    assert allowed([audit])
+
+
+def test_enable_default_deny_false_is_overruled_by_another_default_deny_rule():
+    audit = cnp("backend", "audit", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER]}], enableDefaultDeny={"ingress": False})
+    assert allowed([audit, DENY_ALL_BACKEND])  # the allow of the `false` policy still counts
+    assert not allowed([audit, DENY_ALL_BACKEND], src=STRANGER)
+
+
+def test_enable_default_deny_is_pruned_on_cilium_1_14():
+    audit = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}], enableDefaultDeny={"ingress": False})
+    assert not allowed([audit], version=(1, 14))
+
+
+def test_enable_default_deny_for_a_direction_without_rules_does_nothing():
+    p = cnp("backend", "p", endpointSelector={}, egress=[{}], enableDefaultDeny={"ingress": True})
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert v.ingress.allowed and "not enforced" in v.ingress.reason
+
+
+# -- namespace scoping ---------------------------------------------------------------------
+
+
+def test_a_cnp_peer_without_a_namespace_only_matches_its_own_namespace():
+    same_ns_peer = allow_in("backend", {"app": "backend"}, {"matchLabels": {"app": "frontend"}})
+    assert not allowed([DENY_ALL_BACKEND, same_ns_peer])
+    assert allowed([DENY_ALL_BACKEND, same_ns_peer], src=Endpoint("backend", {"app": "frontend"}))
+
+
+def test_a_wildcard_peer_in_a_cnp_means_the_policy_namespace_not_the_cluster():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}])
+    assert not allowed([p])
+    assert allowed([p], src=Endpoint("backend", {"app": "other"}))
+
+
+def test_a_namespace_in_match_expressions_stops_the_namespace_injection():
+    peer = {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "NotIn", "values": ["backend"]}]}
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [peer]}])
+    assert allowed([p])
+    assert not allowed([p], src=Endpoint("backend", {"app": "x"}))
+
+
+def test_an_unprefixed_namespace_key_counts_as_any_source():
+    p = allow_in("backend", {"app": "backend"}, {"matchLabels": {"io.kubernetes.pod.namespace": "frontend", "app": "frontend"}})
+    assert allowed([p])
+
+
+def test_a_namespace_label_selector_stops_the_namespace_injection():
+    peer = {"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.team": "web"}}
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [peer]}])
+    assert allowed([p], src=Endpoint("frontend", {"app": "frontend"}, namespace_labels={"team": "web"}))
+    assert not allowed([p])
+
+
+def test_an_endpoint_selector_namespace_of_its_own_is_overwritten_by_the_policy_namespace():
+    p = cnp("backend", "p", endpointSelector={"matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend"}}, ingress=[{}])
+    assert not allowed([p])  # it selects backend's pods
+    assert allowed([p], src=BACKEND, dst=FRONTEND)
+
+
+def test_a_ccnp_selects_pods_in_every_namespace():
+    p = ccnp(endpointSelector={}, ingress=[{}])
+    assert not allowed([p])
+    assert not allowed([p], src=BACKEND, dst=FRONTEND)
+
+
+def test_a_ccnp_wildcard_peer_means_every_pod_of_the_cluster():
+    p = ccnp(endpointSelector={"matchLabels": {"app": "backend"}}, ingress=[{"fromEndpoints": [{}]}])
+    assert allowed([p])
+
+
+def test_a_ccnp_with_a_node_selector_selects_no_pod():
+    p = ccnp(nodeSelector={}, ingress=[{}])
+    assert allowed([p])
+
+
+def test_a_cnp_with_a_node_selector_is_rejected():
+    with pytest.raises(PolicyRejected, match="cannot use nodeSelector"):
+        compile_policy(cnp("backend", "p", nodeSelector={}, ingress=[{}]))
+
+
+# -- labels ---------------------------------------------------------------------------------
+
+
+def test_a_k8s_prefixed_key_matches_kubernetes_labels():
+    assert allowed([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend", "k8s:app": "frontend"}})])
+
+
+def test_a_key_with_another_source_never_matches_a_pod_label():
+    peer = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend", "container:app": "frontend"}}
+    assert not allowed([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, peer)])
+
+
+def test_labels_cilium_drops_from_identities_never_match():
+    assert not keep_label("pod-template-hash")
+    assert not keep_label("statefulset.kubernetes.io/pod-name")
+    assert keep_label("app.kubernetes.io/name")
+    peer = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend", "pod-template-hash": "abc"}}
+    src = Endpoint("frontend", {"app": "frontend", "pod-template-hash": "abc"})
+    assert not allowed([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, peer)], src=src)
+
+
+def test_the_service_account_label_cilium_adds_can_be_selected():
+    peer = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend", "io.cilium.k8s.policy.serviceaccount": "web"}}
+    p = allow_in("backend", {"app": "backend"}, peer)
+    assert allowed([DENY_ALL_BACKEND, p], src=Endpoint("frontend", {}, service_account="web"))
+    assert not allowed([DENY_ALL_BACKEND, p], src=Endpoint("frontend", {}))
+
+
+@pytest.mark.parametrize(
+    ("operator", "values", "src_labels", "expected"),
+    [
+        ("In", ["frontend", "web"], {"app": "web"}, True),
+        ("NotIn", ["frontend"], {}, True),  # an absent key satisfies NotIn
+        ("NotIn", ["frontend"], {"app": "frontend"}, False),
+        ("Exists", [], {"app": "x"}, True),
+        ("DoesNotExist", [], {}, True),
+        ("DoesNotExist", [], {"app": "x"}, False),
+    ],
+)
+def test_match_expressions_follow_kubernetes_operators(operator, values, src_labels, expected):
+    peer = {
+        "matchLabels": {"k8s:io.kubernetes.pod.namespace": "frontend"},
+        "matchExpressions": [{"key": "app", "operator": operator, "values": values}],
+    }
+    p = allow_in("backend", {"app": "backend"}, peer)
+    assert allowed([DENY_ALL_BACKEND, p], src=Endpoint("frontend", src_labels)) is expected
+
+
+def test_a_lowercase_operator_rejects_the_policy():
+    peer = {"matchExpressions": [{"key": "app", "operator": "in", "values": ["x"]}]}
+    engine = Engine([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, peer)])
+    assert [ref for ref, _ in engine.rejected] == ["backend/allow"]
+
+
+# -- ports ----------------------------------------------------------------------------------
+
+
+def test_another_port_is_denied():
+    assert not allowed([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, FRONTEND_PEER)], port=8080)
+
+
+def test_another_protocol_is_denied():
+    assert not allowed([DENY_ALL_BACKEND, allow_in("backend", {"app": "backend"}, FRONTEND_PEER)], protocol="UDP")
+
+
+def test_an_omitted_protocol_means_tcp_udp_and_sctp():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "53"}]}]}])
+    assert all(allowed([p], port=53, protocol=proto) for proto in ("TCP", "UDP", "SCTP"))
+
+
+def test_protocol_any_means_tcp_udp_and_sctp():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "53", "protocol": "ANY"}]}]}])
+    assert allowed([p], port=53, protocol="SCTP")
+
+
+def test_end_port_is_an_inclusive_range_from_cilium_1_16():
+    rng = {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "8000", "endPort": 8010, "protocol": "TCP"}]}]}
+    p = cnp("backend", "p", endpointSelector={}, ingress=[rng])
+    assert allowed([p], port=8010) and allowed([p], port=8000) and not allowed([p], port=8011)
+
+
+def test_end_port_is_pruned_on_cilium_1_14():
+    rng = {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "8000", "endPort": 8010, "protocol": "TCP"}]}]}
+    p = cnp("backend", "p", endpointSelector={}, ingress=[rng])
+    assert allowed([p], port=8000, version=(1, 14)) and not allowed([p], port=8005, version=(1, 14))
+
+
+def test_port_zero_wildcards_the_port_but_keeps_the_protocol():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "0", "protocol": "TCP"}]}]}])
+    assert allowed([p], port=12345) and not allowed([p], port=12345, protocol="UDP")
+
+
+def test_an_integer_port_rejects_the_policy():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"toPorts": [{"ports": [{"port": 80, "protocol": "TCP"}]}]}])
+    assert Engine([p]).rejected[0][1].endswith("must be a string (the CRD rejects 80)")
+
+
+def test_a_rule_with_ports_and_no_peer_opens_the_port_to_every_source():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}])
+    assert allowed([p], src=Endpoint("elsewhere", {}))
+
+
+def test_a_rule_with_a_peer_and_no_ports_allows_every_port():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER]}])
+    assert allowed([p], port=9999, protocol="UDP")
+
+
+def test_an_explicit_empty_peer_list_selects_nothing_even_with_ports():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [], "toPorts": [{"ports": [{"port": "80"}]}]}])
+    assert not allowed([p])
+
+
+def test_a_to_ports_entry_without_ports_allows_nothing():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{}]}])
+    assert not allowed([p])
+
+
+def test_a_named_port_is_not_decided_offline():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "http", "protocol": "TCP"}]}]}])
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert not v.allowed and not v.exact
+
+
+def test_l7_rules_allow_at_l4_but_are_not_decided_offline():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}], "rules": {"http": [{"method": "GET"}]}}]}])
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert v.allowed and not v.exact
+    assert "L7 rules on this port are not decided offline" in v.reason
+
+
+# -- deny rules -----------------------------------------------------------------------------
+
+
+def test_a_deny_rule_beats_an_allow():
+    allow_all = cnp("backend", "all", endpointSelector={}, ingress=[{"fromEntities": ["all"]}])
+    deny = cnp("backend", "no-frontend", endpointSelector={}, ingressDeny=[{"fromEndpoints": [FRONTEND_PEER]}])
+    v = decide([allow_all, deny], FRONTEND, BACKEND, 80)
+    assert not v.allowed and "denied by backend/no-frontend ingressDeny[0]" in v.reason
+
+
+def test_a_deny_only_policy_still_enables_default_deny():
+    deny80 = cnp("backend", "p", endpointSelector={}, ingressDeny=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}])
+    assert not allowed([deny80], port=81)
+
+
+def test_a_deny_beats_an_allow_from_a_ccnp():
+    allow = ccnp(endpointSelector={}, ingress=[{"fromEntities": ["cluster"]}])
+    deny = cnp("backend", "deny", endpointSelector={}, ingressDeny=[{"fromEndpoints": [FRONTEND_PEER]}])
+    assert not allowed([allow, deny])
+
+
+# -- entities and invalid rules ---------------------------------------------------------------
+
+
+def test_the_entity_all_matches_pods():
+    assert allowed([cnp("backend", "p", endpointSelector={}, ingress=[{"fromEntities": ["all"]}])])
+
+
+def test_the_entity_cluster_matches_pods_of_other_namespaces():
+    assert allowed([cnp("backend", "p", endpointSelector={}, ingress=[{"fromEntities": ["cluster"]}])])
+
+
+@pytest.mark.parametrize("entity", ["world", "host", "remote-node", "kube-apiserver", "health", "init"])
+def test_entities_outside_the_pod_network_never_match_pods(entity):
+    assert not allowed([cnp("backend", "p", endpointSelector={}, ingress=[{"fromEntities": [entity]}])])
+
+
+def test_a_rule_mixing_two_l3_kinds_is_rejected_as_a_whole():
+    mixed = cnp("backend", "mixed", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "fromEntities": ["world"]}])
+    engine = Engine([DENY_ALL_BACKEND, mixed])
+    assert engine.rejected[0][1].endswith("combining fromEndpoints and fromEntities is not supported (Cilium rejects the policy)")
+    assert not engine.decide(FRONTEND, BACKEND, 80).allowed
+
+
+def test_cidr_peers_are_not_decided_offline():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromCIDR": ["10.0.0.0/8"]}])
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert not v.allowed and not v.exact and "not fully decided offline" in v.reason
+
+
+def test_specs_lists_are_separate_rules():
+    p = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "two", "namespace": "backend"},
+        "specs": [
+            {"endpointSelector": {}, "ingress": [{}]},
+            {"endpointSelector": {"matchLabels": {"app": "backend"}}, "ingress": [{"fromEndpoints": [FRONTEND_PEER]}]},
+        ],
+    }
+    assert allowed([p]) and not allowed([p], src=STRANGER)
+
+
+def test_the_engine_ignores_objects_that_are_not_cilium_policies():
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "backend"}}
+    assert allowed([namespace]) and not allowed([namespace, DENY_ALL_BACKEND])
