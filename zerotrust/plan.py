@@ -74,14 +74,14 @@ def make_plan(stack_name: str, stack_file: Path | None = None, project_dir: Path
 
 
 def resource_rows(run: Run) -> list[tuple[int, str, str]]:
-    """(depth, type, name) in registration order, children under their parents."""
+    """(depth, type, name), children under their parents, siblings sorted (registration order varies)."""
     children: dict[str, list] = {}
     for r in run.resources:
         children.setdefault(r.parent if r.parent in {x.urn for x in run.resources} else "", []).append(r)
     rows: list[tuple[int, str, str]] = []
 
     def walk(parent: str, depth: int) -> None:
-        for r in children.get(parent, []):
+        for r in sorted(children.get(parent, []), key=lambda x: (x.type, x.name)):
             rows.append((depth, r.type, r.name))
             walk(r.urn, depth + 1)
 
