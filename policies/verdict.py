@@ -476,6 +476,14 @@ class Engine:
                 continue
             for r in rules:
                 self._by_ns.setdefault(r.namespace, []).append(r)
+        self.has_offline_parts = any(
+            pr.offline or pr.requires or any(e.l7 or e.named for e in pr.ports or ())
+            for rules in self._by_ns.values()
+            for r in rules
+            for section in r.sections.values()
+            for pr in section
+        )
+        """Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...)."""
         self._ids: dict[frozenset, int] = {}
         self._eps: list[Endpoint] = []
         self._index: dict[tuple[str, str], set[int]] = {}

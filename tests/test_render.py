@@ -162,3 +162,15 @@ def test_the_matrix_of_rendered_manifests_matches_the_declared_flows(dev):
     workloads = workloads_from_manifests(objects)
     m = build([o for o in objects if o["kind"] == "CiliumNetworkPolicy"], workloads, declared_flows(dev, workloads))
     assert m.ok, [f.message for f in m.findings]
+
+
+def test_the_matrix_notes_allowed_flows_whose_l7_rules_are_not_decided_offline(dev_config):
+    dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "l7"}
+    dev_config["zero-trust-aks:flows"][0]["http"] = [{"method": "GET", "path": "/"}]
+    cfg = load_config(dev_config)
+    objects = render(cfg).all()
+    workloads = workloads_from_manifests(objects)
+    m = build([o for o in objects if o["kind"] == "CiliumNetworkPolicy"], workloads, declared_flows(cfg, workloads))
+    assert m.ok
+    assert [n.split(":")[0] for n in m.notes] == ["frontend -> backend"]
+    assert "L7 rules on this port are not decided offline" in m.notes[0]
