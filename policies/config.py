@@ -279,7 +279,7 @@ def format_path(loc: tuple[Any, ...]) -> str:
 
 
 def _format_pydantic(err: Any) -> str:
-    loc = tuple(p for p in err["loc"] if p not in ("function-after[_cidr(), str]",))
+    loc = tuple(err["loc"])
     msg = err["msg"]
     if err["type"] == "string_pattern_mismatch":
         msg = f"{err['input']!r} is not allowed here; it must match {err['ctx']['pattern']}"
@@ -374,10 +374,3 @@ def semantic_errors(cfg: StackConfig) -> list[str]:
             errors.append(f"{at}: the same flow as {p}:flows[{seen[key]}]")
         seen.setdefault(key, i)
     return errors
-
-
-def uses_fqdn(cfg: StackConfig, namespace: str | None = None) -> bool:
-    """Whether any flow (from a workload in ``namespace``, if given) uses toFqdns."""
-    return any(
-        f.to_fqdns and (namespace is None or cfg.workloads[f.source].namespace == namespace) for f in cfg.flows
-    )

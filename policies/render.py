@@ -25,7 +25,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.config import PROJECT, Flow, StackConfig, Workload, uses_fqdn
+from policies.config import PROJECT, Flow, StackConfig, Workload
 
 CILIUM_API = "cilium.io/v2"
 NS_LABEL = "k8s:io.kubernetes.pod.namespace"
@@ -283,5 +283,3 @@ def policy_name(*parts: str) -> str:
         name = name[:244] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
     return name
 
-
-__all__ = ["render", "Rendered", "NamespaceManifests", "WorkloadManifests", "describe", "uses_fqdn"]

@@ -29,7 +29,7 @@ def test_each_component_module_defines_one_component_with_a_project_type_token()
         assert len(components) <= 1, path.name
         for cls in components:
             source = ast.get_source_segment(path.read_text(), cls)
-            assert f'"zero-trust-aks:' in source and f':{cls.name}"' in source, cls.name
+            assert '"zero-trust-aks:' in source and f':{cls.name}"' in source, cls.name
             assert "self.register_outputs(" in source, cls.name
             found.append(cls.name)
     assert sorted(found) == ["AksCluster", "ResourceGroup", "Workload", "ZeroTrustNamespace"]
