@@ -68,9 +68,6 @@ class Finding:
     flow: str
     message: str
 
-    def line(self) -> str:
-        return self.message
-
 
 @dataclass
 class Matrix:

@@ -379,12 +379,10 @@ def _compile_peer_rule(ref, namespace, where, entry, section, version) -> PeerRu
     elif entry.get("toPorts"):
         selectors = WILDCARD  # L4-only rule: any peer at L3
     else:
-        selectors = ()  # `{}`: enforces the direction, allows nothing
-        if entry.get("icmps"):
-            selectors = WILDCARD
-            ports = ()  # ICMP only: no TCP/UDP/SCTP port
-    if entry.get("icmps") and entry.get("toPorts") is None and selectors:
-        ports = ()
+        # `{}` enforces the direction and allows nothing; an ICMP-only rule allows any peer, at ICMP only.
+        selectors = WILDCARD if entry.get("icmps") else ()
+    if entry.get("icmps") and not entry.get("toPorts"):
+        ports = ()  # ICMP only: no TCP/UDP/SCTP port matches
     requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
     return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires)
 
@@ -476,6 +474,7 @@ class Engine:
                 continue
             for r in rules:
                 self._by_ns.setdefault(r.namespace, []).append(r)
+        # Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...).
         self.has_offline_parts = any(
             pr.offline or pr.requires or any(e.l7 or e.named for e in pr.ports or ())
             for rules in self._by_ns.values()
@@ -483,7 +482,6 @@ class Engine:
             for section in r.sections.values()
             for pr in section
         )
-        """Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...)."""
         self._ids: dict[frozenset, int] = {}
         self._eps: list[Endpoint] = []
         self._index: dict[tuple[str, str], set[int]] = {}

@@ -134,3 +134,13 @@ def test_the_text_report_shows_the_tree_the_matrix_and_masks_the_kubeconfig(caps
     assert "zero-trust-aks:azure:AksCluster  aks-zero-trust" in out
     assert "kubeconfig=[secret]" in out and "clusterUser" not in out
     assert "declared flows == enforced flows: holds" in out
+
+
+def test_plan_refuses_to_clear_a_directory_it_did_not_write(tmp_path, capsys):
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    assert main(["plan", "--stack", "dev", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --out {tmp_path}: exists and is not the output of an earlier plan; choose a new or empty directory"
+    )
+    assert keep.read_text() == "mine"

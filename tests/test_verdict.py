@@ -367,3 +367,8 @@ def test_specs_lists_are_separate_rules():
 def test_the_engine_ignores_objects_that_are_not_cilium_policies():
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "backend"}}
     assert allowed([namespace]) and not allowed([namespace, DENY_ALL_BACKEND])
+
+
+def test_an_icmp_only_rule_enforces_the_direction_but_opens_no_port():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "icmps": [{"fields": [{"type": 8}]}]}])
+    assert not allowed([p])

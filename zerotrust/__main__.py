@@ -25,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_plan(args: argparse.Namespace) -> int:
     from policies import matrix as mx
-    from zerotrust.plan import PlanError, as_json, as_markdown, make_plan, print_text, write_objects
+    from zerotrust.plan import PlanError, as_json, as_markdown, check_out_dir, make_plan, print_text, write_objects
 
     try:
+        if args.out:
+            check_out_dir(args.out)
         plan = make_plan(args.stack, args.stack_file, PROJECT_DIR)
         base_diff = None
         if args.base is not None:

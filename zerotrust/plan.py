@@ -95,10 +95,23 @@ def object_path(o: dict[str, Any]) -> str:
     return f"{ns}/{o.get('kind', 'Object')}-{meta.get('name', 'unnamed')}.yaml"
 
 
+MARKER = ".zerotrust-plan"
+"""Marks a directory as plan output, the only kind ``write_objects`` will clear."""
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse to clear a directory that is not an earlier plan's output (e.g. ``--out .``)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise PlanError([f"--out {out}: exists and is not the output of an earlier plan; choose a new or empty directory"])
+
+
 def write_objects(run: Run, out: Path) -> list[str]:
-    """One YAML file per Kubernetes object, secrets masked; stale files are removed."""
+    """One YAML file per Kubernetes object, secrets masked; files of an earlier plan there are removed."""
+    check_out_dir(out)
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("written by python -m zerotrust plan; the next plan replaces this directory\n")
     written = []
     for o in sorted((unwrap_secrets(x, mask=True) for x in run.kubernetes_objects()), key=object_path):
         path = out / object_path(o)
