@@ -10,4 +10,5 @@ CrossGuard pack are thin adapters over it.
   CiliumNetworkPolicies) as plain dicts.
 - ``verdict``: a Cilium policy verdict engine (does this pod reach that pod?).
 - ``matrix``: the connectivity matrix of a stack, declared versus enforced.
+- ``guardrails``: the rules every stack must keep (run by the CrossGuard pack and by plan).
 """

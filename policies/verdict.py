@@ -562,7 +562,7 @@ class Engine:
             empty_hint=tuple(r.policy for r in rules if direction in r.empty_sections),
         )
         ns = self._eps[n].namespace
-        view.rejected = tuple(ref for ref, _ in self.rejected if ref.startswith((f"{ns}/", "ccnp/")))
+        view.rejected = tuple((ref, why) for ref, why in self.rejected if ref.startswith((f"{ns}/", "ccnp/")))
         for r in enforcing:
             for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
                 for pr in r.sections[kind]:
@@ -607,6 +607,24 @@ class Engine:
             reason += " (not fully decided offline)"
         return Verdict(allowed, reason, eg, ing, exact)
 
+    def enforcement(self, ep: Endpoint, direction: str) -> Side:
+        """Whether ``ep`` is in effective default deny for ``direction`` (``allowed`` = it is), and why.
+
+        Port-independent: enforcement and default deny are properties of the
+        rules that select the pod, not of any one port.
+        """
+        view = self._view(self.intern(ep), direction, 0, "TCP")
+        what = f"{direction} of {ep.display}"
+        if not view.enforced:
+            return Side(False, f"{what} is not enforced: {_not_enforced(view, direction)}")
+        policies = tuple(dict.fromkeys(r.policy for r in view.enforcing))
+        by = tuple(dict.fromkeys(r.policy for r in view.enforcing if r.default_deny[direction]))
+        if not by:
+            return Side(
+                False, f"{what} is enforced but default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies
+            )
+        return Side(True, f"{what} is in default deny (by {', '.join(by)})", by)
+
     def side(self, subject: int, direction: str, peer: int, port: int, protocol: str) -> Side:
         """One direction's verdict with its reason."""
         view = self._view(subject, direction, port, protocol)
@@ -614,10 +632,7 @@ class Engine:
         what = f"of {self._eps[subject].display}"
         exact = not view.offline and not l7
         if how == "open":
-            hints = [f"{p} has `{direction}: []`, which enforces nothing" for p in view.empty_hint]
-            hints += [f"{p} was rejected by Cilium" for p in view.rejected]
-            hint = f" ({'; '.join(hints)})" if hints else ""
-            return Side(True, f"{what} not enforced: no selecting rule has a non-empty {direction} section{hint}")
+            return Side(True, f"{what} not enforced: {_not_enforced(view, direction)}")
         if how == "deny":
             return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), exact)
         if how == "allow":
@@ -645,10 +660,17 @@ class _View:
     default_deny: bool
     enforcing: tuple[Rule, ...]
     empty_hint: tuple[str, ...]
-    rejected: tuple[str, ...] = ()
+    rejected: tuple[tuple[str, str], ...] = ()
     deny: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
     allow: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
     offline: list[str] = field(default_factory=list)
+
+
+def _not_enforced(view: _View, direction: str) -> str:
+    hints = [f"{p} has `{direction}: []`, which enforces nothing" for p in view.empty_hint]
+    hints += [f"{ref} was rejected by Cilium: {why.removeprefix(ref).strip()}" for ref, why in view.rejected]
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    return f"no selecting rule has a non-empty {direction} section{hint}"
 
 
 def _judge(view: _View, peer: int) -> tuple[bool, str, PeerRule | None, bool]:

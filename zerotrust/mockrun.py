@@ -61,7 +61,7 @@ class Run:
 
     def kubernetes_objects(self) -> list[dict[str, Any]]:
         """The Kubernetes objects as they would be applied (numbers as ints)."""
-        return [_ints(unwrap_secrets(r.inputs)) for r in self.resources if r.type.startswith("kubernetes:") and r.custom]
+        return [ints(unwrap_secrets(r.inputs)) for r in self.resources if r.type.startswith("kubernetes:") and r.custom]
 
 
 def unwrap_secrets(value: Any, mask: bool = False) -> Any:
@@ -75,14 +75,14 @@ def unwrap_secrets(value: Any, mask: bool = False) -> Any:
     return value
 
 
-def _ints(value: Any) -> Any:
+def ints(value: Any) -> Any:
     """Protobuf Structs carry every number as a float; manifests want ints back."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
+        return {k: ints(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_ints(v) for v in value]
+        return [ints(v) for v in value]
     return value
 
 
