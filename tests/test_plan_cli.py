@@ -11,8 +11,8 @@ from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 
 
-def stack_file(tmp_path: Path, mutate) -> Path:
-    doc = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+def stack_file(tmp_path: Path, mutate, base: str = "dev") -> Path:
+    doc = yaml.safe_load((PROJECT_DIR / f"Pulumi.{base}.yaml").read_text())
     mutate(doc["config"])
     path = tmp_path / "Pulumi.test.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -67,10 +67,13 @@ def test_a_policy_that_allows_more_than_declared_fails_the_plan(tmp_path, capsys
         config["zero-trust-aks:zeroTrust"] = {"defaultDeny": "ingress"}
 
     path = stack_file(tmp_path, ingress_only)
-    assert main(["plan", "--stack", "test", "--stack-file", str(path), "--format", "json"]) == 0
+    levels = tmp_path / "levels.json"  # ingress-only default deny is an explicit opt-out of the guardrail
+    levels.write_text(json.dumps({"namespace-default-deny": "advisory", "aks-entra-id-only": "disabled", "aks-api-server-restricted": "disabled"}))
+    plan = ["plan", "--stack", "test", "--stack-file", str(path), "--policy-config", str(levels), "--format", "json"]
+    assert main(plan) == 0
     capsys.readouterr()
     monkeypatch.setattr(render, "peer", too_wide)
-    assert main(["plan", "--stack", "test", "--stack-file", str(path), "--format", "json"]) == 1
+    assert main(plan) == 1
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert {f["flow"] for f in findings} == {"stranger@frontend -> backend:80/TCP"}
     assert "allowed but not declared" in findings[0]["message"]
@@ -123,7 +126,7 @@ def test_base_prints_the_connectivity_diff(tmp_path, capsys):
 
     head = stack_file(tmp_path, add_reverse_flow)
     base = PROJECT_DIR / "Pulumi.dev.yaml"
-    assert main(["plan", "--stack", "test", "--stack-file", str(head), "--base", str(base), "--format", "json"]) == 0
+    assert main(["plan", "--stack", "dev", "--stack-file", str(head), "--base", str(base), "--format", "json"]) == 0
     diff = json.loads(capsys.readouterr().out)["diff"]
     assert diff == {"newlyAllowed": ["backend -> frontend:80/TCP"], "noLongerAllowed": []}
 
@@ -144,3 +147,42 @@ def test_plan_refuses_to_clear_a_directory_it_did_not_write(tmp_path, capsys):
         f"error: --out {tmp_path}: exists and is not the output of an earlier plan; choose a new or empty directory"
     )
     assert keep.read_text() == "mine"
+
+
+# -- guardrails ------------------------------------------------------------------------------------------
+
+
+def test_plan_fails_on_a_mandatory_guardrail_naming_the_rule_and_the_resource(tmp_path, capsys):
+    def root_backend(config):  # valid config, but prod's levels make workload hardening mandatory
+        config["zero-trust-aks:workloads"]["backend"].update(image="nginx:1.27", port=80, securityProfile="baseline")
+
+    path = stack_file(tmp_path, root_backend, base="prod")
+    assert main(["plan", "--stack", "prod", "--stack-file", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "mandatory workload-non-root: Deployment backend/backend: container 'backend' may run as root" in out
+    assert "declared flows == enforced flows: holds" in out and "guardrails: FAIL" in out
+
+
+def test_a_stack_without_a_levels_file_gets_every_rule_at_its_default_level(tmp_path, capsys):
+    path = stack_file(tmp_path, lambda config: None)
+    assert main(["plan", "--stack", "staging", "--stack-file", str(path), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)["guardrails"]
+    assert doc["levels"] == "the rules' default levels"
+    assert {v["rule"] for v in doc["violations"] if v["level"] == "mandatory"} == {"aks-entra-id-only", "aks-api-server-restricted"}
+
+
+def test_a_bad_levels_file_prints_one_line_per_problem_and_exits_two(tmp_path, capsys):
+    levels = tmp_path / "levels.json"
+    levels.write_text(json.dumps({"no-such-rule": "mandatory", "no-broad-peers": "off"}))
+    assert main(["plan", "--stack", "dev", "--policy-config", str(levels)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith(f"error: {levels}: no-such-rule: not a guardrail; the guardrails are: all, ")
+    assert err[1] == f"error: {levels}: no-broad-peers.enforcementLevel: 'off' is not allowed; allowed: mandatory, advisory, disabled"
+
+
+def test_the_markdown_report_lists_the_guardrail_verdicts(capsys):
+    assert main(["plan", "--stack", "dev", "--format", "markdown"]) == 0
+    report = capsys.readouterr().out
+    assert "### Guardrails: pass" in report
+    assert "- **advisory** workload-non-root: Deployment backend/backend" in report

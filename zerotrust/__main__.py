@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--out", type=Path, help="write every Kubernetes object as YAML under this directory")
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     plan.add_argument("--base", type=Path, help="a stack file from the base branch: print the connectivity diff")
+    plan.add_argument(
+        "--policy-config",
+        type=Path,
+        help="guardrail levels, in pulumi's --policy-pack-config format (default: guardrails/config/<stack>.json)",
+    )
     args = parser.parse_args(argv)
     return run_plan(args)
 
@@ -30,12 +35,14 @@ def run_plan(args: argparse.Namespace) -> int:
     try:
         if args.out:
             check_out_dir(args.out)
-        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR)
+        if args.policy_config is not None and not args.policy_config.is_file():
+            raise PlanError([f"--policy-config {args.policy_config}: no such file"])
+        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR, args.policy_config)
         base_diff = None
         if args.base is not None:
             if not args.base.exists():
                 raise PlanError([f"--base {args.base}: no such file"])
-            base = make_plan(args.stack, args.base, PROJECT_DIR)
+            base = make_plan(args.stack, args.base, PROJECT_DIR, args.policy_config)
             base_diff = mx.diff(base.matrix, plan.matrix)
     except PlanError as e:
         for line in e.lines:

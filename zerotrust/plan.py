@@ -17,11 +17,12 @@ from typing import Any
 import pulumi
 import yaml
 
+from policies import guardrails as g
 from policies import matrix as mx
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import describe
 from policies.stackfile import StackFileError, StackFiles, read_stack
-from zerotrust.mockrun import PROJECT_DIR, Run, run_program, unwrap_secrets
+from zerotrust.mockrun import PROJECT_DIR, Run, ints, run_program, unwrap_secrets
 
 
 class PlanError(Exception):
@@ -38,17 +39,56 @@ class Plan:
     config: StackConfig
     run: Run
     matrix: mx.Matrix
+    guardrails: g.Report
+    levels_source: str
 
     @property
     def ok(self) -> bool:
-        return self.matrix.ok
+        return self.matrix.ok and self.guardrails.ok
 
 
-def make_plan(stack_name: str, stack_file: Path | None = None, project_dir: Path = PROJECT_DIR) -> Plan:
+def levels_file(project_dir: Path, stack: str) -> Path:
+    """A stack's guardrail levels, the file CI passes as ``--policy-pack-config``."""
+    return project_dir / "guardrails" / "config" / f"{stack}.json"
+
+
+def read_levels(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return g.default_levels()
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as e:
+        raise PlanError([f"{path}: cannot read ({e.strerror})"]) from None
+    except json.JSONDecodeError as e:
+        raise PlanError([f"{path}: not valid JSON ({e.msg} at line {e.lineno})"]) from None
+    try:
+        return g.resolve_levels(doc, str(path))
+    except g.LevelConfigError as e:
+        raise PlanError(e.lines) from None
+
+
+def policy_resources(run: Run) -> list[g.Resource]:
+    """The registered custom resources as CrossGuard would see them (type, inputs, URN)."""
+    return [
+        g.Resource(r.type, r.name, ints(unwrap_secrets(r.inputs)), r.urn)
+        for r in run.resources
+        if r.custom and not r.type.startswith("pulumi:providers:")
+    ]
+
+
+def make_plan(
+    stack_name: str,
+    stack_file: Path | None = None,
+    project_dir: Path = PROJECT_DIR,
+    policy_config: Path | None = None,
+) -> Plan:
     try:
         stack = read_stack(project_dir, stack_name, stack_file)
     except StackFileError as e:
         raise PlanError([str(e)]) from None
+    if policy_config is None and levels_file(project_dir, stack_name).exists():
+        policy_config = levels_file(project_dir, stack_name)
+    levels = read_levels(policy_config)
     try:
         cfg = load_config(stack.config)  # the same validation the program runs first
     except ConfigErrors as e:
@@ -67,7 +107,9 @@ def make_plan(stack_name: str, stack_file: Path | None = None, project_dir: Path
         version=cfg.cluster.cilium_version,
         fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
     )
-    return Plan(stack, cfg, run, m)
+    report = g.evaluate(policy_resources(run), levels)
+    source = policy_config.relative_to(project_dir).as_posix() if policy_config and policy_config.is_relative_to(project_dir) else str(policy_config or "the rules' default levels")
+    return Plan(stack, cfg, run, m, report, source)
 
 
 # -- outputs -------------------------------------------------------------------------------
@@ -166,6 +208,14 @@ def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[s
         "findings": [{"kind": f.kind, "flow": f.flow, "message": f.message} for f in m.findings],
         "notes": m.notes,
         "cells": m.cells,
+        "guardrails": {
+            "levels": plan.levels_source,
+            "violations": [
+                {"rule": v.rule, "level": v.level, "resource": v.resource, "message": v.message}
+                for v in plan.guardrails.violations
+            ],
+            "excepted": [{"rule": e.rule, "resource": e.resource, "reason": e.reason} for e in plan.guardrails.excepted],
+        },
     }
     if base_diff is not None:
         doc["diff"] = {"newlyAllowed": base_diff[0], "noLongerAllowed": base_diff[1]}
@@ -174,7 +224,7 @@ def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[s
 
 def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> str:
     m = plan.matrix
-    verdict = "holds" if plan.ok else "does NOT hold"
+    verdict = "holds" if m.ok else "does NOT hold"
     out = [
         f"## zero-trust-aks plan: `{plan.stack.stack}`",
         "",
@@ -184,6 +234,7 @@ def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> st
     ]
     if m.findings:
         out += ["### Findings", ""] + [f"- {f.message}" for f in m.findings] + [""]
+    out += guardrail_lines(plan, markdown=True) + [""]
     if base_diff is not None:
         added, removed = base_diff
         out += ["### Connectivity change against the base", ""]
@@ -203,6 +254,23 @@ def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> st
     if m.notes:
         out += ["### Not decided offline", ""] + [f"- {n}" for n in m.notes] + [""]
     return "\n".join(out)
+
+
+def guardrail_lines(plan: Plan, markdown: bool) -> list[str]:
+    """The guardrail verdicts, one line each (the same rules as the CrossGuard pack)."""
+    r = plan.guardrails
+    head = f"guardrails ({plan.levels_source}): " + (
+        f"{len(r.mandatory)} mandatory, {len(r.violations) - len(r.mandatory)} advisory violation(s)"
+        if r.violations
+        else "every rule passes"
+    )
+    lines = [f"{v.level} {v.rule}: {v.message}" for v in r.violations]
+    lines += [f"excepted {e.rule}: {e.resource}: {e.reason}" for e in r.excepted]
+    if markdown:
+        status = "pass" if r.ok else "FAIL"
+        bullets = [f"- **{x.split(' ', 1)[0]}** {x.split(' ', 1)[1]}" for x in lines]
+        return [f"### Guardrails: {status}", "", head] + ([""] + bullets if bullets else [])
+    return [head] + lines
 
 
 def print_text(plan: Plan, base_diff: tuple[list[str], list[str]] | None, written: list[str] | None, out_dir) -> None:
@@ -246,5 +314,8 @@ def print_text(plan: Plan, base_diff: tuple[list[str], list[str]] | None, writte
             console.print("connectivity unchanged against the base")
     for f in m.findings:
         console.print(f"[red]finding:[/red] {escape(f.message)}")
-    verdict = "[green]holds[/green]" if plan.ok else "[red]does NOT hold[/red]"
+    for line in guardrail_lines(plan, markdown=False):
+        console.print(escape(line), style="red" if line.startswith("mandatory") else None)
+    verdict = "[green]holds[/green]" if m.ok else "[red]does NOT hold[/red]"
     console.print(f"declared flows == enforced flows: {verdict}")
+    console.print(f"guardrails: {'[green]pass[/green]' if plan.guardrails.ok else '[red]FAIL[/red]'}")
