@@ -8,9 +8,12 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from components.aks_cluster import AksCluster
 from components.crd_gate import CiliumCrdGate
+from components.existing_cluster import ExistingCluster
+from components.probes import ConnectivityProbes
 from components.resource_group import ResourceGroup
 from components.zero_trust_namespace import ZeroTrustNamespace
 from policies.config import ConfigErrors, load_config
+from policies.probes import job, probes
 from policies.render import describe, render
 
 try:
@@ -19,23 +22,42 @@ try:
 except ConfigErrors as e:
     raise pulumi.RunError(f"invalid stack configuration:\n{e}") from None
 
-group = ResourceGroup(cfg.resource_group_name, group_name=cfg.resource_group_name, location=cfg.location)
-aks = AksCluster(cfg.cluster.name, cluster=cfg.cluster, resource_group_name=group.name, location=cfg.location)
-gate = CiliumCrdGate(
-    f"{cfg.cluster.name}-cilium-crds",
-    kubeconfig=aks.kubeconfig,
-    timeout_seconds=cfg.zero_trust.crd_timeout_seconds,
-    opts=pulumi.ResourceOptions(parent=aks),
-)
-namespaces = {
-    ns.name: ZeroTrustNamespace(ns.name, manifests=ns, provider=aks.provider, policy_gate=[gate])
-    for ns in render(cfg).namespaces
-}
+rendered = render(cfg)
+if cfg.cluster is not None:
+    group = ResourceGroup(cfg.resource_group_name, group_name=cfg.resource_group_name, location=cfg.location)
+    aks = AksCluster(cfg.cluster.name, cluster=cfg.cluster, resource_group_name=group.name, location=cfg.location)
+    gate = [
+        CiliumCrdGate(
+            f"{cfg.cluster.name}-cilium-crds",
+            kubeconfig=aks.kubeconfig,
+            timeout_seconds=cfg.zero_trust.crd_timeout_seconds,
+            opts=pulumi.ResourceOptions(parent=aks),
+        )
+    ]
+    provider = aks.provider
+    pulumi.export("resourceGroupName", group.name)
+    pulumi.export("clusterName", aks.name)
+    pulumi.export("kubeconfig", aks.kubeconfig)
+else:
+    existing = ExistingCluster("existing-cluster", cluster=cfg.kubernetes)
+    provider, gate = existing.provider, []
+    pulumi.export("kubeContext", existing.context)
 
-pulumi.export("resourceGroupName", group.name)
-pulumi.export("clusterName", aks.name)
-pulumi.export("kubeconfig", aks.kubeconfig)
-pulumi.export("ciliumVersion", ".".join(map(str, cfg.cluster.cilium_version)))
+namespaces = {
+    ns.name: ZeroTrustNamespace(ns.name, manifests=ns, provider=provider, policy_gate=gate)
+    for ns in rendered.namespaces
+}
+probe_set = probes(cfg, rendered)
+if cfg.zero_trust.verify and probe_set.probes:
+    checks = ConnectivityProbes(
+        "connectivity-probes",
+        jobs=[job(p, cfg.zero_trust.probe_image) for p in probe_set.probes],
+        provider=provider,
+        depends_on=list(namespaces.values()),
+    )
+    pulumi.export("probes", {p.flow: p.expect for p in probe_set.probes})
+
+pulumi.export("ciliumVersion", ".".join(map(str, cfg.cilium_version)))
 pulumi.export("namespaces", list(namespaces))
 pulumi.export("policies", {name: n.policy_names for name, n in namespaces.items()})
 pulumi.export("flows", [describe(cfg, f) for f in cfg.flows])

@@ -186,26 +186,60 @@ class Flow(_Model):
     http: tuple[HttpRule, ...] | None = Field(None, min_length=1)
 
 
+PROBE_IMAGE = "curlimages/curl:8.11.1"
+"""The probe image (curl on Alpine; runs as uid 100)."""
+
+
 class ZeroTrust(_Model):
     default_deny: Literal["ingress-and-egress", "ingress"] = Field("ingress-and-egress", alias="defaultDeny")
     allow_dns: bool = Field(True, alias="allowDns")
     crd_timeout_seconds: int = Field(600, alias="crdTimeoutSeconds", ge=30, le=3600)
     """How long the first `pulumi up` waits for AKS's Cilium to register its policy CRDs."""
+    verify: bool = True
+    """Run connectivity probes (Kubernetes Jobs) as part of `pulumi up`; a disagreeing probe fails the update."""
+    probe_image: Annotated[str, StringConstraints(pattern=r"^[^\s:@]+(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$")] = Field(
+        PROBE_IMAGE, alias="probeImage"
+    )
+    """A curl image, pinned by tag or digest (it must run as a non-root numeric user: uid 100 here)."""
+
+
+class ExistingCluster(_Model):
+    """An existing cluster that already runs Cilium (e.g. kind): no Azure resources are created."""
+
+    context: str | None = None
+    """The kubeconfig context to use (default: the current context)."""
+    kubeconfig: str | None = None
+    """Path to a kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."""
+    cilium_version: Annotated[str, StringConstraints(pattern=r"^1\.\d{2}$")] = Field("1.17", alias="ciliumVersion")
+    """The cluster's Cilium minor version, for the policy semantics (`cilium version`)."""
 
 
 class StackConfig(_Model):
     """All of a stack's configuration, keyed by the full Pulumi config keys."""
 
-    location: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+$")] = Field(alias="azure-native:location")
-    resource_group_name: Annotated[str, StringConstraints(pattern=r"^[-\w.()]{1,89}[-\w()]$")] = Field(
-        alias=f"{PROJECT}:resourceGroupName"
+    location: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+$")] | None = Field(None, alias="azure-native:location")
+    resource_group_name: Annotated[str, StringConstraints(pattern=r"^[-\w.()]{1,89}[-\w()]$")] | None = Field(
+        None, alias=f"{PROJECT}:resourceGroupName"
     )
-    cluster: ClusterConfig = Field(alias=f"{PROJECT}:cluster")
+    cluster: ClusterConfig | None = Field(None, alias=f"{PROJECT}:cluster")
+    """An AKS cluster to create (with its resource group)."""
+    kubernetes: ExistingCluster | None = Field(None, alias=f"{PROJECT}:kubernetes")
+    """Or: an existing cluster running Cilium, reached through a kubeconfig context."""
     workloads: dict[DnsLabel, Workload] = Field(alias=f"{PROJECT}:workloads", min_length=1)
     flows: tuple[Flow, ...] = Field((), alias=f"{PROJECT}:flows")
     zero_trust: ZeroTrust = Field(ZeroTrust(), alias=f"{PROJECT}:zeroTrust")
 
     # -- derived views (no state of their own) ---------------------------------
+
+    @property
+    def cilium_version(self) -> tuple[int, int]:
+        """The Cilium minor version whose policy semantics apply."""
+        if self.cluster is not None:
+            return self.cluster.cilium_version
+        if self.kubernetes is not None:
+            major, minor = self.kubernetes.cilium_version.split(".")
+            return int(major), int(minor)
+        return DEFAULT_CILIUM_VERSION
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -298,8 +332,26 @@ def semantic_errors(cfg: StackConfig) -> list[str]:
     """Cross-field rules pydantic cannot express field by field."""
     p = PROJECT
     errors: list[str] = []
-    c = cfg.cluster
-    security = c.advanced_networking.security
+    if (cfg.cluster is None) == (cfg.kubernetes is None):
+        errors.append(
+            f"{p}:cluster: give exactly one of {p}:cluster (an AKS cluster to create) "
+            f"or {p}:kubernetes (an existing cluster running Cilium)"
+        )
+    if cfg.cluster is not None:
+        for key, value in (("azure-native:location", cfg.location), (f"{p}:resourceGroupName", cfg.resource_group_name)):
+            if value is None:
+                errors.append(f"{key}: required with {p}:cluster")
+    elif cfg.kubernetes is not None:
+        for key, value in (("azure-native:location", cfg.location), (f"{p}:resourceGroupName", cfg.resource_group_name)):
+            if value is not None:
+                errors.append(f"{key}: not used with {p}:kubernetes (no Azure resources are created); remove it")
+    if cfg.zero_trust.verify and not cfg.zero_trust.allow_dns and cfg.zero_trust.default_deny == "ingress-and-egress":
+        errors.append(
+            f"{p}:zeroTrust.verify: the probes reach their targets by Service DNS name, which needs "
+            f"{p}:zeroTrust.allowDns: true; allow DNS or set verify: false"
+        )
+    c = cfg.cluster or ClusterConfig(name="unused")
+    security = c.advanced_networking.security if cfg.cluster else "l7"  # an existing cluster's Cilium decides
 
     if c.disable_local_accounts and c.entra_id is None:
         errors.append(

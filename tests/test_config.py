@@ -76,7 +76,7 @@ def test_an_unknown_project_key_lists_the_known_ones(dev_config):
 
 def test_a_missing_required_key_is_named(dev_config):
     del dev_config["zero-trust-aks:resourceGroupName"]
-    assert errors_of(dev_config) == ["zero-trust-aks:resourceGroupName: required"]
+    assert errors_of(dev_config) == ["zero-trust-aks:resourceGroupName: required with zero-trust-aks:cluster"]
 
 
 def test_bad_json_in_a_structured_key_is_one_line(dev_config):

@@ -110,7 +110,7 @@ def test_a_structurally_broken_stack_file_is_reported_before_cross_references(tm
 
 def test_an_unknown_stack_names_the_stacks_there(capsys):
     assert main(["plan", "--stack", "staging"]) == 2
-    assert capsys.readouterr().err.strip() == "error: Pulumi.staging.yaml: no such stack file; stacks here: dev, prod"
+    assert capsys.readouterr().err.strip() == "error: Pulumi.staging.yaml: no such stack file; stacks here: dev, local, prod"
 
 
 def test_the_markdown_report_carries_the_verdict_and_a_mermaid_graph(capsys):

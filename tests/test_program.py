@@ -30,6 +30,7 @@ def test_the_dev_stack_registers_exactly_the_walkthrough_resources_plus_policies
             "kubernetes:apps/v1:Deployment": 2,
             "kubernetes:core/v1:Service": 1,
             "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 6,
+            "kubernetes:batch/v1:Job": 3,  # probes: frontend -> backend, and two strangers
         }
     )
 
@@ -87,6 +88,7 @@ def test_every_resource_sits_under_a_component():
         "zero-trust-aks:azure:AksCluster",
         "zero-trust-aks:kubernetes:ZeroTrustNamespace",
         "zero-trust-aks:kubernetes:Workload",
+        "zero-trust-aks:kubernetes:ConnectivityProbes",
     }
 
 
@@ -100,11 +102,14 @@ def test_policies_wait_for_the_crd_gate_and_workloads_wait_for_their_policies():
     assert backend_policies <= set(deployment.dependencies)
 
 
-def test_the_deployed_objects_are_the_rendered_manifests(dev_config):
+def test_the_deployed_objects_are_the_rendered_manifests_and_probes(dev_config):
     from policies.config import load_config
+    from policies.probes import job, probes
     from policies.render import render
 
-    rendered = sorted(render(load_config(dev_config)).all(), key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
+    cfg = load_config(dev_config)
+    objects = render(cfg).all() + [job(p, cfg.zero_trust.probe_image) for p in probes(cfg, render(cfg)).probes]
+    rendered = sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
     deployed = sorted(stack_run("dev").kubernetes_objects(), key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
     assert deployed == rendered
 

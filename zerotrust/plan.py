@@ -104,7 +104,7 @@ def make_plan(
         policies,
         workloads,
         mx.declared_flows(cfg, workloads),
-        version=cfg.cluster.cilium_version,
+        version=cfg.cilium_version,
         fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
     )
     report = g.evaluate(policy_resources(run), levels)
@@ -201,7 +201,7 @@ def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[s
     doc: dict[str, Any] = {
         "stack": plan.stack.stack,
         "ok": plan.ok,
-        "ciliumVersion": ".".join(map(str, plan.config.cluster.cilium_version)),
+        "ciliumVersion": ".".join(map(str, plan.config.cilium_version)),
         "resources": [{"type": t, "name": n, "depth": d} for d, t, n in resource_rows(plan.run)],
         "declared": [mx.fmt(k) for k in sorted(m.expected)],
         "allowed": [mx.fmt(k) for k in sorted(m.allowed)],
@@ -229,7 +229,7 @@ def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> st
         f"## zero-trust-aks plan: `{plan.stack.stack}`",
         "",
         f"**Declared flows == enforced flows: {verdict}** "
-        f"({len(m.allowed)} allowed of {m.cells} cells, Cilium {'.'.join(map(str, plan.config.cluster.cilium_version))} semantics)",
+        f"({len(m.allowed)} allowed of {m.cells} cells, Cilium {'.'.join(map(str, plan.config.cilium_version))} semantics)",
         "",
     ]
     if m.findings:

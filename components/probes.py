@@ -1,0 +1,45 @@
+"""Connectivity probes as Kubernetes Jobs, run by every `pulumi up` that changes a policy or workload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+class ConnectivityProbes(pulumi.ComponentResource):
+    """Wraps the probe Jobs ``policies.probes`` made.
+
+    pulumi-kubernetes waits for each Job to succeed and fails the update when
+    one fails, i.e. when a probe observed something other than its
+    expectation; the Job's log line names the flow. Job names carry a hash of
+    every policy and workload, so any change replaces (re-runs) them; the
+    logical names stay stable. Jobs delete themselves
+    (``ttlSecondsAfterFinished``); a later ``pulumi refresh`` then forgets
+    them and the next ``pulumi up`` runs them again.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        jobs: Sequence[dict[str, Any]],
+        provider: k8s.Provider,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("zero-trust-aks:kubernetes:ConnectivityProbes", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(depends_on))
+        self.jobs = [
+            k8s.batch.v1.Job(
+                f"{j['metadata']['namespace']}-{j['metadata']['name'].rsplit('-', 1)[0]}",
+                metadata=j["metadata"],
+                spec=j["spec"],
+                opts=child,
+            )
+            for j in jobs
+        ]
+        self.names = [j["metadata"]["name"] for j in jobs]
+        self.register_outputs({"jobs": self.names})

@@ -1,0 +1,273 @@
+"""Connectivity probes: the live-cluster proof of what the policies enforce.
+
+From the same config and rendered policies as everything else, this builds
+one probe per declared flow (it must connect) and, for every probed target
+port, deny counterparts that must be dropped:
+
+- an unlabelled pod in each namespace a flow to that port comes from, and
+- an unlabelled pod in another managed namespace.
+
+Each probe is a Kubernetes Job running ``curl`` in the source namespace with
+the labels of the identity it borrows (the source workload's selector labels,
+or none). Its expectation is the verdict engine's, so the live cluster is
+checked against the same offline proof ``plan`` prints.
+
+Cilium drops silently, so a drop is a *connect timeout*. The probe tells it
+apart from a DNS failure or a refused connection (neither proves a policy
+drop); ``OUTCOMES`` is that decision table and ``probe_script`` is generated
+from it. Policies apply asynchronously, so a probe retries until it observes
+what it expects or runs out of attempts.
+
+The probes open nothing for themselves: their only traffic is DNS (allowed for
+every pod by ``zt-allow-dns``) and the probed connection, judged under the
+borrowed identity. They never become Service endpoints (a readiness probe that
+always fails) and get no service-account token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from policies.config import PROJECT, StackConfig
+from policies.render import MANAGED_BY, ROLE_LABEL, Rendered, describe, pod_labels, selector_labels
+from policies.verdict import Endpoint, Engine
+
+PROBE_LABEL = f"{PROJECT}/probe"
+PROBE_ANNOTATION = f"{PROJECT}/probe"
+STRANGER = "stranger"
+PROBE_UID = 100  # curl_user in curlimages/curl; numeric so runAsNonRoot can be verified
+
+CONNECT_TIMEOUT = 5
+MAX_TIME = 10
+ATTEMPTS = 6
+INTERVAL = 5
+DEADLINE = 300
+TTL_AFTER_FINISHED = 600
+
+Observed = Literal["connected", "timeout", "dns-failure", "refused", "error"]
+
+# curl exit code -> what it tells about the connection (curl's libcurl-errors list).
+OUTCOMES: dict[int, Observed] = {
+    0: "connected",  # a response
+    52: "connected",  # CURLE_GOT_NOTHING: the server accepted, then closed
+    56: "connected",  # CURLE_RECV_ERROR: accepted, then reset
+    8: "connected",  # CURLE_WEIRD_SERVER_REPLY: a non-HTTP server answered
+    6: "dns-failure",  # CURLE_COULDNT_RESOLVE_HOST
+    7: "refused",  # CURLE_COULDNT_CONNECT: refused, or rejected (a Service without endpoints)
+    28: "timeout",  # CURLE_OPERATION_TIMEDOUT: a drop, if it never connected
+}
+EXPECTED_OBSERVATION: dict[str, Observed] = {"allow": "connected", "deny": "timeout"}
+
+
+def outcome(curl_exit: int, time_connect: str) -> Observed:
+    """What one curl run observed. A timeout after connecting is a connection, not a drop."""
+    observed = OUTCOMES.get(curl_exit, "error")
+    if observed == "timeout" and _connected(time_connect):
+        return "connected"
+    return observed
+
+
+def _connected(time_connect: str) -> bool:
+    try:
+        return float(time_connect.replace(",", ".")) > 0
+    except ValueError:
+        return False
+
+
+def agrees(expect: str, observed: str) -> bool:
+    return EXPECTED_OBSERVATION[expect] == observed
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    """The Job's name (content-hashed: it changes whenever a policy or workload does)."""
+    namespace: str
+    flow: str
+    """``frontend -> backend:80/TCP`` or ``stranger@frontend -> backend:80/TCP``."""
+    labels: dict[str, str]
+    """The pod labels of the identity the probe borrows (none for a stranger)."""
+    host: str
+    port: int
+    expect: Literal["allow", "deny"]
+    reason: str
+    """The verdict engine's reason for the expectation."""
+    declared: bool
+    """True for a declared flow, False for a deny counterpart."""
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    probes: tuple[Probe, ...]
+    skipped: tuple[str, ...]
+    """Flows that cannot be probed, and why (UDP, SCTP, outside names)."""
+
+
+def content_hash(rendered: Rendered) -> str:
+    """Changes whenever any policy, workload or Service changes."""
+    return hashlib.sha256(json.dumps(rendered.all(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def job_name(*parts: str, digest: str) -> str:
+    """A DNS-1123 label of at most 63 characters (Job names become pod label values)."""
+    base = "-".join(("zt-probe", *parts)).lower()
+    if len(base) + 1 + len(digest) > 63:
+        base = base[: 63 - len(digest) - 10] + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
+    return f"{base}-{digest}"
+
+
+def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
+    digest = content_hash(rendered)
+    engine = Engine(rendered.policies(), cfg.cilium_version)
+    out: list[Probe] = []
+    skipped: list[str] = []
+    targets: dict[str, set[str]] = {}  # target workload -> source namespaces of flows to it
+    for f in cfg.flows:
+        if not f.to:
+            skipped.append(f"{describe(cfg, f)}: outside names are not probed (their reachability is not ours to prove)")
+            continue
+        proto = cfg.flow_protocol(f)
+        if proto != "TCP":
+            skipped.append(f"{describe(cfg, f)}: {proto} is not probed (a drop and a silent server look the same)")
+            continue
+        src = cfg.workloads[f.source]
+        targets.setdefault(f.to, set()).add(src.namespace)
+        out.append(
+            _probe(cfg, engine, digest, f.source, src.namespace, selector_labels(f.source), f.to, declared=True)
+        )
+    managed = cfg.namespaces
+    for target, source_namespaces in sorted(targets.items()):
+        target_ns = cfg.workloads[target].namespace
+        strangers = set(source_namespaces)
+        others = [n for n in managed if n not in source_namespaces and n != target_ns]
+        others = others or [n for n in managed if n not in source_namespaces]
+        if others:
+            strangers.add(others[0])
+        for ns in sorted(strangers):
+            out.append(_probe(cfg, engine, digest, STRANGER, ns, {}, target, declared=False))
+    return ProbeSet(tuple(out), tuple(skipped))
+
+
+def _probe(cfg, engine, digest, source, namespace, labels, target, declared) -> Probe:
+    t = cfg.workloads[target]
+    port = t.port
+    who = source if source != STRANGER else f"{STRANGER}@{namespace}"
+    flow = f"{who} -> {target}:{port}/TCP"
+    name = job_name(source if source != STRANGER else f"{STRANGER}-{namespace}", "to", target, str(port), digest=digest)
+    src = Endpoint(namespace, {**labels, PROBE_LABEL: name}, name=who)
+    dst = Endpoint(t.namespace, pod_labels(target, t), name=target)
+    verdict = engine.decide(src, dst, port, "TCP")
+    return Probe(
+        name=name,
+        namespace=namespace,
+        flow=flow,
+        labels=dict(labels),
+        host=f"{target}.{t.namespace}.svc",
+        port=port,
+        expect="allow" if verdict.allowed else "deny",
+        reason=verdict.reason,
+        declared=declared,
+    )
+
+
+def probe_script() -> str:
+    """The probe's shell program (POSIX sh + curl), generated from ``OUTCOMES``."""
+    cases = "\n".join(
+        f"    {code}) observed={obs} ;;" for code, obs in sorted(OUTCOMES.items()) if obs != "timeout"
+    )
+    expected = " ".join(f"{k}={v}" for k, v in EXPECTED_OBSERVATION.items())
+    return f"""set -u
+# expectations: {expected}
+case "$EXPECT" in allow) want=connected ;; deny) want=timeout ;; *) echo "bad EXPECT=$EXPECT"; exit 2 ;; esac
+start=$(date +%s)
+n=0
+while :; do
+  n=$((n + 1))
+  tc=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout "$CONNECT_TIMEOUT" --max-time "$MAX_TIME" "http://$TARGET_HOST:$TARGET_PORT/")
+  code=$?
+  case "$code" in
+{cases}
+    28) case "$tc" in ""|0|0.000000|0,000000) observed=timeout ;; *) observed=connected ;; esac ;;
+    *) observed=error ;;
+  esac
+  if [ "$observed" = "$want" ] || [ "$n" -ge "$ATTEMPTS" ]; then break; fi
+  sleep "$INTERVAL"
+done
+secs=$(( $(date +%s) - start ))
+echo "zero-trust-aks probe: flow=\\"$FLOW\\" expect=$EXPECT observed=$observed curl_exit=$code attempts=$n seconds=$secs"
+[ "$observed" = "$want" ]
+"""
+
+
+def job(p: Probe, image: str) -> dict[str, Any]:
+    """The probe's Job manifest."""
+    env = {
+        "FLOW": p.flow,
+        "EXPECT": p.expect,
+        "TARGET_HOST": p.host,
+        "TARGET_PORT": str(p.port),
+        "CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+        "MAX_TIME": str(MAX_TIME),
+        "ATTEMPTS": str(ATTEMPTS),
+        "INTERVAL": str(INTERVAL),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": p.name,
+            "namespace": p.namespace,
+            "labels": {**MANAGED_BY, ROLE_LABEL: "probe"},
+            "annotations": {PROBE_ANNOTATION: f"{p.flow} expect {p.expect}"},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": DEADLINE,
+            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
+            "template": {
+                "metadata": {"labels": {**p.labels, PROBE_LABEL: p.name}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": PROBE_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": image,
+                            "command": ["/bin/sh", "-c", probe_script()],
+                            "env": [{"name": k, "value": v} for k, v in env.items()],
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "16Mi"},
+                                "limits": {"cpu": "100m", "memory": "32Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "readOnlyRootFilesystem": True,
+                                "runAsNonRoot": True,
+                            },
+                            # Never Ready, so a probe borrowing a Service's labels never receives its traffic.
+                            "readinessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 3600},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def parse_result(log: str) -> dict[str, str] | None:
+    """The probe's result line, as a dict (``observed``, ``seconds``...), or None."""
+    for line in reversed(log.splitlines()):
+        if line.startswith("zero-trust-aks probe: "):
+            return {k: v.strip('"') for k, v in (w.split("=", 1) for w in shlex.split(line.split(": ", 1)[1]))}
+    return None

@@ -1,0 +1,222 @@
+"""Connectivity probes (policies/probes.py): generated from the flows, valid, safe, and a decision table that tells a drop from the rest."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+
+import kubernetes_validate
+import pytest
+
+from policies import guardrails as g
+from policies.config import load_config
+from policies.probes import (
+    OUTCOMES,
+    PROBE_LABEL,
+    agrees,
+    job,
+    outcome,
+    parse_result,
+    probe_script,
+    probes,
+)
+from policies.render import render, selector_labels
+
+
+def probe_set(config):
+    cfg = load_config(config)
+    return cfg, probes(cfg, render(cfg))
+
+
+@pytest.fixture
+def three_namespaces(dev_config):
+    """frontend and api in `web`, backend in `data`, a worker in `jobs`; three flows."""
+    c = copy.deepcopy(dev_config)
+    w = c["zero-trust-aks:workloads"]
+    w["frontend"]["namespace"] = "web"
+    w["api"] = {**w["backend"], "namespace": "web", "port": 8080}
+    w["worker"] = {**w["backend"], "namespace": "jobs"}
+    w["backend"]["namespace"] = "data"
+    c["zero-trust-aks:flows"] = [
+        {"from": "frontend", "to": "api"},
+        {"from": "api", "to": "backend"},
+        {"from": "worker", "to": "backend"},
+    ]
+    return c
+
+
+# -- which probes ------------------------------------------------------------------------------------
+
+
+def test_the_dev_stack_probes_the_declared_flow_and_its_two_deny_counterparts(dev_config):
+    _, ps = probe_set(dev_config)
+    assert {(p.flow, p.expect, p.namespace) for p in ps.probes} == {
+        ("frontend -> backend:80/TCP", "allow", "frontend"),
+        ("stranger@frontend -> backend:80/TCP", "deny", "frontend"),
+        ("stranger@backend -> backend:80/TCP", "deny", "backend"),
+    }
+
+
+def test_every_declared_flow_and_every_deny_counterpart_has_a_probe(three_namespaces):
+    cfg, ps = probe_set(three_namespaces)
+    by_flow = {p.flow: p for p in ps.probes}
+    for f in cfg.flows:
+        src = cfg.workloads[f.source]
+        p = by_flow[f"{f.source} -> {f.to}:{cfg.workloads[f.to].port}/TCP"]
+        assert (p.expect, p.declared, p.namespace, p.labels) == ("allow", True, src.namespace, selector_labels(f.source))
+        assert p.host == f"{f.to}.{cfg.workloads[f.to].namespace}.svc"
+    for target in {f.to for f in cfg.flows}:
+        port = cfg.workloads[target].port
+        sources = {cfg.workloads[f.source].namespace for f in cfg.flows if f.to == target}
+        strangers = {p.namespace for p in ps.probes if p.flow.startswith("stranger@") and p.flow.endswith(f"> {target}:{port}/TCP")}
+        assert sources < strangers, target  # each source namespace, plus another managed namespace
+        assert all(by_flow[f"stranger@{ns} -> {target}:{port}/TCP"].expect == "deny" for ns in strangers)
+        assert all(by_flow[f"stranger@{ns} -> {target}:{port}/TCP"].labels == {} for ns in strangers)
+
+
+def test_the_other_managed_namespace_is_not_the_targets_own_when_there_is_a_choice(three_namespaces):
+    _, ps = probe_set(three_namespaces)
+    api = {p.namespace for p in ps.probes if p.flow.startswith("stranger@") and "> api:" in p.flow}
+    assert api == {"web", "data"}  # the source namespace, then the first other one that is not api's
+
+
+def test_udp_flows_are_skipped_with_the_reason(dev_config):
+    dev_config["zero-trust-aks:workloads"]["backend"]["protocol"] = "UDP"
+    dev_config["zero-trust-aks:flows"][0]["protocol"] = "UDP"
+    _, ps = probe_set(dev_config)
+    assert ps.probes == ()
+    assert ps.skipped == ("frontend -> backend:80/UDP: UDP is not probed (a drop and a silent server look the same)",)
+
+
+def test_expectations_come_from_the_verdict_engine_not_from_the_flow_list(dev_config, monkeypatch):
+    from policies import render as r
+
+    original = r.ingress_policy
+
+    def broken(cfg, f):  # the peer lost its namespace: the declared flow is in fact denied
+        p = original(cfg, f)
+        del p["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"][r.NS_LABEL]
+        return p
+
+    monkeypatch.setattr(r, "ingress_policy", broken)
+    _, ps = probe_set(dev_config)
+    (declared,) = [p for p in ps.probes if p.declared]
+    assert declared.expect == "deny" and "backend/zt-default-deny" in declared.reason
+
+
+# -- the Job ---------------------------------------------------------------------------------------------
+
+
+def test_probe_jobs_validate_against_the_kubernetes_schemas(three_namespaces):
+    cfg, ps = probe_set(three_namespaces)
+    for p in ps.probes:
+        kubernetes_validate.validate(job(p, cfg.zero_trust.probe_image), "1.33", strict=True)
+
+
+def test_a_probe_borrows_only_the_selector_labels_and_gets_no_token_and_no_service_traffic(dev_config):
+    cfg, ps = probe_set(dev_config)
+    (p,) = [p for p in ps.probes if p.declared]
+    j = job(p, cfg.zero_trust.probe_image)
+    pod = j["spec"]["template"]
+    assert pod["metadata"]["labels"] == {"app": "frontend", PROBE_LABEL: p.name}
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
+    assert spec["securityContext"]["runAsUser"] > 0
+    assert spec["containers"][0]["readinessProbe"]["exec"]["command"] == ["/bin/false"]
+    assert j["spec"]["ttlSecondsAfterFinished"] > 0 and j["spec"]["backoffLimit"] == 0
+    assert spec["containers"][0]["image"] == "curlimages/curl:8.11.1"
+
+
+def test_probe_jobs_pass_every_guardrail_at_production_levels(dev_config):
+    cfg, ps = probe_set(dev_config)
+    resources = [g.Resource("kubernetes:batch/v1:Job", p.name, job(p, cfg.zero_trust.probe_image)) for p in ps.probes]
+    assert g.evaluate(resources, {r.name: "mandatory" for r in g.RULES}).violations == ()
+
+
+def test_job_names_are_dns_labels_that_change_when_a_policy_or_workload_changes(dev_config, three_namespaces):
+    _, before = probe_set(dev_config)
+    _, again = probe_set(copy.deepcopy(dev_config))
+    dev_config["zero-trust-aks:workloads"]["backend"]["replicas"] = 2
+    _, after = probe_set(dev_config)
+    assert [p.name for p in before.probes] == [p.name for p in again.probes]
+    assert not {p.name for p in before.probes} & {p.name for p in after.probes}
+    for p in before.probes + probe_set(three_namespaces)[1].probes:
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", p.name), p.name
+
+
+def test_long_workload_names_still_give_a_63_character_job_name(dev_config):
+    long = "a" * 60
+    w = dev_config["zero-trust-aks:workloads"]
+    w[long] = w.pop("frontend")
+    dev_config["zero-trust-aks:flows"][0]["from"] = long
+    _, ps = probe_set(dev_config)
+    assert all(len(p.name) <= 63 for p in ps.probes)
+
+
+# -- the decision table ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "curl_exit, time_connect, observed",
+    [
+        (0, "0.002", "connected"),
+        (52, "0.002", "connected"),
+        (56, "0.002", "connected"),
+        (28, "0.000000", "timeout"),
+        (28, "0.004", "connected"),  # connected, then the server never answered: not a drop
+        (6, "0.000000", "dns-failure"),
+        (7, "0.000000", "refused"),
+        (35, "0.003", "error"),
+    ],
+)
+def test_a_curl_result_is_classified_by_exit_code_and_whether_it_connected(curl_exit, time_connect, observed):
+    assert outcome(curl_exit, time_connect) == observed
+
+
+@pytest.mark.parametrize("observed, allow, deny", [("connected", True, False), ("timeout", False, True), ("dns-failure", False, False), ("refused", False, False)])
+def test_only_a_connection_proves_an_allow_and_only_a_timeout_proves_a_drop(observed, allow, deny):
+    assert (agrees("allow", observed), agrees("deny", observed)) == (allow, deny)
+
+
+def run_script(tmp_path, curl_exit: int, time_connect: str, expect: str) -> tuple[int, dict[str, str] | None]:
+    """The generated script under a real POSIX shell, with a stand-in curl."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "curl"
+    fake.write_text(f"#!/bin/sh\nprintf '%s' '{time_connect}'\nexit {curl_exit}\n")
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FLOW": "frontend -> backend:80/TCP",
+        "EXPECT": expect,
+        "TARGET_HOST": "backend.backend.svc",
+        "TARGET_PORT": "80",
+        "CONNECT_TIMEOUT": "1",
+        "MAX_TIME": "1",
+        "ATTEMPTS": "2",
+        "INTERVAL": "0",
+    }
+    out = subprocess.run(["sh", "-c", probe_script()], env=env, capture_output=True, text=True, timeout=30)
+    return out.returncode, parse_result(out.stdout)
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+@pytest.mark.parametrize("curl_exit", sorted(OUTCOMES) + [35])
+@pytest.mark.parametrize("time_connect", ["0.000000", "0.004"])
+def test_the_probe_script_agrees_with_the_decision_table(tmp_path, curl_exit, time_connect):
+    observed = outcome(curl_exit, time_connect)
+    for expect in ("allow", "deny"):
+        code, result = run_script(tmp_path, curl_exit, time_connect, expect)
+        assert result is not None
+        assert (result["observed"], result["expect"], result["curl_exit"]) == (observed, expect, str(curl_exit))
+        assert code == (0 if agrees(expect, observed) else 1)
+        assert result["attempts"] == ("1" if agrees(expect, observed) else "2")  # retries until it sees what it expects
+
+
+def test_a_result_line_parses_with_the_quoted_flow():
+    line = 'noise\nzero-trust-aks probe: flow="a -> b:80/TCP" expect=deny observed=timeout curl_exit=28 attempts=1 seconds=5\n'
+    assert parse_result(line) == {"flow": "a -> b:80/TCP", "expect": "deny", "observed": "timeout", "curl_exit": "28", "attempts": "1", "seconds": "5"}
+    assert parse_result("no result here") is None
