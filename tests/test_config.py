@@ -161,3 +161,41 @@ def test_a_workload_name_must_be_a_dns_label(dev_config):
     dev_config["zero-trust-aks:flows"] = []
     (line,) = errors_of(dev_config)
     assert line.startswith("zero-trust-aks:workloads.Back_End.[key]: 'Back_End' is not allowed here")
+
+
+# -- where the cluster comes from, and probes ---------------------------------------------------------------
+
+
+def test_a_stack_needs_exactly_one_of_an_aks_cluster_or_an_existing_one(dev_config):
+    dev_config["zero-trust-aks:kubernetes"] = {"context": "kind-zero-trust"}
+    assert errors_of(dev_config)[0] == (
+        "zero-trust-aks:cluster: give exactly one of zero-trust-aks:cluster (an AKS cluster to create) "
+        "or zero-trust-aks:kubernetes (an existing cluster running Cilium)"
+    )
+
+
+def test_an_existing_cluster_stack_refuses_azure_keys(dev_config):
+    del dev_config["zero-trust-aks:cluster"]
+    dev_config["zero-trust-aks:kubernetes"] = {"context": "kind-zero-trust", "ciliumVersion": "1.16"}
+    assert errors_of(dev_config) == [
+        "azure-native:location: not used with zero-trust-aks:kubernetes (no Azure resources are created); remove it",
+        "zero-trust-aks:resourceGroupName: not used with zero-trust-aks:kubernetes (no Azure resources are created); remove it",
+    ]
+    del dev_config["azure-native:location"], dev_config["zero-trust-aks:resourceGroupName"]
+    assert load_config(dev_config).cilium_version == (1, 16)
+
+
+def test_probes_need_dns_to_find_their_targets(dev_config):
+    dev_config["zero-trust-aks:zeroTrust"] = {"allowDns": False}
+    assert errors_of(dev_config) == [
+        "zero-trust-aks:zeroTrust.verify: the probes reach their targets by Service DNS name, which needs "
+        "zero-trust-aks:zeroTrust.allowDns: true; allow DNS or set verify: false"
+    ]
+    dev_config["zero-trust-aks:zeroTrust"]["verify"] = False
+    assert load_config(dev_config).zero_trust.verify is False
+
+
+def test_an_unpinned_probe_image_is_refused(dev_config):
+    dev_config["zero-trust-aks:zeroTrust"] = {"probeImage": "curl image"}
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:zeroTrust.probeImage: 'curl image' is not allowed here")

@@ -181,3 +181,37 @@ def test_two_runs_in_one_process_do_not_share_a_stack():
 def test_secrets_are_masked_when_asked():
     (provider,) = stack_run("dev").of_type("pulumi:providers:kubernetes")
     assert unwrap_secrets(provider.inputs, mask=True)["kubeconfig"] == "[secret]"
+
+
+# -- probes and the local stack --------------------------------------------------------------------------
+
+
+def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
+    run = stack_run("dev")
+    (component,) = run.of_type("zero-trust-aks:kubernetes:ConnectivityProbes")
+    jobs = run.of_type("kubernetes:batch/v1:Job")
+    assert {j.parent for j in jobs} == {component.urn}
+    # depends_on the namespace components: Pulumi waits for all their children
+    awaited = {r.urn for r in run.resources if r.custom and r.type.split(":")[1] in ("cilium.io/v2", "apps/v1", "core/v1")}
+    assert len(awaited) == 11 and all(awaited <= set(j.dependencies) for j in jobs)
+    assert run.outputs["probes"] == {
+        "frontend -> backend:80/TCP": "allow",
+        "stranger@backend -> backend:80/TCP": "deny",
+        "stranger@frontend -> backend:80/TCP": "deny",
+    }
+
+
+def test_verify_false_registers_no_probes(dev_stack):
+    run = run_program(with_config(dev_stack, **{"zero-trust-aks__zeroTrust": {"verify": False}}))
+    assert run.of_type("kubernetes:batch/v1:Job") == [] and "probes" not in run.outputs
+
+
+def test_the_local_stack_registers_no_azure_resource_and_uses_the_kubeconfig_context():
+    run = stack_run("local")
+    assert [r.type for r in run.resources if r.type.startswith("azure-native:") or "CiliumCrdGate" in r.type] == []
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == "kind-zero-trust"
+    assert all(r.provider.startswith(provider.urn) for r in run.resources if r.type.startswith("kubernetes:"))
+    assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 6
+    assert kinds(run)["kubernetes:batch/v1:Job"] == 3
+    assert run.outputs["kubeContext"] == "kind-zero-trust" and "kubeconfig" not in run.outputs
