@@ -1,4 +1,4 @@
-"""Command-line tools: ``python -m zerotrust plan --stack dev``."""
+"""Command-line tools: ``python -m zerotrust plan --stack dev``, ``python -m zerotrust verify --stack dev``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,22 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="guardrail levels, in pulumi's --policy-pack-config format (default: guardrails/config/<stack>.json)",
     )
+    verify = sub.add_parser("verify", help="check a live cluster: nodes, Cilium agents, the stack's policies, and probe every flow")
+    verify.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml for the flows and policies)")
+    verify.add_argument("--stack-file", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    verify.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="kubeconfig file (default: the stack's `kubeconfig` output via the Pulumi CLI, or a local stack's own context)",
+    )
+    verify.add_argument("--context", help="kubeconfig context (default: the stack's, or the current one)")
+    verify.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the probes (default 300)")
+    verify.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        from zerotrust.verify_cli import run_verify
+
+        return run_verify(args)
     return run_plan(args)
 
 

@@ -1,0 +1,271 @@
+"""``python -m zerotrust verify`` against a stand-in of the Kubernetes API at the client boundary.
+
+``FakeApi`` has the methods, arguments and raw responses (``_preload_content=False``:
+an object whose ``data`` is the API server's JSON) of the ``kubernetes`` client's
+CoreV1Api, BatchV1Api and CustomObjectsApi that verify calls. Nodes and Cilium
+agents come from recorded responses in tests/fixtures/verify; policies and
+probe Jobs are answered from what verify created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from policies.config import load_config
+from policies.probes import probes
+from policies.render import render
+from zerotrust import verify_cli
+from zerotrust.verify import RUN_LABEL, Kube, verify
+
+FIXTURES = Path(__file__).parent / "fixtures" / "verify"
+
+
+class Raw:
+    def __init__(self, body: Any):
+        self.data = body if isinstance(body, bytes) else json.dumps(body).encode()
+
+
+def recorded(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+class FakeApi:
+    def __init__(self, rendered, nodes="nodes.json", agents="cilium-agents.json", observed=None, missing=(), invalid=None, polls=1, forbidden=False):
+        self.nodes = recorded(nodes)
+        self.agents = recorded(agents)
+        self.policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in rendered.policies()}
+        self.missing, self.invalid = set(missing), invalid or {}
+        self.observed = observed or {}  # flow -> what the probe observes (default: what it expects)
+        self.polls, self.forbidden = polls, forbidden
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self.reads: dict[str, int] = {}
+        self.deleted: list[tuple[str, str]] = []
+
+    # CoreV1Api
+    def list_node(self, _preload_content=True):
+        if self.forbidden:
+            raise ApiException(status=403, reason="Forbidden")
+        return Raw(self.nodes)
+
+    def list_namespaced_pod(self, namespace, label_selector=None, _preload_content=True):
+        if label_selector == "k8s-app=cilium":
+            return Raw(self.agents if namespace == "kube-system" else recorded("no-pods.json"))
+        name = label_selector.removeprefix("job-name=")
+        return Raw({"kind": "PodList", "items": [{"metadata": {"name": f"{name}-x2k9p", "namespace": namespace}}]})
+
+    def read_namespaced_pod_log(self, name, namespace, _preload_content=True):
+        env = self._env(namespace, name.rsplit("-", 1)[0])
+        observed = self.observed.get(env["FLOW"], "connected" if env["EXPECT"] == "allow" else "timeout")
+        return Raw(f'zero-trust-aks probe: flow="{env["FLOW"]}" expect={env["EXPECT"]} observed={observed} curl_exit=0 attempts=1 seconds=6\n'.encode())
+
+    # BatchV1Api
+    def create_namespaced_job(self, namespace, body, _preload_content=True):
+        self.jobs[(namespace, body["metadata"]["name"])] = body
+        return Raw(body)
+
+    def read_namespaced_job_status(self, name, namespace, _preload_content=True):
+        self.reads[name] = self.reads.get(name, 0) + 1
+        body = dict(self.jobs[(namespace, name)])
+        if self.reads[name] >= self.polls:
+            env = self._env(namespace, name)
+            observed = self.observed.get(env["FLOW"], "connected" if env["EXPECT"] == "allow" else "timeout")
+            agree = observed == ("connected" if env["EXPECT"] == "allow" else "timeout")
+            body["status"] = {"succeeded": 1} if agree else {"failed": 1}
+        else:
+            body["status"] = {"active": 1}
+        return Raw(body)
+
+    def delete_namespaced_job(self, name, namespace, propagation_policy=None, _preload_content=True):
+        self.deleted.append((namespace, name))
+        return Raw({"kind": "Status", "status": "Success"})
+
+    # CustomObjectsApi
+    def get_namespaced_custom_object(self, group, version, namespace, plural, name, _preload_content=True):
+        assert (group, version, plural) == ("cilium.io", "v2", "ciliumnetworkpolicies")
+        if (namespace, name) in self.missing:
+            raise ApiException(status=404, reason="Not Found")
+        body = dict(self.policies[(namespace, name)])
+        message = self.invalid.get((namespace, name))
+        status = "False" if message else "True"
+        body["status"] = {"conditions": [{"type": "Valid", "status": status, "message": message or "Policy validation succeeded"}]}
+        return Raw(body)
+
+    def _env(self, namespace, name):
+        body = self.jobs[(namespace, name)]
+        return {e["name"]: e["value"] for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.fixture
+def dev(dev_config):
+    cfg = load_config(dev_config)
+    rendered = render(cfg)
+    return cfg, rendered, probes(cfg, rendered).probes
+
+
+def run(dev, api, **kw):
+    cfg, rendered, probe_list = dev
+    return verify(Kube(api, api, api), cfg, rendered, probe_list, run="0a1b2c3d", sleep=lambda s: None, **kw)
+
+
+def failed(report) -> list[tuple[str, str, str]]:
+    return [(r.check, r.expected, r.observed) for r in report.rows if not r.ok]
+
+
+def test_a_healthy_cluster_passes_every_check_and_every_probe(dev):
+    api = FakeApi(dev[1])
+    report = run(dev, api)
+    assert report.ok
+    checks = [r.check for r in report.rows]
+    assert checks[:2] == ["nodes", "Cilium agents"]
+    assert "policy backend/zt-default-deny" in checks
+    assert [r.observed for r in report.rows if r.check.startswith("probe ")] == ["connected", "timeout", "timeout"]
+    assert report.rows[0].observed == "3/3 Ready" and report.rows[1].observed == "3/3 Running and ready"
+
+
+def test_probe_jobs_carry_the_run_label_and_are_always_deleted(dev):
+    api = FakeApi(dev[1])
+    run(dev, api)
+    assert len(api.jobs) == 3
+    assert all(j["metadata"]["labels"][RUN_LABEL] == "0a1b2c3d" and name.endswith("-0a1b2c3d") for (_, name), j in api.jobs.items())
+    assert sorted(api.deleted) == sorted(api.jobs)
+
+
+def test_a_probe_that_disagrees_fails_and_names_the_flow(dev):
+    api = FakeApi(dev[1], observed={"stranger@frontend -> backend:80/TCP": "connected"})
+    report = run(dev, api)
+    assert failed(report) == [("probe stranger@frontend -> backend:80/TCP", "deny", "connected")]
+
+
+def test_a_dns_failure_is_not_taken_for_a_drop(dev):
+    api = FakeApi(dev[1], observed={"stranger@backend -> backend:80/TCP": "dns-failure"})
+    assert failed(run(dev, api)) == [("probe stranger@backend -> backend:80/TCP", "deny", "dns-failure")]
+
+
+def test_a_node_that_is_not_ready_fails_the_node_check(dev):
+    report = run(dev, FakeApi(dev[1], nodes="nodes-one-not-ready.json"))
+    assert failed(report) == [("nodes", "all Ready", "2/3 Ready: aks-system-12345678-vmss000002 NotReady (KubeletNotReady)")]
+
+
+def test_missing_cilium_agents_fail_the_agent_check(dev):
+    report = run(dev, FakeApi(dev[1], agents="no-pods.json"))
+    assert failed(report) == [
+        ("Cilium agents", "Running and ready on each of 3 nodes", "none (k8s-app=cilium in kube-system): is Cilium the dataplane?")
+    ]
+
+
+def test_a_missing_or_rejected_policy_fails_its_row(dev):
+    api = FakeApi(dev[1], missing={("frontend", "zt-allow-dns")}, invalid={("backend", "zt-default-deny"): "unknown field"})
+    assert failed(run(dev, api)) == [
+        ("policy backend/zt-default-deny", "present, Valid", "rejected: unknown field"),
+        ("policy frontend/zt-allow-dns", "present, Valid", "missing"),
+    ]
+
+
+def test_probes_that_never_finish_time_out_and_are_still_deleted(dev):
+    api = FakeApi(dev[1], polls=10**6)
+    ticks = iter(range(0, 10**6, 10))
+    report = run(dev, api, timeout=30, clock=lambda: next(ticks))
+    assert {r.observed for r in report.rows if r.check.startswith("probe ")} == {"no result after 30 s"}
+    assert len(api.deleted) == 3 and not report.ok
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+
+def args(**kw) -> argparse.Namespace:
+    base = {"stack": "dev", "stack_file": None, "kubeconfig": None, "context": None, "timeout": 5.0, "format": "json"}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_the_command_prints_the_checks_and_exits_one_when_a_probe_disagrees(tmp_path, dev, capsys):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    api = FakeApi(dev[1], observed={"frontend -> backend:80/TCP": "timeout"})
+    seen = []
+
+    def factory(path, context):
+        seen.append((path, context))
+        return Kube(api, api, api)
+
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), factory) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert seen == [(str(kubeconfig), None)] and doc["ok"] is False
+    assert [c["check"] for c in doc["checks"] if not c["ok"]] == ["probe frontend -> backend:80/TCP"]
+
+
+def test_the_text_report_is_a_table_with_a_verdict(tmp_path, dev, capsys):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    api = FakeApi(dev[1])
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig, format="text"), lambda p, c: Kube(api, api, api)) == 0
+    out = capsys.readouterr().out
+    assert "probe frontend -> backend:80/TCP" in out and "verify: the cluster enforces what the stack declares" in out
+
+
+def test_an_api_server_that_refuses_is_one_error_line_and_exit_two(tmp_path, dev, capsys):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    api = FakeApi(dev[1], forbidden=True)
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), lambda p, c: Kube(api, api, api)) == 2
+    assert capsys.readouterr().err == "error: list nodes: the API server answered 403 Forbidden\n"
+
+
+def test_an_api_server_that_cannot_be_reached_is_one_error_line(tmp_path, dev, capsys):
+    from urllib3.exceptions import MaxRetryError
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    api = FakeApi(dev[1])
+    api.list_node = lambda _preload_content=True: (_ for _ in ()).throw(MaxRetryError(None, "https://x:443/api/v1/nodes"))
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), lambda p, c: Kube(api, api, api)) == 2
+    assert capsys.readouterr().err == "error: list nodes: cannot reach the API server (MaxRetryError)\n"
+
+
+def test_a_local_stack_uses_its_own_context(capsys):
+    seen = []
+
+    def factory(path, context):
+        seen.append((path, context))
+        raise verify_cli.Unreachable("stop here")
+
+    assert verify_cli.run_verify(args(stack="local"), factory) == 2
+    assert seen == [(None, "kind-zero-trust")]
+
+
+def test_an_aks_stack_reads_the_kubeconfig_output_through_the_cli_into_a_private_temp_file(dev):
+    cfg = dev[0]
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="apiVersion: v1\nkind: Config\n", stderr="")
+
+    with verify_cli.kubeconfig_for(cfg, "dev", None, None, which=lambda _: "/usr/bin/pulumi", run=fake_run) as (path, context):
+        assert Path(path).read_text().startswith("apiVersion: v1") and oct(Path(path).stat().st_mode & 0o777) == "0o600"
+    assert not Path(path).exists()
+    assert calls[0][1:6] == ["stack", "output", "kubeconfig", "--show-secrets", "--stack"] and calls[0][6] == "dev"
+
+
+def test_an_aks_stack_without_the_pulumi_cli_asks_for_a_kubeconfig(capsys, monkeypatch):
+    monkeypatch.setattr(verify_cli.shutil, "which", lambda name: None)
+    assert verify_cli.run_verify(args(), lambda p, c: pytest.fail("no cluster should be contacted")) == 2
+    assert capsys.readouterr().err == (
+        "error: --stack dev: reading its kubeconfig output needs the Pulumi CLI on PATH; or pass --kubeconfig FILE\n"
+    )
+
+
+def test_a_failing_stack_output_is_one_error_line(dev, capsys):
+    def fake_run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 255, stdout="", stderr="error: no stack named 'dev' found\n")
+
+    with pytest.raises(verify_cli.BadInput) as e:
+        with verify_cli.kubeconfig_for(dev[0], "dev", None, None, which=lambda _: "pulumi", run=fake_run):
+            pass
+    assert e.value.lines == ["--stack dev: `pulumi stack output kubeconfig` failed: error: no stack named 'dev' found"]

@@ -1,0 +1,262 @@
+"""``python -m zerotrust verify``: check a live cluster against the stack.
+
+The walkthrough's checks, done for you and for every flow:
+
+- every node is Ready;
+- the Cilium agents (``k8s-app=cilium`` in ``kube-system``) run and are ready,
+  one per node;
+- every CiliumNetworkPolicy of the stack exists and Cilium reports it Valid;
+- the probe set of ``policies.probes`` (the same Jobs ``pulumi up`` runs),
+  created afresh under a run id, agrees with its expectations.
+
+``Kube`` is the client boundary: the handful of API calls made, with the
+official ``kubernetes`` client, returning the API server's JSON as plain
+dicts. Tests stand in for the client's API objects with recorded responses.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.config import StackConfig
+from policies.probes import Probe, agrees, job, parse_result
+from policies.render import MANAGED_BY, Rendered
+
+RUN_LABEL = "zero-trust-aks/verify-run"
+CILIUM_AGENTS = ("kube-system", "k8s-app=cilium")
+CNP = ("cilium.io", "v2", "ciliumnetworkpolicies")
+
+
+class Unreachable(Exception):
+    """The cluster could not be reached or refused a call: one line."""
+
+
+@dataclass
+class Kube:
+    """The Kubernetes API calls ``verify`` makes, as plain JSON."""
+
+    core: Any
+    batch: Any
+    custom: Any
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None, context: str | None) -> Kube:
+        from kubernetes import client, config
+
+        try:
+            api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
+        except Exception as e:  # the client raises ConfigException, OSError, yaml errors...
+            raise Unreachable(f"kubeconfig {path or '(default)'}{f' context {context}' if context else ''}: {e}") from None
+        return cls(client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api))
+
+    def _raw(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn(*args, _preload_content=False, **kwargs).data
+        except ApiException as e:
+            if missing_ok and e.status == 404:
+                return None
+            raise Unreachable(f"{what}: the API server answered {e.status} {e.reason}") from None
+        except (HTTPError, OSError) as e:  # refused, timed out, unresolvable, TLS
+            raise Unreachable(f"{what}: cannot reach the API server ({type(e).__name__})") from None
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+        data = self._raw(what, fn, *args, missing_ok=missing_ok, **kwargs)
+        return None if data is None else json.loads(data)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._call("list nodes", self.core.list_node)["items"]
+
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self._call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace, label_selector=selector)["items"]
+
+    def policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._call(f"read policy {namespace}/{name}", self.custom.get_namespaced_custom_object, *CNP[:2], namespace, CNP[2], name, missing_ok=True)
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        self._call(f"create job {namespace}/{body['metadata']['name']}", self.batch.create_namespaced_job, namespace, body)
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._call(f"read job {namespace}/{name}", self.batch.read_namespaced_job_status, name, namespace, missing_ok=True)
+
+    def job_log(self, namespace: str, name: str) -> str:
+        pods = self.pods(namespace, f"job-name={name}")
+        if not pods:
+            return ""
+        pod = pods[0]["metadata"]["name"]
+        data = self._raw(f"read log {namespace}/{pod}", self.core.read_namespaced_pod_log, pod, namespace, missing_ok=True)
+        return data.decode(errors="replace") if isinstance(data, (bytes, bytearray)) else str(data or "")
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._call(
+            f"delete job {namespace}/{name}", self.batch.delete_namespaced_job, name, namespace,
+            propagation_policy="Background", missing_ok=True,
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    check: str
+    expected: str
+    observed: str
+    ok: bool
+    seconds: float | None = None
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+
+def _ready(conditions: Sequence[dict[str, Any]] | None, kind: str = "Ready") -> tuple[bool, str]:
+    for c in conditions or []:
+        if c.get("type") == kind:
+            return c.get("status") == "True", c.get("reason") or ""
+    return False, "no Ready condition"
+
+
+def check_nodes(kube: Kube) -> tuple[Row, int]:
+    nodes = kube.nodes()
+    bad = []
+    for n in nodes:
+        ready, reason = _ready((n.get("status") or {}).get("conditions"))
+        if not ready:
+            bad.append(f"{n['metadata']['name']} NotReady ({reason or 'unknown'})")
+    observed = f"{len(nodes) - len(bad)}/{len(nodes)} Ready" + (f": {', '.join(bad)}" if bad else "")
+    return Row("nodes", "all Ready", observed, bool(nodes) and not bad), len(nodes)
+
+
+def check_cilium(kube: Kube, node_count: int) -> Row:
+    namespace, selector = CILIUM_AGENTS
+    pods = kube.pods(namespace, selector)
+    expected = f"Running and ready on each of {node_count} nodes"
+    if not pods:
+        return Row("Cilium agents", expected, f"none ({selector} in {namespace}): is Cilium the dataplane?", False)
+    bad = []
+    for p in pods:
+        status = p.get("status") or {}
+        containers = status.get("containerStatuses") or []
+        if status.get("phase") != "Running" or not containers or not all(c.get("ready") for c in containers):
+            bad.append(f"{p['metadata']['name']} {status.get('phase', 'Unknown')}{'' if status.get('phase') != 'Running' else ', not ready'}")
+    observed = f"{len(pods) - len(bad)}/{len(pods)} Running and ready" + (f": {', '.join(bad)}" if bad else "")
+    if len(pods) < node_count:
+        observed += f"; {node_count - len(pods)} node(s) without an agent"
+    return Row("Cilium agents", expected, observed, not bad and len(pods) >= node_count)
+
+
+def check_policies(kube: Kube, rendered: Rendered) -> list[Row]:
+    rows = []
+    for p in rendered.policies():
+        ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
+        found = kube.policy(ns, name)
+        if found is None:
+            rows.append(Row(f"policy {ns}/{name}", "present, Valid", "missing", False))
+            continue
+        conditions = (found.get("status") or {}).get("conditions") or []
+        valid = [c for c in conditions if c.get("type") == "Valid"]
+        if not valid:
+            rows.append(Row(f"policy {ns}/{name}", "present, Valid", "present (this Cilium reports no Valid condition)", True))
+        elif valid[0].get("status") == "True":
+            rows.append(Row(f"policy {ns}/{name}", "present, Valid", "Valid", True))
+        else:
+            why = valid[0].get("message") or valid[0].get("reason") or "no reason given"
+            rows.append(Row(f"policy {ns}/{name}", "present, Valid", f"rejected: {why}", False))
+    return rows
+
+
+def run_id() -> str:
+    return secrets.token_hex(4)
+
+
+def verify_job(p: Probe, image: str, run: str) -> dict[str, Any]:
+    """The probe's Job under a name and label of this run (never the ones ``pulumi up`` manages)."""
+    body = job(p, image)
+    name = f"{p.name.rsplit('-', 1)[0]}-{run}"
+    body["metadata"]["name"] = name
+    body["metadata"]["labels"] = {**MANAGED_BY, RUN_LABEL: run}
+    body["spec"]["template"]["metadata"]["labels"] = {**p.labels, RUN_LABEL: run}
+    return body
+
+
+def run_probes(
+    kube: Kube,
+    probes: Sequence[Probe],
+    image: str,
+    *,
+    run: str,
+    timeout: float,
+    interval: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> list[Row]:
+    bodies = {p.name: verify_job(p, image, run) for p in probes}
+    results: dict[str, Row] = {}
+    try:
+        for p in probes:
+            kube.create_job(p.namespace, bodies[p.name])
+        start = clock()
+        while len(results) < len(probes):
+            for p in probes:
+                if p.name in results:
+                    continue
+                name = bodies[p.name]["metadata"]["name"]
+                status = (kube.job(p.namespace, name) or {}).get("status") or {}
+                if status.get("succeeded") or status.get("failed"):
+                    results[p.name] = _probe_row(p, kube.job_log(p.namespace, name), clock() - start)
+            progress(len(results), len(probes))
+            if len(results) < len(probes):
+                if clock() - start > timeout:
+                    for p in probes:
+                        results.setdefault(p.name, Row(f"probe {p.flow}", p.expect, f"no result after {timeout:.0f} s", False))
+                    break
+                sleep(interval)
+    finally:
+        for p in probes:
+            kube.delete_job(p.namespace, bodies[p.name]["metadata"]["name"])
+    return [results[p.name] for p in probes]
+
+
+def _probe_row(p: Probe, log: str, waited: float) -> Row:
+    result = parse_result(log)
+    if result is None:
+        return Row(f"probe {p.flow}", p.expect, "no result line in the probe's log", False, waited)
+    observed = result.get("observed", "?")
+    seconds = float(result["seconds"]) if result.get("seconds", "").isdigit() else waited
+    return Row(f"probe {p.flow}", p.expect, observed, agrees(p.expect, observed), seconds)
+
+
+def verify(
+    kube: Kube,
+    cfg: StackConfig,
+    rendered: Rendered,
+    probes: Sequence[Probe],
+    *,
+    run: str | None = None,
+    timeout: float = 300.0,
+    interval: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Report:
+    report = Report()
+    nodes, count = check_nodes(kube)
+    report.rows.append(nodes)
+    report.rows.append(check_cilium(kube, count))
+    report.rows += check_policies(kube, rendered)
+    report.rows += run_probes(
+        kube, probes, cfg.zero_trust.probe_image, run=run or run_id(), timeout=timeout,
+        interval=interval, clock=clock, sleep=sleep, progress=progress,
+    )
+    return report
