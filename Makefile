@@ -6,12 +6,14 @@ VENV := venv
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: plan test bench clean
+.PHONY: venv plan test bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
+
+venv: $(STAMP)
 
 plan: $(STAMP)
 	$(VENV)/bin/python -m zerotrust plan --stack $(STACK) --out out/$(STACK)

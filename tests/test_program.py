@@ -135,7 +135,7 @@ def test_the_cluster_credentials_are_read_from_the_cluster_it_creates():
 def test_the_prod_kubeconfig_logs_in_without_a_person():
     kubeconfig = yaml.safe_load(stack_run("prod").outputs["kubeconfig"])
     exec_ = kubeconfig["users"][0]["user"]["exec"]
-    assert exec_["args"][:3] == ["get-token", "--login", "workloadidentity"]
+    assert exec_["args"][:3] == ["get-token", "--login", "azurecli"]
     assert "devicecode" not in exec_["args"] and "--client-id" not in exec_["args"]
     assert exec_["interactiveMode"] == "Never"
 

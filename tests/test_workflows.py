@@ -1,0 +1,145 @@
+"""The GitHub Actions workflows: actionlint-clean, covering every Azure stack, least privilege, pinned actions."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from zerotrust.mockrun import PROJECT_DIR
+
+GITHUB = PROJECT_DIR / ".github"
+WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def load(name: str) -> dict:
+    doc = yaml.safe_load((GITHUB / "workflows" / name).read_text())
+    doc["on"] = doc.pop(True, doc.get("on"))  # YAML 1.1 reads the key `on` as True
+    return doc
+
+
+def azure_stacks() -> set[str]:
+    out = set()
+    for path in PROJECT_DIR.glob("Pulumi.*.yaml"):
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        if "zero-trust-aks:cluster" in config:
+            out.add(path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+    return out
+
+
+def actionlint(*paths: Path, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess:
+    exe = shutil.which("actionlint", path=str(BIN))
+    assert exe, "actionlint is not installed: pip install -r requirements-dev.txt"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # and the venv's shellcheck
+    return subprocess.run([exe, "-no-color", "-oneline", *map(str, paths)], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_actionlint_and_shellcheck_find_nothing_in_the_workflows():
+    assert shutil.which("shellcheck", path=str(BIN)), "shellcheck is not installed: pip install -r requirements-dev.txt"
+    out = actionlint(*WORKFLOWS)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_actionlint_would_catch_a_broken_workflow(tmp_path):
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: push\npermissions:\n  id-tokens: write\njobs:\n  a:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - run: echo $HOME_DIR/${{ github.event.pull_request.title }}\n"
+    )
+    out = actionlint(broken, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "id-tokens" in out.stdout  # an unknown permission
+    assert "github.event.pull_request.title" in out.stdout  # untrusted input in a script
+    assert "SC2086" in out.stdout  # shellcheck ran
+
+
+def test_every_azure_stack_is_previewed_on_pull_requests_and_deployed_from_main():
+    stacks = azure_stacks()
+    assert stacks == {"dev", "prod"}
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    assert set(preview["strategy"]["matrix"]["stack"]) == stacks
+    deploy = load("deploy.yml")["jobs"]
+    assert {job["with"]["stack"] for job in deploy.values()} == stacks
+    for stack in stacks:
+        assert (PROJECT_DIR / "guardrails" / "config" / f"{stack}.json").exists(), stack
+
+
+def test_the_local_stack_is_planned_but_never_previewed_or_deployed():
+    assert "local" not in azure_stacks() and (PROJECT_DIR / "Pulumi.local.yaml").exists()
+    plan = load("pull-request.yml")["jobs"]["plan"]
+    script = next(s["run"] for s in plan["steps"] if "zerotrust plan" in s.get("run", ""))
+    assert "for file in Pulumi.*.yaml" in script and "--format markdown" in script and "--base" in script
+
+
+def test_prod_waits_for_dev_and_each_stack_deploys_in_its_own_environment_and_concurrency_group():
+    deploy = load("deploy.yml")
+    assert deploy["on"]["push"]["branches"] == ["main"]
+    assert deploy["jobs"]["prod"]["needs"] == "dev"
+    up = load("pulumi-up.yml")["jobs"]["up"]
+    assert up["environment"] == "${{ inputs.stack }}"
+    assert up["concurrency"] == {"group": "pulumi-${{ inputs.stack }}", "cancel-in-progress": False}
+
+
+def test_both_pulumi_runs_enforce_the_guardrails_with_the_stacks_levels():
+    for name, job in (("pull-request.yml", "preview"), ("pulumi-up.yml", "up")):
+        steps = load(name)["jobs"][job]["steps"]
+        (pulumi,) = [s for s in steps if s.get("uses", "").startswith("pulumi/actions@")]
+        assert pulumi["with"]["policyPacks"] == "guardrails", name
+        assert pulumi["with"]["policyPackConfigs"].startswith("guardrails/config/${{"), name
+        assert pulumi["with"]["cloud-url"].startswith(("azblob://", "${{ env.CLOUD_URL")), name
+
+
+def test_every_workflow_grants_nothing_by_default_and_each_job_only_what_it_needs():
+    for path in WORKFLOWS:
+        doc = load(path.name)
+        assert doc["permissions"] == {}, path.name
+        for name, job in doc["jobs"].items():
+            perms = job.get("permissions")
+            assert perms is not None, f"{path.name}: {name} sets no permissions"
+            assert not any(v == "write" for k, v in perms.items() if k not in ("id-token", "pull-requests")), (path.name, name)
+    assert "pull_request_target" not in "".join(p.read_text() for p in WORKFLOWS)
+
+
+def test_only_jobs_that_log_in_to_azure_get_an_oidc_token():
+    for path in WORKFLOWS:
+        for name, job in load(path.name)["jobs"].items():
+            logs_in = any(s.get("uses", "").startswith("azure/login@") for s in job.get("steps", []))
+            calls_up = job.get("uses", "").endswith("pulumi-up.yml")
+            assert (job["permissions"].get("id-token") == "write") == (logs_in or calls_up), (path.name, name)
+
+
+def test_the_preview_never_runs_for_forks():
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def test_every_action_is_pinned_to_a_commit_or_an_exact_release():
+    files = WORKFLOWS + sorted((GITHUB / "actions").rglob("action.yml"))
+    uses = [u for f in files for u in re.findall(r"uses:\s*(\S+)", f.read_text())]
+    remote = [u for u in uses if not u.startswith("./")]
+    assert remote
+    for u in remote:
+        ref = u.split("@", 1)[1]
+        assert re.fullmatch(r"[0-9a-f]{40}|v\d+\.\d+\.\d+", ref), u
+
+
+def test_the_deploy_summary_drops_the_kubeconfig():
+    steps = load("pulumi-up.yml")["jobs"]["up"]["steps"]
+    (summary,) = [s for s in steps if "GITHUB_STEP_SUMMARY" in s.get("run", "")]
+    assert "jq 'del(.kubeconfig)'" in summary["run"] and "--show-secrets" not in summary["run"]
+    (up,) = [s for s in steps if s.get("uses", "").startswith("pulumi/actions@")]
+    assert up["with"]["suppress-outputs"] is True
+
+
+def test_every_python_set_up_caches_pip_downloads():
+    files = WORKFLOWS + sorted((GITHUB / "actions").rglob("action.yml"))
+    blocks = [b for f in files for b in re.findall(r"uses: actions/setup-python@.*?(?=\n\s+- |\Z)", f.read_text(), re.S)]
+    assert len(blocks) == 3  # the tests, the plan, and the composite set-up of the Pulumi jobs
+    assert all("cache: pip" in b and "cache-dependency-path" in b for b in blocks)
