@@ -9,7 +9,7 @@ from pulumi.runtime.config import CONFIG, get_config_env
 from components.aks_cluster import AksCluster
 from components.crd_gate import CiliumCrdGate
 from components.existing_cluster import ExistingCluster
-from components.probes import ConnectivityProbes
+from components.probes import ConnectivityProbes, ProbeJob
 from components.resource_group import ResourceGroup
 from components.zero_trust_namespace import ZeroTrustNamespace
 from policies.config import ConfigErrors, load_config
@@ -49,11 +49,14 @@ namespaces = {
 }
 probe_set = probes(cfg, rendered)
 if cfg.zero_trust.verify and probe_set.probes:
-    checks = ConnectivityProbes(
+    def after(p):
+        source, target = namespaces[p.namespace], namespaces[cfg.workloads[p.target].namespace]
+        return [*source.policies, *target.policies, target.workloads[p.target]]
+
+    ConnectivityProbes(
         "connectivity-probes",
-        jobs=[job(p, cfg.zero_trust.probe_image) for p in probe_set.probes],
+        jobs=[ProbeJob(job(p, cfg.zero_trust.probe_image), after(p)) for p in probe_set.probes],
         provider=provider,
-        depends_on=list(namespaces.values()),
     )
     pulumi.export("probes", {p.flow: p.expect for p in probe_set.probes})
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+
+class ProbeJob(NamedTuple):
+    manifest: dict[str, Any]
+    after: Sequence[pulumi.Resource]
+    """What the probe's verdict depends on: the policies of its source and target
+    namespaces and the target workload (nothing else, so large stacks stay cheap)."""
 
 
 class ConnectivityProbes(pulumi.ComponentResource):
@@ -25,21 +32,21 @@ class ConnectivityProbes(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        jobs: Sequence[dict[str, Any]],
+        jobs: Sequence[ProbeJob],
         provider: k8s.Provider,
-        depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("zero-trust-aks:kubernetes:ConnectivityProbes", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(depends_on))
-        self.jobs = [
-            k8s.batch.v1.Job(
-                f"{j['metadata']['namespace']}-{j['metadata']['name'].rsplit('-', 1)[0]}",
-                metadata=j["metadata"],
-                spec=j["spec"],
-                opts=child,
+        self.jobs = []
+        for manifest, after in jobs:
+            meta = manifest["metadata"]
+            self.jobs.append(
+                k8s.batch.v1.Job(
+                    f"{meta['namespace']}-{meta['name'].rsplit('-', 1)[0]}",
+                    metadata=meta,
+                    spec=manifest["spec"],
+                    opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after)),
+                )
             )
-            for j in jobs
-        ]
-        self.names = [j["metadata"]["name"] for j in jobs]
+        self.names = [j.manifest["metadata"]["name"] for j in jobs]
         self.register_outputs({"jobs": self.names})

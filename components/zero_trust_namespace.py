@@ -51,8 +51,8 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
             )
             for p in manifests.policies
         ]
-        self.workloads = [
-            Workload(
+        self.workloads = {
+            w.name: Workload(
                 w.name,
                 manifests=w,
                 provider=provider,
@@ -60,6 +60,6 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for w in manifests.workloads
-        ]
+        }
         self.policy_names = pulumi.Output.from_input([p["metadata"]["name"] for p in manifests.policies])
         self.register_outputs({"namespace": self.namespace.metadata["name"], "policies": self.policy_names})

@@ -369,28 +369,41 @@ def check_namespace_default_deny(resources: Sequence[Resource]) -> Iterator[tupl
     namespaces = [r for r in resources if r.is_kubernetes and r.kind == "Namespace"]
     if not namespaces:
         return
-    engine = Engine([r.props for r in _policies(resources)], _cilium_version(resources))
-    workloads = [r for r in resources if r.is_kubernetes and r.kind in POD_TEMPLATE_KINDS]
+    by_namespace: dict[str, list[Endpoint]] = {}
+    for w in resources:
+        if w.is_kubernetes and w.kind in POD_TEMPLATE_KINDS:
+            spec = pod_spec(w) or {}
+            by_namespace.setdefault(w.namespace, []).append(
+                Endpoint(
+                    w.namespace,
+                    pod_labels(w),
+                    name=f"{w.kind} {w.object_name}",
+                    service_account=str(spec.get("serviceAccountName") or "default"),
+                )
+            )
+    endpoints: dict[str, tuple[Endpoint, list[Endpoint]]] = {}
+    for ns in namespaces:
+        name, labels = ns.object_name, ns.metadata.get("labels") or {}
+        anonymous = Endpoint(name, {}, name="an unlabelled pod", namespace_labels=labels)
+        pods = [
+            Endpoint(name, e.labels, e.name, e.service_account, namespace_labels=labels) for e in by_namespace.get(name, [])
+        ]
+        endpoints[name] = (anonymous, pods)
+    # Every identity up front: the engine then resolves each selector once.
+    engine = Engine(
+        [r.props for r in _policies(resources)],
+        _cilium_version(resources),
+        [e for anonymous, pods in endpoints.values() for e in (anonymous, *pods)],
+    )
     for ns in namespaces:
         name = ns.object_name
-        ns_labels = ns.metadata.get("labels") or {}
-        anonymous = Endpoint(name, {}, name="an unlabelled pod", namespace_labels=ns_labels)
+        anonymous, pods = endpoints[name]
         for direction in ("ingress", "egress"):
             side = engine.enforcement(anonymous, direction)
             if not side.allowed:
                 yield ns, f"Namespace {name}: {side.reason}; {_default_deny_fix(direction)}"
                 continue
-            for w in workloads:
-                if w.namespace != name:
-                    continue
-                spec = pod_spec(w) or {}
-                ep = Endpoint(
-                    name,
-                    pod_labels(w),
-                    name=f"{w.kind} {w.object_name}",
-                    service_account=str(spec.get("serviceAccountName") or "default"),
-                    namespace_labels=ns_labels,
-                )
+            for ep in pods:
                 side = engine.enforcement(ep, direction)
                 if not side.allowed:
                     yield ns, f"Namespace {name}: {side.reason}; {_default_deny_fix(direction)}"

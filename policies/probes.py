@@ -91,6 +91,8 @@ class Probe:
     """``frontend -> backend:80/TCP`` or ``stranger@frontend -> backend:80/TCP``."""
     labels: dict[str, str]
     """The pod labels of the identity the probe borrows (none for a stranger)."""
+    target: str
+    """The target workload."""
     host: str
     port: int
     expect: Literal["allow", "deny"]
@@ -122,8 +124,7 @@ def job_name(*parts: str, digest: str) -> str:
 
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     digest = content_hash(rendered)
-    engine = Engine(rendered.policies(), cfg.cilium_version)
-    out: list[Probe] = []
+    wanted: list[tuple[str, str, dict[str, str], str, bool]] = []  # (source, namespace, labels, target, declared)
     skipped: list[str] = []
     targets: dict[str, set[str]] = {}  # target workload -> source namespaces of flows to it
     for f in cfg.flows:
@@ -136,9 +137,7 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
             continue
         src = cfg.workloads[f.source]
         targets.setdefault(f.to, set()).add(src.namespace)
-        out.append(
-            _probe(cfg, engine, digest, f.source, src.namespace, selector_labels(f.source), f.to, declared=True)
-        )
+        wanted.append((f.source, src.namespace, selector_labels(f.source), f.to, True))
     managed = cfg.namespaces
     for target, source_namespaces in sorted(targets.items()):
         target_ns = cfg.workloads[target].namespace
@@ -147,31 +146,41 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
         others = others or [n for n in managed if n not in source_namespaces]
         if others:
             strangers.add(others[0])
-        for ns in sorted(strangers):
-            out.append(_probe(cfg, engine, digest, STRANGER, ns, {}, target, declared=False))
+        wanted += [(STRANGER, ns, {}, target, False) for ns in sorted(strangers)]
+
+    shaped = [_shape(cfg, digest, *w) for w in wanted]
+    # Every identity up front: the engine then resolves each selector once.
+    engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
+    out = []
+    for (name, src, dst, flow, port), (_, namespace, labels, target, declared) in zip(shaped, wanted):
+        verdict = engine.decide(src, dst, port, "TCP")
+        out.append(
+            Probe(
+                name=name,
+                namespace=namespace,
+                flow=flow,
+                labels=dict(labels),
+                target=target,
+                host=f"{target}.{dst.namespace}.svc",
+                port=port,
+                expect="allow" if verdict.allowed else "deny",
+                reason=verdict.reason,
+                declared=declared,
+            )
+        )
     return ProbeSet(tuple(out), tuple(skipped))
 
 
-def _probe(cfg, engine, digest, source, namespace, labels, target, declared) -> Probe:
+def _shape(cfg, digest, source, namespace, labels, target, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
+    """(Job name, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
-    port = t.port
     who = source if source != STRANGER else f"{STRANGER}@{namespace}"
-    flow = f"{who} -> {target}:{port}/TCP"
-    name = job_name(source if source != STRANGER else f"{STRANGER}-{namespace}", "to", target, str(port), digest=digest)
-    src = Endpoint(namespace, {**labels, PROBE_LABEL: name}, name=who)
+    name = job_name(source if source != STRANGER else f"{STRANGER}-{namespace}", "to", target, str(t.port), digest=digest)
+    # The probe's own label is left out: rendered policies never select on it, and
+    # without it probes that borrow one identity share one verdict.
+    src = Endpoint(namespace, dict(labels), name=who)
     dst = Endpoint(t.namespace, pod_labels(target, t), name=target)
-    verdict = engine.decide(src, dst, port, "TCP")
-    return Probe(
-        name=name,
-        namespace=namespace,
-        flow=flow,
-        labels=dict(labels),
-        host=f"{target}.{t.namespace}.svc",
-        port=port,
-        expect="allow" if verdict.allowed else "deny",
-        reason=verdict.reason,
-        declared=declared,
-    )
+    return name, src, dst, f"{who} -> {target}:{t.port}/TCP", t.port
 
 
 def probe_script() -> str:

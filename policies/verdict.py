@@ -493,7 +493,8 @@ class Engine:
     def _reset_caches(self) -> None:
         self._selected: dict[Selector, frozenset[int]] = {}
         self._views: dict[tuple, _View] = {}
-        self._rules: dict[tuple[int, str], list[Rule]] = {}
+        self._rules: dict[int, list[Rule]] = {}
+        self._subjects: dict[int, frozenset[int]] = {}  # id(rule) -> the identities it selects
 
     # -- identities ---------------------------------------------------------------------
 
@@ -534,14 +535,24 @@ class Engine:
         self._selected[sel] = hit
         return hit
 
-    def _rules_for(self, n: int, direction: str) -> list[Rule]:
-        hit = self._rules.get((n, direction))
+    def _rules_for(self, n: int) -> list[Rule]:
+        """The rules selecting identity ``n`` (both directions)."""
+        hit = self._rules.get(n)
         if hit is None:
             ep = self._eps[n]
-            identity = ep.identity()
             candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, [])
-            hit = [r for r in candidates if r.subject is not None and r.subject.matches(identity)]
-            self._rules[(n, direction)] = hit
+            hit = [r for r in candidates if r.subject is not None and n in self._subject_set(r)]
+            self._rules[n] = hit
+        return hit
+
+    def _rejected_in(self, namespace: str) -> tuple[tuple[str, str], ...]:
+        return tuple((ref, why) for ref, why in self.rejected if ref.startswith((f"{namespace}/", "ccnp/")))
+
+    def _subject_set(self, r: Rule) -> frozenset[int]:
+        """Through the inverted index, once per rule for every identity."""
+        hit = self._subjects.get(id(r))
+        if hit is None:
+            hit = self._subjects[id(r)] = self._select(r.subject)
         return hit
 
     def _view(self, n: int, direction: str, port: int, protocol: str) -> _View:
@@ -553,7 +564,7 @@ class Engine:
         return view
 
     def _build_view(self, n: int, direction: str, port: int, protocol: str) -> _View:
-        rules = self._rules_for(n, direction)
+        rules = self._rules_for(n)
         enforcing = [r for r in rules if r.enforces[direction]]
         view = _View(
             enforced=bool(enforcing),
@@ -561,8 +572,7 @@ class Engine:
             enforcing=tuple(enforcing),
             empty_hint=tuple(r.policy for r in rules if direction in r.empty_sections),
         )
-        ns = self._eps[n].namespace
-        view.rejected = tuple((ref, why) for ref, why in self.rejected if ref.startswith((f"{ns}/", "ccnp/")))
+        view.rejected = self._rejected_in(self._eps[n].namespace)
         for r in enforcing:
             for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
                 for pr in r.sections[kind]:
@@ -613,12 +623,15 @@ class Engine:
         Port-independent: enforcement and default deny are properties of the
         rules that select the pod, not of any one port.
         """
-        view = self._view(self.intern(ep), direction, 0, "TCP")
+        rules = self._rules_for(self.intern(ep))
+        enforcing = [r for r in rules if r.enforces[direction]]
         what = f"{direction} of {ep.display}"
-        if not view.enforced:
+        if not enforcing:
+            view = _View(False, False, (), tuple(r.policy for r in rules if direction in r.empty_sections))
+            view.rejected = self._rejected_in(ep.namespace)
             return Side(False, f"{what} is not enforced: {_not_enforced(view, direction)}")
-        policies = tuple(dict.fromkeys(r.policy for r in view.enforcing))
-        by = tuple(dict.fromkeys(r.policy for r in view.enforcing if r.default_deny[direction]))
+        policies = tuple(dict.fromkeys(r.policy for r in enforcing))
+        by = tuple(dict.fromkeys(r.policy for r in enforcing if r.default_deny[direction]))
         if not by:
             return Side(
                 False, f"{what} is enforced but default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies

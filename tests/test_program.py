@@ -191,9 +191,15 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
     (component,) = run.of_type("zero-trust-aks:kubernetes:ConnectivityProbes")
     jobs = run.of_type("kubernetes:batch/v1:Job")
     assert {j.parent for j in jobs} == {component.urn}
-    # depends_on the namespace components: Pulumi waits for all their children
-    awaited = {r.urn for r in run.resources if r.custom and r.type.split(":")[1] in ("cilium.io/v2", "apps/v1", "core/v1")}
-    assert len(awaited) == 11 and all(awaited <= set(j.dependencies) for j in jobs)
+    # each probe waits for the policies of both namespaces and for the target workload (its Deployment and Service)
+    def policies(ns):
+        return {r.urn for r in run.of_type("kubernetes:cilium.io/v2:CiliumNetworkPolicy") if r.inputs["metadata"]["namespace"] == ns}
+
+    backend = {r.urn for r in run.resources if r.name in ("backend-deployment", "backend-service")}
+    assert len(policies("backend")) == 3 and len(backend) == 2
+    for j in jobs:
+        expected = policies(j.inputs["metadata"]["namespace"]) | policies("backend") | backend
+        assert set(j.dependencies) == expected, j.name
     assert run.outputs["probes"] == {
         "frontend -> backend:80/TCP": "allow",
         "stranger@backend -> backend:80/TCP": "deny",
