@@ -350,29 +350,10 @@ def semantic_errors(cfg: StackConfig) -> list[str]:
             f"{p}:zeroTrust.verify: the probes reach their targets by Service DNS name, which needs "
             f"{p}:zeroTrust.allowDns: true; allow DNS or set verify: false"
         )
-    c = cfg.cluster or ClusterConfig(name="unused")
-    security = c.advanced_networking.security if cfg.cluster else "l7"  # an existing cluster's Cilium decides
-
-    if c.disable_local_accounts and c.entra_id is None:
-        errors.append(
-            f"{p}:cluster.disableLocalAccounts: needs {p}:cluster.entraId (without Entra ID nobody could log in)"
-        )
-    if c.private_cluster and c.authorized_ip_ranges:
-        errors.append(
-            f"{p}:cluster.authorizedIpRanges: not allowed with privateCluster: true (AKS rejects the combination)"
-        )
-    for i, cidr in enumerate(c.authorized_ip_ranges):
-        if ipaddress.ip_network(cidr).prefixlen == 0:
-            errors.append(f"{p}:cluster.authorizedIpRanges[{i}]: {cidr} opens the API server to everyone; list your ranges")
-    if c.autoscaling and not (c.autoscaling.min_count <= c.node_count <= c.autoscaling.max_count):
-        errors.append(
-            f"{p}:cluster.nodeCount: {c.node_count} must lie within autoscaling "
-            f"minCount..maxCount ({c.autoscaling.min_count}..{c.autoscaling.max_count})"
-        )
-    if c.pod_cidr and c.network_plugin_mode != "overlay":
-        errors.append(f"{p}:cluster.podCidr: only used with networkPluginMode: overlay (pods take node-subnet IPs)")
-    if security != "none" and c.kubernetes_version and cilium_version_for(c.kubernetes_version) < (1, 14):
-        errors.append(f"{p}:cluster.advancedNetworking.security: needs Kubernetes 1.29 or later on AKS")
+    if cfg.cluster is not None:
+        errors += cluster_errors(cfg.cluster)
+    # An existing cluster's Cilium decides what it enforces: L7 and FQDN rules are not refused here.
+    security = cfg.cluster.advanced_networking.security if cfg.cluster is not None else "l7"
 
     for name, w in cfg.workloads.items():
         if "app" in w.labels:
@@ -425,4 +406,33 @@ def semantic_errors(cfg: StackConfig) -> list[str]:
         if key in seen:
             errors.append(f"{at}: the same flow as {p}:flows[{seen[key]}]")
         seen.setdefault(key, i)
+    return errors
+
+
+def cluster_errors(c: ClusterConfig) -> list[str]:
+    """Cross-field rules of an AKS cluster's config."""
+    p = PROJECT
+    errors: list[str] = []
+    security = c.advanced_networking.security
+
+    if c.disable_local_accounts and c.entra_id is None:
+        errors.append(
+            f"{p}:cluster.disableLocalAccounts: needs {p}:cluster.entraId (without Entra ID nobody could log in)"
+        )
+    if c.private_cluster and c.authorized_ip_ranges:
+        errors.append(
+            f"{p}:cluster.authorizedIpRanges: not allowed with privateCluster: true (AKS rejects the combination)"
+        )
+    for i, cidr in enumerate(c.authorized_ip_ranges):
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            errors.append(f"{p}:cluster.authorizedIpRanges[{i}]: {cidr} opens the API server to everyone; list your ranges")
+    if c.autoscaling and not (c.autoscaling.min_count <= c.node_count <= c.autoscaling.max_count):
+        errors.append(
+            f"{p}:cluster.nodeCount: {c.node_count} must lie within autoscaling "
+            f"minCount..maxCount ({c.autoscaling.min_count}..{c.autoscaling.max_count})"
+        )
+    if c.pod_cidr and c.network_plugin_mode != "overlay":
+        errors.append(f"{p}:cluster.podCidr: only used with networkPluginMode: overlay (pods take node-subnet IPs)")
+    if security != "none" and c.kubernetes_version and cilium_version_for(c.kubernetes_version) < (1, 14):
+        errors.append(f"{p}:cluster.advancedNetworking.security: needs Kubernetes 1.29 or later on AKS")
     return errors

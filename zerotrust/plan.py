@@ -108,8 +108,13 @@ def make_plan(
         fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
     )
     report = g.evaluate(policy_resources(run), levels)
-    source = policy_config.relative_to(project_dir).as_posix() if policy_config and policy_config.is_relative_to(project_dir) else str(policy_config or "the rules' default levels")
-    return Plan(stack, cfg, run, m, report, source)
+    return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir))
+
+
+def _levels_source(path: Path | None, project_dir: Path) -> str:
+    if path is None:
+        return "the rules' default levels"
+    return path.relative_to(project_dir).as_posix() if path.is_relative_to(project_dir) else str(path)
 
 
 # -- outputs -------------------------------------------------------------------------------
