@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from policies.config import DEFAULT_CILIUM_VERSION, PROJECT, cilium_version_for
+from policies.matrix import POD_TEMPLATE_KINDS, pod_template
 from policies.verdict import CCNP, CNP, NS_KEY, NS_LABELS_PREFIX, Endpoint, Engine, PolicyRejected, peer_selector
 
 EXCEPTION_ANNOTATION = f"{PROJECT}/exception"
@@ -38,7 +39,6 @@ MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 LEVELS = ("mandatory", "advisory", "disabled")
 Level = Literal["mandatory", "advisory", "disabled"]
 
-POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 BROAD_ENTITIES = {
     "all": "every endpoint, in the cluster and outside it",
     "world": "the whole internet",
@@ -179,21 +179,12 @@ def _acns_level(cluster: Resource) -> str:
 
 
 def pod_spec(r: Resource) -> Mapping[str, Any] | None:
-    spec = r.props.get("spec") or {}
-    if r.kind == "Pod":
-        return spec
-    if r.kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return (spec.get("template") or {}).get("spec")
+    template = pod_template(r.props)
+    return None if template is None else template.get("spec") or {}
 
 
 def pod_labels(r: Resource) -> Mapping[str, str]:
-    if r.kind == "Pod":
-        return r.metadata.get("labels") or {}
-    spec = r.props.get("spec") or {}
-    if r.kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return ((pod_template(r.props) or {}).get("metadata") or {}).get("labels") or {}
 
 
 def _containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -39,13 +39,26 @@ class Workload:
         return Endpoint(self.namespace, dict(self.labels), name=self.name)
 
 
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+
+
+def pod_template(o: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod template (``metadata``, ``spec``) of any object that makes pods, else None."""
+    kind, spec = o.get("kind"), o.get("spec") or {}
+    if kind == "Pod":
+        return {"metadata": o.get("metadata") or {}, "spec": spec}
+    if kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return (spec.get("template") or {}) if kind in POD_TEMPLATE_KINDS else None
+
+
 def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """Workloads from the Deployments (and StatefulSets/DaemonSets) about to be applied."""
     out = []
     for o in objects:
         if o.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"):
             continue
-        template = o["spec"]["template"]
+        template = pod_template(o)
         ports = tuple(
             (int(p["containerPort"]), p.get("protocol", "TCP"))
             for c in template["spec"]["containers"]
