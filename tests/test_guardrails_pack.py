@@ -12,6 +12,8 @@ import ast
 import copy
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -57,6 +59,7 @@ def test_the_pack_file_says_python_and_describes_the_pack():
     doc = yaml.safe_load((PACK_DIR / "PulumiPolicy.yaml").read_text())
     assert doc["runtime"]["name"] == "python" and doc["runtime"]["options"]["virtualenv"] == "venv"
     assert len(doc["description"]) > 20
+    assert re.fullmatch(r"\d+\.\d+\.\d+", str(doc["version"]))  # the CLI takes the pack's version from here
 
 
 def test_the_pack_name_and_policy_names_are_well_formed_and_unique():
@@ -188,3 +191,28 @@ def test_the_stacks_level_files_decide_whether_the_production_rules_run(stack, r
     config = json.loads((PACK_DIR / "config" / f"{stack}.json").read_text())
     diagnostics = analyze(servicer(config), dev_cluster())  # a cluster with local accounts and an open API server
     assert {d.policyName for d in diagnostics} == reported
+
+
+def test_the_pack_entry_point_serves_its_policies_over_grpc_as_the_cli_would_start_it():
+    """Start ``guardrails/__main__.py`` from the pack's directory, read its port, ask it over gRPC."""
+    import grpc
+    from google.protobuf import empty_pb2
+
+    proc = subprocess.Popen([sys.executable, "__main__.py"], cwd=PACK_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = int(proc.stdout.readline().strip() or 0)
+        assert port, proc.stderr.read().decode() if proc.poll() is not None else "no port printed"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = proto.AnalyzerStub(channel)
+            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
+            assert info.name == PACK_NAME
+            assert [p.name for p in info.policies] == [r.name for r in g.RULES]
+            c = dev_cluster()
+            c.props["networkProfile"]["networkDataplane"] = "azure"
+            props = struct_pb2.Struct()
+            props.update(json.loads(json.dumps(c.props)))
+            reply = stub.Analyze(proto.AnalyzeRequest(type=c.type, properties=props, urn=c.urn, name=c.name), timeout=10)
+            assert {d.policyName for d in reply.diagnostics} >= {"aks-cilium-dataplane"}
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
