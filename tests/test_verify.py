@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from policies.config import load_config
@@ -269,3 +270,96 @@ def test_a_failing_stack_output_is_one_error_line(dev, capsys):
         with verify_cli.kubeconfig_for(dev[0], "dev", None, None, which=lambda _: "pulumi", run=fake_run):
             pass
     assert e.value.lines == ["--stack dev: `pulumi stack output kubeconfig` failed: error: no stack named 'dev' found"]
+
+
+# -- the real kubernetes client against a recorded API server --------------------------------------------------
+
+
+class RecordedApiServer:
+    """An HTTP stand-in of the API server for the paths verify calls, answering from a FakeApi."""
+
+    def __init__(self, api: FakeApi):
+        import http.server
+        import threading
+        from urllib.parse import parse_qs, urlparse
+
+        fake = api
+        self.requests: list[tuple[str, str]] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _answer(self, method: str):
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                parts = url.path.strip("/").split("/")
+                requests.append((method, self.path))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                try:
+                    raw = self._route(method, parts, query, body)
+                except ApiException as e:
+                    self.send_response(e.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"kind": "Status", "code": e.status}).encode())
+                    return
+                self.send_response(201 if method == "POST" else 200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(raw.data)
+
+            def _route(self, method, parts, query, body):
+                if parts == ["api", "v1", "nodes"]:
+                    return fake.list_node()
+                if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
+                    return fake.list_namespaced_pod(parts[3], label_selector=query.get("labelSelector"))
+                if parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" and parts[6:] == ["log"]:
+                    return fake.read_namespaced_pod_log(parts[5], parts[3])
+                if parts[:2] == ["apis", "cilium.io"]:
+                    return fake.get_namespaced_custom_object("cilium.io", parts[2], parts[4], parts[5], parts[6])
+                if parts[:3] == ["apis", "batch", "v1"] and method == "POST":
+                    return fake.create_namespaced_job(parts[4], body)
+                if parts[:3] == ["apis", "batch", "v1"] and method == "DELETE":
+                    return fake.delete_namespaced_job(parts[6], parts[4])
+                if parts[:3] == ["apis", "batch", "v1"] and parts[7:] == ["status"]:
+                    return fake.read_namespaced_job_status(parts[6], parts[4])
+                raise ApiException(status=404, reason="Not Found")
+
+            def do_GET(self):  # noqa: N802
+                self._answer("GET")
+
+            def do_POST(self):  # noqa: N802
+                self._answer("POST")
+
+            def do_DELETE(self):  # noqa: N802
+                self._answer("DELETE")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_real_kubernetes_client_talks_to_a_recorded_api_server_end_to_end(tmp_path, dev, capsys):
+    api = FakeApi(dev[1])
+    with RecordedApiServer(api) as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "recorded",
+            "clusters": [{"name": "recorded", "cluster": {"server": url}}],
+            "contexts": [{"name": "recorded", "context": {"cluster": "recorded", "user": "u"}}],
+            "users": [{"name": "u", "user": {"token": "recorded-token"}}],
+        }))
+        assert verify_cli.run_verify(args(kubeconfig=kubeconfig)) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and len(doc["checks"]) == 2 + 6 + 3
+    assert len(api.jobs) == 3 and sorted(api.deleted) == sorted(api.jobs)
