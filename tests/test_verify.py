@@ -68,6 +68,8 @@ class FakeApi:
 
     # BatchV1Api
     def create_namespaced_job(self, namespace, body, _preload_content=True):
+        if namespace in self.missing:
+            raise ApiException(status=404, reason="Not Found")
         self.jobs[(namespace, body["metadata"]["name"])] = body
         return Raw(body)
 
@@ -167,6 +169,17 @@ def test_a_missing_or_rejected_policy_fails_its_row(dev):
         ("policy backend/zt-default-deny", "present, Valid", "rejected: unknown field"),
         ("policy frontend/zt-allow-dns", "present, Valid", "missing"),
     ]
+
+
+def test_a_probe_whose_namespace_is_missing_fails_alone(dev):
+    api = FakeApi(dev[1], missing={"frontend"})
+    report = run(dev, api)
+    assert [(c, o.split(":")[0]) for c, _, o in failed(report)] == [
+        ("probe frontend -> backend:80/TCP", "not run"),
+        ("probe stranger@frontend -> backend:80/TCP", "not run"),
+    ]
+    assert [r.observed for r in report.rows if r.check == "probe stranger@backend -> backend:80/TCP"] == ["timeout"]
+    assert sorted(api.deleted) == sorted(api.jobs) and len(api.jobs) == 1
 
 
 def test_probes_that_never_finish_time_out_and_are_still_deleted(dev):
