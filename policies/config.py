@@ -76,6 +76,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+ACNS_POLICY_LEVELS = {"fqdn": "FQDN", "l7": "L7"}
+"""`advancedNetworking.security` -> ARM's `advancedNetworkPolicies` value."""
+
+
 class AdvancedNetworking(_Model):
     """Advanced Container Networking Services (a paid AKS add-on)."""
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from policies.config import DEFAULT_CILIUM_VERSION, PROJECT, cilium_version_for
+from policies.config import ACNS_POLICY_LEVELS, DEFAULT_CILIUM_VERSION, PROJECT, cilium_version_for
 from policies.matrix import POD_TEMPLATE_KINDS, pod_template
 from policies.verdict import CCNP, CNP, NS_KEY, NS_LABELS_PREFIX, Endpoint, Engine, PolicyRejected, peer_selector
 
@@ -309,7 +309,7 @@ def check_l7_needs_acns(resources: Sequence[Resource]) -> Iterator[tuple[Resourc
     cluster = clusters[0]
     level = _acns_level(cluster)
     satisfies = {"None": set(), "FQDN": {"FQDN"}, "L7": {"FQDN", "L7"}}.get(level, set())
-    setting = {"FQDN": "fqdn", "L7": "l7"}
+    setting = {arm: key for key, arm in ACNS_POLICY_LEVELS.items()}
     for p in _policies(resources):
         for where, what, needed in _l7_usage(p):
             if needed not in satisfies:

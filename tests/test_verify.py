@@ -374,5 +374,6 @@ def test_the_real_kubernetes_client_talks_to_a_recorded_api_server_end_to_end(tm
         }))
         assert verify_cli.run_verify(args(kubeconfig=kubeconfig)) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ok"] and len(doc["checks"]) == 2 + 6 + 3
+    cfg, rendered, probe_list = dev
+    assert doc["ok"] and len(doc["checks"]) == 2 + len(rendered.policies()) + len(probe_list)
     assert len(api.jobs) == 3 and sorted(api.deleted) == sorted(api.jobs)
