@@ -55,7 +55,7 @@ if cfg.zero_trust.verify and probe_set.probes:
 
     ConnectivityProbes(
         "connectivity-probes",
-        jobs=[ProbeJob(job(p, cfg.zero_trust.probe_image), after(p)) for p in probe_set.probes],
+        jobs=[ProbeJob(p.resource_name, job(p, cfg.zero_trust.probe_image), after(p)) for p in probe_set.probes],
         provider=provider,
     )
     pulumi.export("probes", {p.flow: p.expect for p in probe_set.probes})

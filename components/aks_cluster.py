@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import yaml
 from pulumi_azure_native import containerservice
 
-from policies.config import ACNS_POLICY_LEVELS, ClusterConfig
+from policies.config import ClusterConfig
 
 AKS_AAD_SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 """The AKS AAD server application, the audience of every AKS Entra ID token."""
@@ -98,7 +98,7 @@ def cluster_args(c: ClusterConfig) -> dict[str, Any]:
     if acns.observability or acns.security != "none":
         security: dict[str, Any] = {"enabled": acns.security != "none"}
         if acns.security != "none":
-            security["advanced_network_policies"] = ACNS_POLICY_LEVELS[acns.security]
+            security["advanced_network_policies"] = acns.level.arm
         network["advanced_networking"] = {
             "enabled": True,
             "observability": {"enabled": acns.observability},
@@ -106,7 +106,7 @@ def cluster_args(c: ClusterConfig) -> dict[str, Any]:
         }
 
     args: dict[str, Any] = {
-        "dns_prefix": c.name,
+        "dns_prefix": c.dns_prefix,
         "kubernetes_version": c.kubernetes_version,
         "identity": {"type": "SystemAssigned"},
         "enable_rbac": True,

@@ -10,6 +10,8 @@ import pulumi_kubernetes as k8s
 
 
 class ProbeJob(NamedTuple):
+    resource_name: str
+    """The Pulumi name (``Probe.resource_name``): stable while the Job's name carries a digest."""
     manifest: dict[str, Any]
     after: Sequence[pulumi.Resource]
     """What the probe's verdict depends on: the policies of its source and target
@@ -38,12 +40,11 @@ class ConnectivityProbes(pulumi.ComponentResource):
     ):
         super().__init__("zero-trust-aks:kubernetes:ConnectivityProbes", name, None, opts)
         self.jobs = []
-        for manifest, after in jobs:
-            meta = manifest["metadata"]
+        for resource_name, manifest, after in jobs:
             self.jobs.append(
                 k8s.batch.v1.Job(
-                    f"{meta['namespace']}-{meta['name'].rsplit('-', 1)[0]}",
-                    metadata=meta,
+                    resource_name,
+                    metadata=manifest["metadata"],
                     spec=manifest["spec"],
                     opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after)),
                 )

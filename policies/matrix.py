@@ -1,7 +1,7 @@
 """The connectivity matrix of a stack: what is declared versus what Cilium enforces.
 
-Sources are every workload's pods plus one unlabelled "stranger" pod in each
-workload namespace; targets are every workload port plus kube-dns (53/UDP and
+Sources are every workload's pods plus the stranger (an unlabelled pod, named
+``stranger@<namespace>``) of each workload namespace; targets are every workload port plus kube-dns (53/UDP and
 53/TCP). Each cell is decided by the verdict engine over the policies as they
 would be applied. The declared flows must equal the allowed cells exactly:
 anything allowed but not declared, or declared but denied, is a finding that
@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.config import StackConfig
-from policies.verdict import DEFAULT_VERSION, Endpoint, Engine
+from policies.cilium_versions import DEFAULT_CILIUM, Version
+from policies.podspec import pod_template
+from policies.verdict import Endpoint, Engine, stranger, stranger_name
 
 KUBE_DNS = "kube-dns"
 DNS_PORTS = ((53, "UDP"), (53, "TCP"))
-STRANGER = "stranger@"
 
 FlowKey = tuple[str, str, int, str]  # (source, target, port, protocol)
 
 
 @dataclass(frozen=True)
-class Workload:
+class WorkloadPods:
     """A workload as the policies see it: its pods' namespace and labels, and what it serves."""
 
     name: str
@@ -39,20 +40,7 @@ class Workload:
         return Endpoint(self.namespace, dict(self.labels), name=self.name)
 
 
-POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
-
-
-def pod_template(o: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The pod template (``metadata``, ``spec``) of any object that makes pods, else None."""
-    kind, spec = o.get("kind"), o.get("spec") or {}
-    if kind == "Pod":
-        return {"metadata": o.get("metadata") or {}, "spec": spec}
-    if kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return (spec.get("template") or {}) if kind in POD_TEMPLATE_KINDS else None
-
-
-def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
+def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[WorkloadPods]:
     """Workloads from the Deployments (and StatefulSets/DaemonSets) about to be applied."""
     out = []
     for o in objects:
@@ -65,7 +53,7 @@ def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[Workl
             for p in c.get("ports") or []
         )
         out.append(
-            Workload(o["metadata"]["name"], o["metadata"]["namespace"], dict(template["metadata"].get("labels") or {}), ports)
+            WorkloadPods(o["metadata"]["name"], o["metadata"]["namespace"], dict(template["metadata"].get("labels") or {}), ports)
         )
     return sorted(out, key=lambda w: (w.namespace, w.name))
 
@@ -97,7 +85,7 @@ class Matrix:
         return not self.findings
 
 
-def declared_flows(cfg: StackConfig, workloads: Sequence[Workload]) -> set[FlowKey]:
+def declared_flows(cfg: StackConfig, workloads: Sequence[WorkloadPods]) -> set[FlowKey]:
     """The flows the stack declares, as matrix cells (DNS included)."""
     out = {
         (f.source, f.to, cfg.flow_port(f), cfg.flow_protocol(f)) for f in cfg.flows if f.to is not None
@@ -109,22 +97,22 @@ def declared_flows(cfg: StackConfig, workloads: Sequence[Workload]) -> set[FlowK
     return out
 
 
-def source_names(workloads: Sequence[Workload]) -> list[str]:
+def source_names(workloads: Sequence[WorkloadPods]) -> list[str]:
     names = [w.name for w in workloads]
-    names += [f"{STRANGER}{ns}" for ns in sorted({w.namespace for w in workloads})]
+    names += [stranger_name(ns) for ns in sorted({w.namespace for w in workloads})]
     return names
 
 
 def build(
     policies: Sequence[Mapping[str, Any]],
-    workloads: Sequence[Workload],
+    workloads: Sequence[WorkloadPods],
     expected: set[FlowKey],
-    version: tuple[int, int] = DEFAULT_VERSION,
+    version: Version = DEFAULT_CILIUM,
     fqdn_flows: Sequence[str] = (),
 ) -> Matrix:
     sources: list[tuple[str, Endpoint]] = [(w.name, w.endpoint()) for w in workloads]
     sources += [
-        (f"{STRANGER}{ns}", Endpoint(ns, {}, name="stranger")) for ns in sorted({w.namespace for w in workloads})
+        (stranger_name(ns), stranger(ns)) for ns in sorted({w.namespace for w in workloads})
     ]
     targets: list[tuple[str, Endpoint, int, str]] = [
         (w.name, w.endpoint(), port, proto) for w in workloads for port, proto in w.ports

@@ -34,11 +34,10 @@ from typing import Any, Literal
 
 from policies.config import PROJECT, StackConfig
 from policies.render import MANAGED_BY, ROLE_LABEL, Rendered, describe, pod_labels, selector_labels
-from policies.verdict import Endpoint, Engine
+from policies.verdict import STRANGER, Endpoint, Engine, stranger, stranger_name
 
 PROBE_LABEL = f"{PROJECT}/probe"
 PROBE_ANNOTATION = f"{PROJECT}/probe"
-STRANGER = "stranger"
 PROBE_UID = 100  # curl_user in curlimages/curl; numeric so runAsNonRoot can be verified
 
 CONNECT_TIMEOUT = 5
@@ -84,8 +83,10 @@ def agrees(expect: str, observed: str) -> bool:
 
 @dataclass(frozen=True)
 class Probe:
-    name: str
-    """The Job's name (content-hashed: it changes whenever a policy or workload does)."""
+    stem: str
+    """The Job's name without its digest (``zt-probe-frontend-to-backend-80``): stable across changes."""
+    digest: str
+    """A hash of what the probe's verdict depends on: the Job is replaced whenever it changes."""
     namespace: str
     flow: str
     """``frontend -> backend:80/TCP`` or ``stranger@frontend -> backend:80/TCP``."""
@@ -102,6 +103,21 @@ class Probe:
     """True for a declared flow, False for a deny counterpart."""
 
 
+    @property
+    def name(self) -> str:
+        """The Job's name: its stem and digest."""
+        return self.named(self.digest)
+
+    def named(self, suffix: str) -> str:
+        """The Job's name with another suffix (``verify`` names its Jobs by run id)."""
+        return f"{self.stem}-{suffix}"
+
+    @property
+    def resource_name(self) -> str:
+        """The Pulumi resource name: stable across digests, unique per namespace."""
+        return f"{self.namespace}-{self.stem}"
+
+
 @dataclass(frozen=True)
 class ProbeSet:
     probes: tuple[Probe, ...]
@@ -114,12 +130,17 @@ def content_hash(rendered: Rendered) -> str:
     return hashlib.sha256(json.dumps(rendered.all(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def job_name(*parts: str, digest: str) -> str:
-    """A DNS-1123 label of at most 63 characters (Job names become pod label values)."""
-    base = "-".join(("zt-probe", *parts)).lower()
-    if len(base) + 1 + len(digest) > 63:
-        base = base[: 63 - len(digest) - 10] + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
-    return f"{base}-{digest}"
+DIGEST_LENGTH = 8
+
+
+def job_stem(*parts: str) -> str:
+    """A Job name without its 8-character suffix: with it, a DNS-1123 label of at most 63 characters
+    (Job names become pod label values). ``@`` (as in ``stranger@frontend``) becomes ``-``."""
+    base = "-".join(("zt-probe", *parts)).lower().replace("@", "-")
+    limit = 63 - 1 - DIGEST_LENGTH
+    if len(base) > limit:
+        base = base[: limit - 9] + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
+    return base
 
 
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
@@ -148,15 +169,16 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
             strangers.add(others[0])
         wanted += [(STRANGER, ns, {}, target, False) for ns in sorted(strangers)]
 
-    shaped = [_shape(cfg, digest, *w) for w in wanted]
+    shaped = [_shape(cfg, *w) for w in wanted]
     # Every identity up front: the engine then resolves each selector once.
     engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
     out = []
-    for (name, src, dst, flow, port), (_, namespace, labels, target, declared) in zip(shaped, wanted):
+    for (stem, src, dst, flow, port), (_, namespace, labels, target, declared) in zip(shaped, wanted):
         verdict = engine.decide(src, dst, port, "TCP")
         out.append(
             Probe(
-                name=name,
+                stem=stem,
+                digest=digest,
                 namespace=namespace,
                 flow=flow,
                 labels=dict(labels),
@@ -171,16 +193,16 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     return ProbeSet(tuple(out), tuple(skipped))
 
 
-def _shape(cfg, digest, source, namespace, labels, target, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
-    """(Job name, source endpoint, target endpoint, flow text, port) of one probe."""
+def _shape(cfg, source, namespace, labels, target, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
+    """(Job stem, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
-    who = source if source != STRANGER else f"{STRANGER}@{namespace}"
-    name = job_name(source if source != STRANGER else f"{STRANGER}-{namespace}", "to", target, str(t.port), digest=digest)
+    who = source if source != STRANGER else stranger_name(namespace)
+    stem = job_stem(who, "to", target, str(t.port))
     # The probe's own label is left out: rendered policies never select on it, and
     # without it probes that borrow one identity share one verdict.
-    src = Endpoint(namespace, dict(labels), name=who)
+    src = Endpoint(namespace, dict(labels), name=who) if source != STRANGER else stranger(namespace)
     dst = Endpoint(t.namespace, pod_labels(target, t), name=target)
-    return name, src, dst, f"{who} -> {target}:{t.port}/TCP", t.port
+    return stem, src, dst, f"{who} -> {target}:{t.port}/TCP", t.port
 
 
 def probe_script() -> str:

@@ -25,7 +25,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.config import PROJECT, Flow, StackConfig, Workload
+from policies.config import PROJECT, Flow, StackConfig, WorkloadConfig
 
 CILIUM_API = "cilium.io/v2"
 NS_LABEL = "k8s:io.kubernetes.pod.namespace"
@@ -75,7 +75,7 @@ class Rendered:
 
 
 def render(cfg: StackConfig) -> Rendered:
-    targets = {f.to for f in cfg.flows if f.to}
+    targets = cfg.flow_targets
     namespaces = []
     for ns in cfg.namespaces:
         members = {name: w for name, w in sorted(cfg.workloads.items()) if w.namespace == ns}
@@ -106,7 +106,7 @@ def selector_labels(name: str) -> dict[str, str]:
     return {"app": name}
 
 
-def pod_labels(name: str, w: Workload) -> dict[str, str]:
+def pod_labels(name: str, w: WorkloadConfig) -> dict[str, str]:
     return {**w.labels, **selector_labels(name), "app.kubernetes.io/name": name, **MANAGED_BY}
 
 
@@ -128,7 +128,7 @@ def namespace(ns: str, workloads: Any, cfg: StackConfig) -> dict[str, Any]:
     }
 
 
-def deployment(name: str, w: Workload) -> dict[str, Any]:
+def deployment(name: str, w: WorkloadConfig) -> dict[str, Any]:
     restricted = w.security_profile == "restricted"
     container_security: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
@@ -172,7 +172,7 @@ def deployment(name: str, w: Workload) -> dict[str, Any]:
     }
 
 
-def service(name: str, w: Workload) -> dict[str, Any]:
+def service(name: str, w: WorkloadConfig) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",

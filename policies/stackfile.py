@@ -19,7 +19,34 @@ SECRET_PLACEHOLDER = "[secret]"
 
 
 class StackFileError(Exception):
-    """A stack file that cannot be read: one line naming the file."""
+    """A stack file that cannot be read: one line per problem, each naming the file."""
+
+    def __init__(self, lines: str | list[str]):
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key defined twice in one mapping is recorded, not silently replaced."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the mapping constructor reports it
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                self.duplicates.append(f"line {line}: the key {key!r} is defined twice (first on line {first}); the second would silently replace the first")
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True)
@@ -39,7 +66,7 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
         raise StackFileError(f"{project_file.name}: no project 'name'")
 
     merged: dict[str, Any] = {}
-    for key, value in (project_doc.get("config") or {}).items():
+    for key, value in _config_section(project_doc, project_file).items():
         full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and value and set(value) <= _DECLARATION_KEYS:
             if "value" in value:
@@ -54,7 +81,7 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in project_dir.glob("Pulumi.*.yaml"))
         raise StackFileError(f"{path.name}: no such stack file; stacks here: {', '.join(known) or 'none'}")
     secrets = []
-    for key, value in ((_load(path).get("config")) or {}).items():
+    for key, value in _config_section(_load(path), path).items():
         full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             secrets.append(full)
@@ -63,15 +90,41 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
     return StackFiles(project=project, stack=stack, config=merged, secret_keys=tuple(sorted(secrets)))
 
 
+def _config_section(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    section = doc.get("config")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise StackFileError(f"{path.name}: config: must be a mapping of config keys to values, not {type(section).__name__}")
+    bad = [k for k in section if not isinstance(k, str)]
+    if bad:
+        raise StackFileError(
+            [f"{path.name}: config: the key {k!r} must be a string like zero-trust-aks:workloads" for k in bad]
+        )
+    return section
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise StackFileError(f"{path.name}: not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StackFileError(f"{path.name}: cannot be read ({e})") from None
+    loader = _StrictLoader(text)
+    try:
+        doc = loader.get_single_data()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise StackFileError(f"{path.name}: not valid YAML{where}") from None
+        problem = getattr(e, "problem", None)
+        raise StackFileError(f"{path.name}: not valid YAML{where}" + (f": {problem}" if problem else "")) from None
+    except RecursionError:
+        raise StackFileError(f"{path.name}: nested too deeply to read") from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise StackFileError([f"{path.name} {d}" for d in loader.duplicates])
     if not isinstance(doc, dict):
         raise StackFileError(f"{path.name}: expected a mapping at the top level")
     return doc

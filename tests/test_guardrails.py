@@ -111,7 +111,7 @@ def test_the_walkthroughs_ingress_empty_list_is_flagged_as_enforcing_nothing():
     rs.append(cnp("default-deny", "backend", WALKTHROUGH_DENY))
     found = violations("namespace-default-deny", rs)
     assert (
-        "Namespace backend: ingress of backend/an unlabelled pod is not enforced: no selecting rule has a "
+        "Namespace backend: ingress of backend/stranger is not enforced: no selecting rule has a "
         "non-empty ingress section (backend/default-deny has `ingress: []`, which enforces nothing)"
     ) in [m.split("; add")[0] for m in found]
 
@@ -133,7 +133,7 @@ def test_a_namespace_without_egress_default_deny_is_flagged_with_the_fix():
     rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-allow-dns", "frontend")
     one(rs, "CiliumNetworkPolicy", "zt-default-deny", "frontend").props["spec"].pop("egress")
     (found,) = violations("namespace-default-deny", rs)
-    assert found.startswith("Namespace frontend: egress of frontend/an unlabelled pod is not enforced")
+    assert found.startswith("Namespace frontend: egress of frontend/stranger is not enforced")
     assert found.endswith("add a CiliumNetworkPolicy with endpointSelector: {} and egress: [{}] (zero-trust-aks:zeroTrust.defaultDeny: ingress-and-egress)")
 
 

@@ -103,8 +103,8 @@ def test_a_structurally_broken_stack_file_is_reported_before_cross_references(tm
 
     assert main(["plan", "--stack", "test", "--stack-file", str(stack_file(tmp_path, break_it))]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: zero-trust-aks:cluster.nodeCount: Input should be greater than or equal to 1",
-        "error: zero-trust-aks:workloads.backend.port: Input should be a valid integer, unable to parse string as an integer",
+        "error: zero-trust-aks:cluster.nodeCount: 0 is too small; at least 1",
+        "error: zero-trust-aks:workloads.backend.port: must be a whole number, not a string 'eighty'",
     ]
 
 
@@ -163,11 +163,11 @@ def test_plan_fails_on_a_mandatory_guardrail_naming_the_rule_and_the_resource(tm
     assert "declared flows == enforced flows: holds" in out and "guardrails: FAIL" in out
 
 
-def test_a_stack_without_a_levels_file_gets_every_rule_at_its_default_level(tmp_path, capsys):
+def test_a_stack_without_a_levels_file_gets_every_rule_at_its_default_level_and_is_told_which_file_to_add(tmp_path, capsys):
     path = stack_file(tmp_path, lambda config: None)
     assert main(["plan", "--stack", "staging", "--stack-file", str(path), "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)["guardrails"]
-    assert doc["levels"] == "the rules' default levels"
+    assert doc["levels"] == "the rules' default (production) levels: add guardrails/config/staging.json to set this stack's own"
     assert {v["rule"] for v in doc["violations"] if v["level"] == "mandatory"} == {"aks-entra-id-only", "aks-api-server-restricted"}
 
 

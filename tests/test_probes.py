@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 
 from policies import guardrails as g
-from policies.config import load_config
+from policies.config import PROBE_IMAGE, load_config
 from policies.probes import (
     OUTCOMES,
     PROBE_LABEL,
@@ -127,7 +127,7 @@ def test_a_probe_borrows_only_the_selector_labels_and_gets_no_token_and_no_servi
     assert spec["securityContext"]["runAsUser"] > 0
     assert spec["containers"][0]["readinessProbe"]["exec"]["command"] == ["/bin/false"]
     assert j["spec"]["ttlSecondsAfterFinished"] > 0 and j["spec"]["backoffLimit"] == 0
-    assert spec["containers"][0]["image"] == "curlimages/curl:8.11.1"
+    assert spec["containers"][0]["image"] == PROBE_IMAGE and "@sha256:" in PROBE_IMAGE
 
 
 def test_probe_jobs_pass_every_guardrail_at_production_levels(dev_config):

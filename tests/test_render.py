@@ -48,7 +48,7 @@ def test_fqdn_and_l7_policies_validate_against_the_cilium_crd(dev_config, cnp_sc
 
     dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "l7"}
     dev_config["zero-trust-aks:flows"][0]["http"] = [{"method": "GET", "path": "/api/.*"}]
-    dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.example.com", "*.blob.core.windows.net"], "port": 443})
+    dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.example.com", "*.mystorage.blob.core.windows.net"], "port": 443})
     for p in render(load_config(dev_config)).policies():
         assert schema_errors(cnp_schema, p) == [], p["metadata"]["name"]
 

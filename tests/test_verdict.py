@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from policies.cilium_versions import CILIUM, features
 from policies.verdict import Endpoint, Engine, compile_policy, decide, keep_label, PolicyRejected
 
 FRONTEND = Endpoint("frontend", {"app": "frontend"}, name="frontend")
@@ -41,16 +42,28 @@ def test_no_policy_at_all_allows_everything():
     assert allowed([])
 
 
-def test_an_empty_ingress_list_enforces_nothing_on_cilium_1_16():
+def versions(fact: str, has: bool = True) -> list[tuple[int, int]]:
+    """The Cilium versions of the table that have (or lack) a fact: tests run at exactly those."""
+    return [v for v, f in CILIUM.items() if getattr(f, fact) is has]
+
+
+def test_the_version_table_states_what_the_cilium_sources_say():
+    first = {fact: min(versions(fact)) for fact in ("enable_default_deny", "end_port", "rejects_empty_rules", "multi_label_dns_wildcard")}
+    assert first == {"enable_default_deny": (1, 16), "end_port": (1, 16), "rejects_empty_rules": (1, 17), "multi_label_dns_wildcard": (1, 19)}
+
+
+@pytest.mark.parametrize("version", versions("rejects_empty_rules", False))
+def test_an_empty_ingress_list_enforces_nothing_where_cilium_accepts_it(version):
     walkthrough = cnp("backend", "default-deny", endpointSelector={}, ingress=[])
-    v = decide([walkthrough], FRONTEND, BACKEND, 80, version=(1, 16))
+    v = decide([walkthrough], FRONTEND, BACKEND, 80, version=version)
     assert v.allowed
     assert "`ingress: []`, which enforces nothing" in v.reason
 
 
-def test_a_policy_with_only_empty_sections_is_rejected_by_cilium_1_17():
+@pytest.mark.parametrize("version", versions("rejects_empty_rules"))
+def test_a_policy_with_only_empty_sections_is_rejected_where_cilium_rejects_it(version):
     walkthrough = cnp("backend", "default-deny", endpointSelector={}, ingress=[])
-    engine = Engine([walkthrough], (1, 17))
+    engine = Engine([walkthrough], version)
     assert [ref for ref, _ in engine.rejected] == ["backend/default-deny"]
     assert engine.decide(FRONTEND, BACKEND, 80).allowed
 
@@ -99,9 +112,10 @@ def test_enable_default_deny_false_is_overruled_by_another_default_deny_rule():
     assert not allowed([audit, DENY_ALL_BACKEND], src=STRANGER)
 
 
-def test_enable_default_deny_is_pruned_on_cilium_1_14():
+@pytest.mark.parametrize("version", versions("enable_default_deny", False))
+def test_enable_default_deny_is_pruned_where_the_crd_lacks_it(version):
     audit = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}], enableDefaultDeny={"ingress": False})
-    assert not allowed([audit], version=(1, 14))
+    assert not allowed([audit], version=version)
 
 
 def test_enable_default_deny_for_a_direction_without_rules_does_nothing():
@@ -168,7 +182,7 @@ def test_a_ccnp_with_a_node_selector_selects_no_pod():
 
 def test_a_cnp_with_a_node_selector_is_rejected():
     with pytest.raises(PolicyRejected, match="cannot use nodeSelector"):
-        compile_policy(cnp("backend", "p", nodeSelector={}, ingress=[{}]))
+        compile_policy(cnp("backend", "p", nodeSelector={}, ingress=[{}]), features((1, 17)))
 
 
 # -- labels ---------------------------------------------------------------------------------
@@ -246,16 +260,19 @@ def test_protocol_any_means_tcp_udp_and_sctp():
     assert allowed([p], port=53, protocol="SCTP")
 
 
-def test_end_port_is_an_inclusive_range_from_cilium_1_16():
+@pytest.mark.parametrize("version", versions("end_port"))
+def test_end_port_is_an_inclusive_range_where_the_crd_has_it(version):
     rng = {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "8000", "endPort": 8010, "protocol": "TCP"}]}]}
     p = cnp("backend", "p", endpointSelector={}, ingress=[rng])
-    assert allowed([p], port=8010) and allowed([p], port=8000) and not allowed([p], port=8011)
+    at = {"version": version}
+    assert allowed([p], port=8010, **at) and allowed([p], port=8000, **at) and not allowed([p], port=8011, **at)
 
 
-def test_end_port_is_pruned_on_cilium_1_14():
+@pytest.mark.parametrize("version", versions("end_port", False))
+def test_end_port_is_pruned_where_the_crd_lacks_it(version):
     rng = {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "8000", "endPort": 8010, "protocol": "TCP"}]}]}
     p = cnp("backend", "p", endpointSelector={}, ingress=[rng])
-    assert allowed([p], port=8000, version=(1, 14)) and not allowed([p], port=8005, version=(1, 14))
+    assert allowed([p], port=8000, version=version) and not allowed([p], port=8005, version=version)
 
 
 def test_port_zero_wildcards_the_port_but_keeps_the_protocol():

@@ -45,7 +45,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_plan(args: argparse.Namespace) -> int:
     from policies import matrix as mx
-    from zerotrust.plan import PlanError, as_json, as_markdown, check_out_dir, make_plan, print_text, write_objects
+    from zerotrust.plan import (
+        PlanError,
+        as_json,
+        as_markdown,
+        check_out_dir,
+        errors_json,
+        errors_markdown,
+        make_plan,
+        print_text,
+        write_objects,
+    )
 
     try:
         if args.out:
@@ -57,11 +67,18 @@ def run_plan(args: argparse.Namespace) -> int:
         if args.base is not None:
             if not args.base.exists():
                 raise PlanError([f"--base {args.base}: no such file"])
-            base = make_plan(args.stack, args.base, PROJECT_DIR, args.policy_config)
+            try:
+                base = make_plan(args.stack, args.base, PROJECT_DIR, args.policy_config)
+            except PlanError as e:
+                raise PlanError([f"--base {args.base}: {line}" for line in e.lines]) from None
             base_diff = mx.diff(base.matrix, plan.matrix)
     except PlanError as e:
         for line in e.lines:
             print(f"error: {line}", file=sys.stderr)
+        if args.format == "json":
+            print(json.dumps(errors_json(args.stack, e.lines), indent=2))
+        elif args.format == "markdown":
+            print(errors_markdown(args.stack, e.lines))
         return 2
     written = write_objects(plan.run, args.out) if args.out else None
     if args.format == "json":

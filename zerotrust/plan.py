@@ -85,7 +85,7 @@ def make_plan(
     try:
         stack = read_stack(project_dir, stack_name, stack_file)
     except StackFileError as e:
-        raise PlanError([str(e)]) from None
+        raise PlanError(e.lines) from None
     if policy_config is None and levels_file(project_dir, stack_name).exists():
         policy_config = levels_file(project_dir, stack_name)
     levels = read_levels(policy_config)
@@ -108,12 +108,13 @@ def make_plan(
         fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
     )
     report = g.evaluate(policy_resources(run), levels)
-    return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir))
+    return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name))
 
 
-def _levels_source(path: Path | None, project_dir: Path) -> str:
+def _levels_source(path: Path | None, project_dir: Path, stack: str) -> str:
     if path is None:
-        return "the rules' default levels"
+        missing = levels_file(project_dir, stack).relative_to(project_dir).as_posix()
+        return f"the rules' default (production) levels: add {missing} to set this stack's own"
     return path.relative_to(project_dir).as_posix() if path.is_relative_to(project_dir) else str(path)
 
 
@@ -259,6 +260,18 @@ def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> st
     if m.notes:
         out += ["### Not decided offline", ""] + [f"- {n}" for n in m.notes] + [""]
     return "\n".join(out)
+
+
+def errors_json(stack: str, lines: list[str]) -> dict[str, Any]:
+    """What ``--format json`` prints when the stack cannot be planned: the problems, one per item."""
+    return {"stack": stack, "ok": False, "errors": lines}
+
+
+def errors_markdown(stack: str, lines: list[str]) -> str:
+    """What ``--format markdown`` prints when the stack cannot be planned, so a pull-request comment says why."""
+    out = [f"## zero-trust-aks plan: `{stack}`", "", "**The stack cannot be planned:** fix these, one line per problem:", ""]
+    out += [f"- `{line}`" if "`" not in line else f"- {line}" for line in lines]
+    return "\n".join(out + [""])
 
 
 def guardrail_lines(plan: Plan, markdown: bool) -> list[str]:

@@ -182,7 +182,7 @@ def run_id() -> str:
 def verify_job(p: Probe, image: str, run: str) -> dict[str, Any]:
     """The probe's Job under a name and label of this run (never the ones ``pulumi up`` manages)."""
     body = job(p, image)
-    name = f"{p.name.rsplit('-', 1)[0]}-{run}"
+    name = p.named(run)
     body["metadata"]["name"] = name
     body["metadata"]["labels"] = {**MANAGED_BY, RUN_LABEL: run}
     body["spec"]["template"]["metadata"]["labels"] = {**p.labels, RUN_LABEL: run}

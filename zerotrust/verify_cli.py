@@ -74,7 +74,7 @@ def run_verify(args: argparse.Namespace, kube_factory: Callable[[str | None, str
             stack = read_stack(PROJECT_DIR, args.stack, args.stack_file)
             cfg = load_config(stack.config)
         except StackFileError as e:
-            raise BadInput([str(e)]) from None
+            raise BadInput(e.lines) from None
         except ConfigErrors as e:
             raise BadInput(e.lines) from None
         rendered = render(cfg)

@@ -1,0 +1,104 @@
+"""What each Cilium version accepts and enforces, and which Cilium AKS ships: one table each.
+
+Config (which versions a stack may name), the verdict engine (what a policy
+means) and the guardrails (which fields a cluster drops) all read these
+tables; nothing else states a version fact.
+
+Sources (see the README's docs/policy-semantics.md):
+- ``enableDefaultDeny``: added in Cilium 1.16 (cilium/cilium#30572, commit 75ac5d0b);
+  the 1.14/1.15 CRD has no such field, so the API server prunes it.
+- ``endPort``: added in 1.16 (commit 4fe60e52); pruned before, so a range
+  shrinks to its start port.
+- A rule with no ingress/ingressDeny/egress/egressDeny section is rejected
+  from 1.17 (``Rule.Sanitize``, commit 4af386d1).
+- ``**.`` as a multi-label DNS wildcard: 1.19 (cilium/cilium#43420); before,
+  ``*`` matches one DNS label and ``**`` is the same as ``*``.
+- AKS: "Azure CNI Powered by Cilium" (articles/aks/azure-cni-powered-by-cilium.md),
+  the minimum Cilium version per Kubernetes minor version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Version = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CiliumFeatures:
+    """What one Cilium minor version does with a policy."""
+
+    version: Version
+    enable_default_deny: bool
+    """The CRD has ``spec.enableDefaultDeny`` (older CRDs prune it)."""
+    end_port: bool
+    """``toPorts.ports[].endPort`` makes a port range (older CRDs prune it)."""
+    rejects_empty_rules: bool
+    """A rule with no ingress, ingressDeny, egress or egressDeny section is rejected."""
+    multi_label_dns_wildcard: bool
+    """``**.example.com`` matches names several labels deep."""
+
+    @property
+    def text(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+CILIUM: dict[Version, CiliumFeatures] = {
+    v.version: v
+    for v in (
+        CiliumFeatures((1, 14), enable_default_deny=False, end_port=False, rejects_empty_rules=False, multi_label_dns_wildcard=False),
+        CiliumFeatures((1, 15), enable_default_deny=False, end_port=False, rejects_empty_rules=False, multi_label_dns_wildcard=False),
+        CiliumFeatures((1, 16), enable_default_deny=True, end_port=True, rejects_empty_rules=False, multi_label_dns_wildcard=False),
+        CiliumFeatures((1, 17), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=False),
+        CiliumFeatures((1, 18), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=False),
+        CiliumFeatures((1, 19), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=True),
+    )
+}
+
+DEFAULT_CILIUM: Version = (1, 17)
+"""Assumed when a stack pins no Kubernetes version (AKS's default Kubernetes, 1.32/1.33, ships 1.17)."""
+
+AKS_CILIUM: dict[Version, Version] = {
+    (1, 29): (1, 14),
+    (1, 30): (1, 14),
+    (1, 31): (1, 16),
+    (1, 32): (1, 17),
+    (1, 33): (1, 17),
+    (1, 34): (1, 18),
+    (1, 35): (1, 18),
+    (1, 36): (1, 18),
+}
+"""Kubernetes minor version on AKS -> the Cilium minor version AKS ships with it."""
+
+
+def features(version: Version) -> CiliumFeatures:
+    """The facts of one Cilium minor version; ``ValueError`` for one the table does not know."""
+    try:
+        return CILIUM[version]
+    except KeyError:
+        known = ", ".join(v.text for v in CILIUM.values())
+        raise ValueError(f"Cilium {version[0]}.{version[1]} is not known; known: {known}") from None
+
+
+def parse_minor(text: str) -> Version:
+    """``"1.33"`` or ``"1.33.2"`` -> ``(1, 33)``; ``ValueError`` otherwise."""
+    parts = text.split(".")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a version like 1.33 or 1.33.2")
+    return int(parts[0]), int(parts[1])
+
+
+def aks_cilium(kubernetes_version: str | None) -> Version:
+    """The Cilium AKS ships for a Kubernetes version (``DEFAULT_CILIUM`` when none is pinned).
+
+    ``ValueError`` for a version AKS does not document Cilium for.
+    """
+    if not kubernetes_version:
+        return DEFAULT_CILIUM
+    minor = parse_minor(kubernetes_version)
+    if minor not in AKS_CILIUM:
+        known = ", ".join(f"{a}.{b}" for a, b in AKS_CILIUM)
+        raise ValueError(
+            f"AKS documents no Cilium for Kubernetes {minor[0]}.{minor[1]}; Kubernetes versions with Cilium on AKS: {known}"
+        )
+    return AKS_CILIUM[minor]

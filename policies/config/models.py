@@ -1,0 +1,301 @@
+"""The stack configuration as frozen pydantic models: field by field, what each key accepts.
+
+Rules that need more than one field live in ``rules``; the limits on size in
+``limits``; both run in the same pass (``load``), so every problem is reported
+at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from policies import acns_levels
+from policies.cilium_versions import CILIUM, DEFAULT_CILIUM, Version, aks_cilium, parse_minor
+from policies.config import azure, kubernetes, outside_names
+from policies.config.limits import (
+    MAX_FQDNS_PER_FLOW,
+    MAX_HTTP_RULES_PER_FLOW,
+    MAX_LABELS_PER_WORKLOAD,
+    MAX_NODES,
+    MAX_REPLICAS,
+)
+
+PROJECT = "zero-trust-aks"
+"""The Pulumi project name: the namespace of every project config key."""
+
+PROBE_IMAGE = "curlimages/curl:8.11.1@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69"
+"""The probe image (curl on Alpine; runs as uid 100), pinned by digest."""
+
+
+def _check(problem):
+    """An AfterValidator from a ``value -> problem or None`` function."""
+
+    def validate(value):
+        why = problem(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+    return AfterValidator(validate)
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise ValueError(f"not a CIDR range ({e})") from None
+    return str(net)
+
+
+def _ipv4_cidr(value: str) -> str:
+    value = _cidr(value)
+    if ipaddress.ip_network(value).version != 4:
+        raise ValueError("must be an IPv4 range (this stack builds a single-stack IPv4 cluster)")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("not an IP address") from None
+
+
+def _kubernetes_version(value: str) -> str:
+    aks_cilium(value)  # raises ValueError naming the versions AKS documents Cilium for
+    return value
+
+
+def _cilium_minor(value: str) -> str:
+    if parse_minor(value) not in CILIUM:
+        raise ValueError(f"not a Cilium version this tool knows; known: {', '.join(f'{a}.{b}' for a, b in CILIUM)}")
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    if "@sha256:" not in value:
+        raise ValueError(
+            "must be pinned by digest (image@sha256:<64 hex digits>): the probes run with each source workload's "
+            "identity, so a moved tag could change what they do"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, StringConstraints(pattern=kubernetes.DNS1123_LABEL)]
+LabelKey = Annotated[str, _check(kubernetes.label_key_problem)]
+LabelValue = Annotated[str, StringConstraints(pattern=kubernetes.LABEL_VALUE)]
+Fqdn = Annotated[
+    str,
+    StringConstraints(pattern=outside_names.FQDN, to_lower=True, max_length=253),
+    _check(outside_names.wildcard_problem),
+]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+Protocol = Literal["TCP", "UDP", "SCTP"]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Ipv4Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
+Guid = Annotated[str, StringConstraints(pattern=azure.GUID)]
+Quantity = Annotated[str, _check(kubernetes.quantity_problem)]
+Image = Annotated[str, StringConstraints(pattern=r"^[^\s]+$", min_length=1, max_length=512)]
+Count = Annotated[int, Field(strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=False)
+
+
+class AdvancedNetworking(_Model):
+    """Advanced Container Networking Services (a paid AKS add-on)."""
+
+    observability: bool = False
+    """Hubble flow logs and metrics."""
+    security: Literal["none", "fqdn", "l7"] = "none"
+    """`fqdn` enables toFQDNs and DNS rules; `l7` adds HTTP/gRPC/Kafka rules (``policies.acns_levels``)."""
+
+    @property
+    def level(self) -> acns_levels.AcnsLevel:
+        return acns_levels.BY_SETTING[self.security]
+
+
+class EntraId(_Model):
+    """Entra ID (AAD) integration with Azure RBAC for Kubernetes authorization."""
+
+    admin_group_object_ids: tuple[Guid, ...] = Field((), alias="adminGroupObjectIds", max_length=50)
+    azure_rbac: bool = Field(True, alias="azureRbac")
+    tenant_id: Guid | None = Field(None, alias="tenantId")
+
+
+class Autoscaling(_Model):
+    min_count: Count = Field(alias="minCount", ge=1, le=MAX_NODES)
+    max_count: Count = Field(alias="maxCount", ge=1, le=MAX_NODES)
+
+
+class ClusterConfig(_Model):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([-_A-Za-z0-9]{0,61}[A-Za-z0-9])?$")]
+    node_count: Count = Field(3, alias="nodeCount", ge=1, le=MAX_NODES)
+    vm_size: Annotated[str, StringConstraints(pattern=r"^Standard_[A-Za-z0-9_]+$", max_length=64)] = Field(
+        "Standard_D2s_v5", alias="vmSize"
+    )
+    kubernetes_version: Annotated[
+        str, StringConstraints(pattern=r"^1\.\d{2}(\.\d+)?$"), AfterValidator(_kubernetes_version)
+    ] | None = Field(None, alias="kubernetesVersion")
+    network_plugin_mode: Literal["overlay", "node-subnet"] = Field("overlay", alias="networkPluginMode")
+    """`overlay` (recommended) or `node-subnet`, the walkthrough's legacy mode where pods take VNet IPs."""
+    pod_cidr: Ipv4Cidr | None = Field(None, alias="podCidr")
+    """Overlay only; defaults to 10.244.0.0/16."""
+    service_cidr: Ipv4Cidr = Field("10.0.0.0/16", alias="serviceCidr")
+    dns_service_ip: Annotated[str, AfterValidator(_ip)] = Field("10.0.0.10", alias="dnsServiceIp")
+    advanced_networking: AdvancedNetworking = Field(AdvancedNetworking(), alias="advancedNetworking")
+    entra_id: EntraId | None = Field(None, alias="entraId")
+    disable_local_accounts: bool = Field(False, alias="disableLocalAccounts")
+    authorized_ip_ranges: tuple[Cidr, ...] = Field((), alias="authorizedIpRanges", max_length=azure.MAX_AUTHORIZED_IP_RANGES)
+    private_cluster: bool = Field(False, alias="privateCluster")
+    availability_zones: tuple[Literal["1", "2", "3"], ...] = Field((), alias="availabilityZones", max_length=3)
+    autoscaling: Autoscaling | None = None
+    kubelogin_mode: Literal["azurecli", "workloadidentity", "spn", "msi"] = Field("azurecli", alias="kubeloginMode")
+    """How the kubeconfig logs in when Entra ID is on (non-interactive kubelogin)."""
+    sku_tier: Literal["Free", "Standard", "Premium"] = Field("Free", alias="skuTier")
+
+    @property
+    def dns_prefix(self) -> str:
+        """The cluster's DNS prefix (ARM ``dnsPrefix``): its name."""
+        return self.name
+
+    @property
+    def effective_pod_cidr(self) -> str | None:
+        if self.network_plugin_mode != "overlay":
+            return None
+        return self.pod_cidr or "10.244.0.0/16"
+
+    @property
+    def cilium_version(self) -> Version:
+        """The Cilium minor version AKS ships for this cluster's Kubernetes version."""
+        return aks_cilium(self.kubernetes_version)
+
+
+class Resources(_Model):
+    cpu_request: Quantity = Field("50m", alias="cpuRequest")
+    cpu_limit: Quantity = Field("250m", alias="cpuLimit")
+    memory_request: Quantity = Field("64Mi", alias="memoryRequest")
+    memory_limit: Quantity = Field("128Mi", alias="memoryLimit")
+
+
+class WorkloadConfig(_Model):
+    """A workload the stack deploys: a Deployment, and a Service when a flow targets it."""
+
+    namespace: DnsLabel
+    image: Image
+    port: Port
+    protocol: Protocol = "TCP"
+    replicas: Count = Field(1, ge=0, le=MAX_REPLICAS)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS_PER_WORKLOAD)
+    """Extra pod labels. `app` is set to the workload's name and cannot be overridden."""
+    security_profile: Literal["restricted", "baseline"] = Field("restricted", alias="securityProfile")
+    """`restricted`: non-root, all capabilities dropped (Pod Security `restricted`).
+    `baseline`: for images that must start as root (e.g. the stock nginx image); still drops every
+    capability it does not need and forbids privilege escalation (Pod Security `baseline`)."""
+    resources: Resources = Resources()
+    service_account_token: bool = Field(False, alias="serviceAccountToken")
+    """Mount the service-account token into the pods (off unless the workload talks to the API)."""
+
+
+HttpMethod = Literal[outside_names.HTTP_METHODS]  # type: ignore[valid-type]
+
+
+class HttpRule(_Model):
+    method: HttpMethod | None = None
+    path: Annotated[str, StringConstraints(pattern=r"^/", max_length=1024), _check(outside_names.re2_problem)] | None = None
+    """A regular expression, as Envoy matches it (RE2, e.g. `/api/v1/.*`)."""
+
+
+class Flow(_Model):
+    source: str = Field(alias="from")
+    to: str | None = None
+    to_fqdns: tuple[Fqdn, ...] | None = Field(None, alias="toFqdns", min_length=1, max_length=MAX_FQDNS_PER_FLOW)
+    port: Port | None = None
+    protocol: Protocol | None = None
+    http: tuple[HttpRule, ...] | None = Field(None, min_length=1, max_length=MAX_HTTP_RULES_PER_FLOW)
+
+
+class ZeroTrust(_Model):
+    default_deny: Literal["ingress-and-egress", "ingress"] = Field("ingress-and-egress", alias="defaultDeny")
+    allow_dns: bool = Field(True, alias="allowDns")
+    crd_timeout_seconds: Count = Field(600, alias="crdTimeoutSeconds", ge=30, le=3600)
+    """How long the first `pulumi up` waits for AKS's Cilium to register its policy CRDs."""
+    verify: bool = True
+    """Run connectivity probes (Kubernetes Jobs) as part of `pulumi up`; a disagreeing probe fails the update."""
+    probe_image: Annotated[
+        str,
+        StringConstraints(pattern=r"^[^\s:@]+(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"),
+        AfterValidator(_pinned_image),
+    ] = Field(PROBE_IMAGE, alias="probeImage")
+    """A curl image pinned by digest (it must run as a non-root numeric user: uid 100 here)."""
+
+
+class ExistingCluster(_Model):
+    """An existing cluster that already runs Cilium (e.g. kind): no Azure resources are created."""
+
+    context: str | None = None
+    """The kubeconfig context to use (default: the current context)."""
+    kubeconfig: str | None = None
+    """Path to a kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."""
+    cilium_version: Annotated[str, StringConstraints(pattern=r"^1\.\d{2}$"), AfterValidator(_cilium_minor)] = Field(
+        "1.17", alias="ciliumVersion"
+    )
+    """The cluster's Cilium minor version, for the policy semantics (`cilium version`)."""
+
+
+class StackConfig(_Model):
+    """All of a stack's configuration, keyed by the full Pulumi config keys."""
+
+    location: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+$", max_length=64)] | None = Field(
+        None, alias="azure-native:location"
+    )
+    resource_group_name: Annotated[str, StringConstraints(pattern=r"^[-\w.()]{0,89}[-\w()]$")] | None = Field(
+        None, alias=f"{PROJECT}:resourceGroupName"
+    )
+    cluster: ClusterConfig | None = Field(None, alias=f"{PROJECT}:cluster")
+    """An AKS cluster to create (with its resource group)."""
+    kubernetes: ExistingCluster | None = Field(None, alias=f"{PROJECT}:kubernetes")
+    """Or: an existing cluster running Cilium, reached through a kubeconfig context."""
+    workloads: dict[DnsLabel, WorkloadConfig] = Field(alias=f"{PROJECT}:workloads", min_length=1)
+    flows: tuple[Flow, ...] = Field((), alias=f"{PROJECT}:flows")
+    zero_trust: ZeroTrust = Field(ZeroTrust(), alias=f"{PROJECT}:zeroTrust")
+
+    # -- derived views (no state of their own) ---------------------------------
+
+    @property
+    def cilium_version(self) -> Version:
+        """The Cilium minor version whose policy semantics apply."""
+        if self.cluster is not None:
+            return self.cluster.cilium_version
+        if self.kubernetes is not None:
+            return parse_minor(self.kubernetes.cilium_version)
+        return DEFAULT_CILIUM
+
+    @property
+    def acns_level(self) -> acns_levels.AcnsLevel | None:
+        """The AKS cluster's ACNS security level; None for an existing cluster (its Cilium decides)."""
+        return self.cluster.advanced_networking.level if self.cluster is not None else None
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The workload namespaces this stack manages, sorted."""
+        return tuple(sorted({w.namespace for w in self.workloads.values()}))
+
+    @property
+    def flow_targets(self) -> frozenset[str]:
+        """The workloads some flow targets: they get a Service."""
+        return frozenset(f.to for f in self.flows if f.to)
+
+    def flow_port(self, flow: Flow) -> int | None:
+        if flow.port is not None:
+            return flow.port
+        return self.workloads[flow.to].port if flow.to in self.workloads else None
+
+    def flow_protocol(self, flow: Flow) -> str:
+        if flow.protocol:
+            return flow.protocol
+        return self.workloads[flow.to].protocol if flow.to in self.workloads else "TCP"

@@ -1,0 +1,185 @@
+"""Cross-field rules: what no single key can say, checked on whatever part of the config is valid.
+
+Each function takes the config assembled from the keys that validated
+(``Partial``) and returns one line per problem. A rule whose inputs failed
+validation is skipped, so one bad key never hides or fakes another problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from policies.config import azure, kubernetes
+from policies.config.models import PROJECT, ClusterConfig, StackConfig
+
+P = PROJECT
+
+
+@dataclass
+class Partial:
+    """The config as far as it validated."""
+
+    cfg: StackConfig
+    failed: set[str] = field(default_factory=set)
+    """StackConfig fields that did not validate (their rules are skipped)."""
+    broken_workloads: set[str] = field(default_factory=set)
+    """Workload names present in the config whose definition did not validate."""
+
+    def ok(self, *fields: str) -> bool:
+        return not (set(fields) & self.failed)
+
+
+def stack_errors(p: Partial) -> list[str]:
+    errors: list[str] = []
+    cfg = p.cfg
+    if p.ok("cluster", "kubernetes") and (cfg.cluster is None) == (cfg.kubernetes is None):
+        errors.append(
+            f"{P}:cluster: give exactly one of {P}:cluster (an AKS cluster to create) "
+            f"or {P}:kubernetes (an existing cluster running Cilium)"
+        )
+    azure_keys = (("azure-native:location", "location"), (f"{P}:resourceGroupName", "resource_group_name"))
+    if p.ok("cluster") and cfg.cluster is not None:
+        for key, name in azure_keys:
+            if p.ok(name) and getattr(cfg, name) is None:
+                errors.append(f"{key}: required with {P}:cluster")
+    elif p.ok("kubernetes") and cfg.kubernetes is not None:
+        for key, name in azure_keys:
+            if name not in p.failed and getattr(cfg, name) is not None:
+                errors.append(f"{key}: not used with {P}:kubernetes (no Azure resources are created); remove it")
+    zt = cfg.zero_trust
+    if p.ok("zero_trust") and zt.verify and not zt.allow_dns and zt.default_deny == "ingress-and-egress":
+        errors.append(
+            f"{P}:zeroTrust.verify: the probes reach their targets by Service DNS name, which needs "
+            f"{P}:zeroTrust.allowDns: true; allow DNS or set verify: false"
+        )
+    if p.ok("cluster") and cfg.cluster is not None:
+        errors += cluster_errors(cfg.cluster)
+    errors += workload_errors(p)
+    errors += flow_errors(p)
+    return errors
+
+
+def cluster_errors(c: ClusterConfig) -> list[str]:
+    """What ARM would refuse, or what would lock everyone out, in one cluster's settings."""
+    at = f"{P}:cluster"
+    errors: list[str] = []
+    why = azure.dns_prefix_problem(c.dns_prefix)
+    if why:
+        errors.append(f"{at}.name: {why}")
+    why = azure.dns_service_ip_problem(c.dns_service_ip, c.service_cidr)
+    if why:
+        errors.append(f"{at}.dnsServiceIp: {why}")
+    ranges = [("serviceCidr", c.service_cidr)]
+    if c.effective_pod_cidr:
+        ranges.append(("podCidr", c.effective_pod_cidr))
+    for key, cidr in ranges:
+        why = azure.reserved_range_problem(cidr)
+        if why:
+            errors.append(f"{at}.{key}: {why}")
+        if azure.overlaps(cidr, azure.MANAGED_VNET):
+            errors.append(f"{at}.{key}: {cidr} overlaps {azure.MANAGED_VNET}, the VNet AKS creates for the nodes")
+    if c.effective_pod_cidr and azure.overlaps(c.effective_pod_cidr, c.service_cidr):
+        key = "podCidr" if c.pod_cidr else "serviceCidr"
+        errors.append(f"{at}.{key}: pod range {c.effective_pod_cidr} overlaps serviceCidr {c.service_cidr}")
+
+    if c.entra_id is None and c.disable_local_accounts:
+        errors.append(f"{at}.disableLocalAccounts: needs {at}.entraId (without Entra ID nobody could log in)")
+    if c.private_cluster and c.authorized_ip_ranges:
+        errors.append(f"{at}.authorizedIpRanges: not allowed with privateCluster: true (AKS rejects the combination)")
+    for i, cidr in enumerate(c.authorized_ip_ranges):
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            errors.append(f"{at}.authorizedIpRanges[{i}]: {cidr} opens the API server to everyone; list your ranges")
+    if c.autoscaling:
+        lo, hi = c.autoscaling.min_count, c.autoscaling.max_count
+        if lo > hi:
+            errors.append(f"{at}.autoscaling.minCount: {lo} is above maxCount {hi}")
+        elif not lo <= c.node_count <= hi:
+            errors.append(f"{at}.nodeCount: {c.node_count} must lie within autoscaling minCount..maxCount ({lo}..{hi})")
+    if c.pod_cidr and c.network_plugin_mode != "overlay":
+        errors.append(f"{at}.podCidr: only used with networkPluginMode: overlay (pods take node-subnet IPs)")
+    return errors
+
+
+def workload_errors(p: Partial) -> list[str]:
+    errors: list[str] = []
+    targets = p.cfg.flow_targets if p.ok("flows") else frozenset()
+    for name, w in p.cfg.workloads.items():
+        at = f"{P}:workloads.{name}"
+        if "app" in w.labels:
+            errors.append(f"{at}.labels.app: reserved; it is always the workload's name ({name!r})")
+        if kubernetes.reserved_namespace(w.namespace):
+            errors.append(f"{at}.namespace: {w.namespace!r} is managed by Kubernetes or AKS; choose your own namespace")
+        if name in targets and not kubernetes.DNS1035_LABEL.match(name):
+            errors.append(
+                f"{at}: {name!r} names the workload's Service, and Service names must start with a letter "
+                "(DNS-1035); rename the workload"
+            )
+        r = w.resources
+        for what, request, limit in (("cpu", r.cpu_request, r.cpu_limit), ("memory", r.memory_request, r.memory_limit)):
+            if kubernetes.quantity(request) > kubernetes.quantity(limit):
+                errors.append(
+                    f"{at}.resources.{what}Request: {request} is above {what}Limit {limit}; "
+                    "the API server rejects a request above its limit"
+                )
+    return errors
+
+
+def flow_errors(p: Partial) -> list[str]:
+    """Flows against the workloads and the cluster's ACNS level."""
+    if not p.ok("flows"):
+        return []
+    cfg = p.cfg
+    errors: list[str] = []
+    known = set(cfg.workloads) | p.broken_workloads
+    names = ", ".join(sorted(known))
+    level = cfg.acns_level if p.ok("cluster") else None
+    check_level = level is not None
+    seen: dict[tuple, int] = {}
+    for i, f in enumerate(cfg.flows):
+        at = f"{P}:flows[{i}]"
+        if f.source not in known and p.ok("workloads"):
+            errors.append(f"{at}.from: {f.source!r} is not a workload; workloads are: {names}")
+        if (f.to is None) == (f.to_fqdns is None):
+            errors.append(f"{at}: give exactly one of 'to' (a workload) or 'toFqdns' (outside names)")
+            continue
+        if f.to is not None:
+            if f.to not in known:
+                if p.ok("workloads"):
+                    errors.append(f"{at}.to: {f.to!r} is not a workload; workloads are: {names}")
+                continue
+            if f.to in p.broken_workloads:
+                continue
+            target = cfg.workloads[f.to]
+            if f.port is not None and f.port != target.port:
+                errors.append(f"{at}.port: {f.to!r} listens on {target.port} only; omit port or use {target.port}")
+            if f.protocol is not None and f.protocol != target.protocol:
+                errors.append(f"{at}.protocol: {f.to!r} serves {target.protocol}")
+            if f.http is not None:
+                if check_level and "l7" not in level.allows:
+                    errors.append(
+                        f"{at}.http: L7 rules need {P}:cluster.advancedNetworking.security: l7 "
+                        f"(now {level.setting!r}); AKS rejects them otherwise"
+                    )
+                if cfg.flow_protocol(f) != "TCP":
+                    errors.append(f"{at}.http: HTTP rules need protocol TCP")
+        else:
+            if f.port is None:
+                errors.append(f"{at}.port: required with toFqdns (the port on the outside host)")
+            if check_level and "fqdn" not in level.allows:
+                errors.append(
+                    f"{at}.toFqdns: FQDN rules need {P}:cluster.advancedNetworking.security: fqdn or l7 "
+                    f"(now {level.setting!r}); AKS rejects them otherwise"
+                )
+            if f.http is not None:
+                errors.append(f"{at}.http: HTTP rules apply to flows between workloads only")
+            if p.ok("zero_trust") and cfg.zero_trust.default_deny != "ingress-and-egress":
+                errors.append(
+                    f"{at}.toFqdns: needs {P}:zeroTrust.defaultDeny: ingress-and-egress "
+                    "(an egress rule would put the pod in egress default deny)"
+                )
+        key = (f.source, f.to, f.to_fqdns, cfg.flow_port(f), cfg.flow_protocol(f))
+        if key in seen:
+            errors.append(f"{at}: the same flow as {P}:flows[{seen[key]}]")
+        seen.setdefault(key, i)
+    return errors

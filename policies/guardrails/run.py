@@ -1,0 +1,113 @@
+"""Running the guardrails: violations, exceptions, and enforcement levels in CrossGuard's format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policies.guardrails.resources import LEVELS, Excepted, Resource, Rule, Violation, EXCEPTION_ANNOTATION
+from policies.guardrails.rules import BY_NAME, RULES
+
+def _judge(rule: Rule, level: str, found: Iterable[tuple[Resource, str]]) -> tuple[list[Violation], list[Excepted]]:
+    violations, excepted = [], []
+    for resource, message in found:
+        reason = resource.exception() if rule.exceptable else None
+        if reason:
+            excepted.append(Excepted(rule.name, resource.display, reason))
+            continue
+        if reason == "":
+            message += f" (its {EXCEPTION_ANNOTATION} annotation has no reason, so it does not count)"
+        violations.append(Violation(rule.name, level, resource.display, message, resource.urn))
+    return violations, excepted
+
+
+def check_resource(rule: Rule, resource: Resource, level: str | None = None) -> list[Violation]:
+    """A resource-scoped rule on one resource (what a CrossGuard resource validation does)."""
+    if rule.scope != "resource" or not rule.applies_to(resource):
+        return []
+    return _judge(rule, level or rule.level, rule.check(resource))[0]
+
+
+def check_stack(rule: Rule, resources: Sequence[Resource], level: str | None = None) -> list[Violation]:
+    """A stack-scoped rule on all resources (what a CrossGuard stack validation does)."""
+    if rule.scope != "stack":
+        return []
+    return _judge(rule, level or rule.level, rule.check(resources))[0]
+
+
+@dataclass(frozen=True)
+class Report:
+    violations: tuple[Violation, ...]
+    excepted: tuple[Excepted, ...]
+
+    @property
+    def mandatory(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == "mandatory"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mandatory
+
+
+def evaluate(resources: Sequence[Resource], levels: Mapping[str, str] | None = None) -> Report:
+    """Every rule not disabled, on every resource it applies to."""
+    levels = levels or default_levels()
+    violations: list[Violation] = []
+    excepted: list[Excepted] = []
+    for rule in RULES:
+        level = levels.get(rule.name, rule.level)
+        if level == "disabled":
+            continue
+        if rule.scope == "stack":
+            found: Iterable[tuple[Resource, str]] = rule.check(resources)
+        else:
+            found = [x for r in resources if rule.applies_to(r) for x in rule.check(r)]
+        v, e = _judge(rule, level, found)
+        violations += sorted(v, key=lambda x: (x.resource, x.message))  # registration order varies
+        excepted += sorted(e, key=lambda x: (x.resource, x.reason))
+    return Report(tuple(violations), tuple(excepted))
+
+
+# -- enforcement levels (CrossGuard's policy-pack config format) -------------------------------------
+
+
+class LevelConfigError(ValueError):
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def default_levels() -> dict[str, str]:
+    return {r.name: r.level for r in RULES}
+
+
+def resolve_levels(doc: Any, source: str) -> dict[str, str]:
+    """Levels from a policy-pack config document, as ``--policy-pack-config`` reads it.
+
+    ``all`` sets every rule; a rule's own entry wins over ``all``. Entries are
+    ``"<level>"`` or ``{"enforcementLevel": "<level>"}``.
+    """
+    if not isinstance(doc, Mapping):
+        raise LevelConfigError([f"{source}: must be a JSON object of rule name -> enforcement level"])
+    levels = default_levels()
+    errors: list[str] = []
+    parsed: dict[str, str] = {}
+    for key, value in doc.items():
+        if key != "all" and key not in BY_NAME:
+            errors.append(f"{source}: {key}: not a guardrail; the guardrails are: all, {', '.join(BY_NAME)}")
+            continue
+        level = value.get("enforcementLevel") if isinstance(value, Mapping) else value
+        extra = sorted(set(value) - {"enforcementLevel"}) if isinstance(value, Mapping) else []
+        if extra:
+            errors.append(f"{source}: {key}.{extra[0]}: unknown setting; only enforcementLevel is configurable")
+        if level not in LEVELS:
+            errors.append(f"{source}: {key}.enforcementLevel: {level!r} is not allowed; allowed: {', '.join(LEVELS)}")
+            continue
+        parsed[key] = level
+    if errors:
+        raise LevelConfigError(errors)
+    if "all" in parsed:
+        levels = {name: parsed["all"] for name in levels}
+    levels.update({k: v for k, v in parsed.items() if k != "all"})
+    return levels

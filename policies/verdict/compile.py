@@ -1,0 +1,225 @@
+"""CNP/CCNP manifests -> compiled rules, with what Cilium rejects and what each version drops.
+
+- Within a rule, peers AND ports; rules OR. No L3 field with ``toPorts`` is
+  an L3 wildcard; an explicit empty peer list selects nothing (cilium#29608);
+  a rule mixing two L3 kinds is rejected, and so is the whole object
+  (api/rule_validation.go Sanitize).
+- Ports: a string; protocol omitted or ``ANY`` is TCP, UDP and SCTP;
+  ``endPort`` is inclusive; ``"0"`` wildcards the port only.
+- Version facts (``enableDefaultDeny``, ``endPort``, empty rules) come from
+  ``policies.cilium_versions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from policies.cilium_versions import CiliumFeatures
+from policies.verdict.identity import NS_KEY
+from policies.verdict.selectors import PolicyRejected, Requirement, Selector, peer_selector, subject_selector
+
+CNP = "CiliumNetworkPolicy"
+CCNP = "CiliumClusterwideNetworkPolicy"
+ALL_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
+POD_ENTITIES = frozenset({"all", "cluster"})
+
+_INGRESS_L3 = ("fromEndpoints", "fromEntities", "fromCIDR", "fromCIDRSet", "fromNodes", "fromGroups")
+_EGRESS_L3 = ("toEndpoints", "toEntities", "toCIDR", "toCIDRSet", "toServices", "toFQDNs", "toNodes", "toGroups")
+_OFFLINE = {
+    "fromCIDR": "CIDR",
+    "fromCIDRSet": "CIDR",
+    "toCIDR": "CIDR",
+    "toCIDRSet": "CIDR",
+    "toFQDNs": "FQDN",
+    "toServices": "service",
+    "fromGroups": "group",
+    "toGroups": "group",
+}
+
+
+
+
+
+@dataclass(frozen=True)
+class PortEntry:
+    lo: int
+    hi: int
+    protocols: frozenset[str]
+    l7: bool = False
+    named: str | None = None
+
+    def matches(self, port: int, protocol: str) -> bool:
+        if protocol not in self.protocols:
+            return False
+        if self.named is not None:
+            return False
+        return self.lo == 0 or self.lo <= port <= self.hi
+
+
+WILDCARD = "wildcard"
+
+
+@dataclass(frozen=True)
+class PeerRule:
+    """One entry of an ingress/egress (deny) list, compiled."""
+
+    policy: str
+    where: str  # e.g. "ingress[0]"
+    deny: bool
+    selectors: tuple[Selector, ...] | str  # WILDCARD, or pod selectors (possibly empty)
+    offline: str | None  # peer kind the engine cannot decide offline
+    ports: tuple[PortEntry, ...] | None  # None: every port and protocol
+    requires: bool = False
+
+    def port_entry(self, port: int, protocol: str) -> PortEntry | None | bool:
+        """The matching entry, True when every port matches, None when none does."""
+        if self.ports is None:
+            return True
+        for e in self.ports:
+            if e.matches(port, protocol):
+                return e
+        return None
+
+    def named_port_applies(self, protocol: str) -> bool:
+        return any(e.named and protocol in e.protocols for e in self.ports or ())
+
+    @property
+    def ref(self) -> str:
+        return f"{self.policy} {self.where}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    policy: str
+    namespace: str | None
+    subject: Selector | None  # None: a nodeSelector rule (selects no pod)
+    sections: Mapping[str, tuple[PeerRule, ...]]
+    enforces: Mapping[str, bool]  # direction -> non-empty allow or deny list
+    default_deny: Mapping[str, bool]
+    empty_sections: tuple[str, ...] = ()  # e.g. ("ingress",) for `ingress: []`
+
+
+def policy_ref(m: Mapping[str, Any]) -> str:
+    meta = m.get("metadata") or {}
+    if m.get("kind") == CCNP:
+        return f"ccnp/{meta.get('name', '?')}"
+    return f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
+
+
+def compile_policy(manifest: Mapping[str, Any], cilium: CiliumFeatures) -> list[Rule]:
+    """A CNP/CCNP -> its rules; raises ``PolicyRejected`` where Cilium rejects the object."""
+    kind = manifest.get("kind")
+    ref = policy_ref(manifest)
+    namespace = None if kind == CCNP else (manifest.get("metadata") or {}).get("namespace", "default")
+    specs: list[tuple[str, Any]] = []
+    if manifest.get("spec") is not None:
+        specs.append(("spec", manifest["spec"]))
+    specs += [(f"specs[{i}]", s) for i, s in enumerate(manifest.get("specs") or [])]
+    if not specs:
+        raise PolicyRejected(f"{ref}: has neither spec nor specs")
+    return [_compile_rule(ref, namespace, kind, where, spec, cilium) for where, spec in specs]
+
+
+def _compile_rule(ref, namespace, kind, where, spec, cilium: CiliumFeatures) -> Rule:
+    if not isinstance(spec, Mapping):
+        raise PolicyRejected(f"{ref} {where}: must be a mapping")
+    has_ep, has_node = spec.get("endpointSelector") is not None, spec.get("nodeSelector") is not None
+    if has_ep == has_node:
+        raise PolicyRejected(f"{ref} {where}: needs exactly one of endpointSelector or nodeSelector")
+    if has_node and kind == CNP:
+        raise PolicyRejected(f"{ref} {where}: a CiliumNetworkPolicy cannot use nodeSelector")
+    subject = subject_selector(spec["endpointSelector"], namespace, f"{where}.endpointSelector") if has_ep else None
+
+    sections: dict[str, tuple[PeerRule, ...]] = {}
+    for section in ("ingress", "ingressDeny", "egress", "egressDeny"):
+        entries = spec.get(section)
+        if entries is None:
+            entries = []
+        if not isinstance(entries, list):
+            raise PolicyRejected(f"{ref} {where}.{section}: must be a list")
+        sections[section] = tuple(
+            _compile_peer_rule(ref, namespace, f"{section}[{i}]", e, section, cilium) for i, e in enumerate(entries)
+        )
+    if cilium.rejects_empty_rules and not any(sections.values()):
+        raise PolicyRejected(
+            f"{ref} {where}: has no ingress, ingressDeny, egress or egressDeny rule "
+            f"(Cilium {cilium.text} rejects it)"
+        )
+    enforces = {
+        "ingress": bool(sections["ingress"] or sections["ingressDeny"]),
+        "egress": bool(sections["egress"] or sections["egressDeny"]),
+    }
+    flags = spec.get("enableDefaultDeny") or {}
+    if not cilium.enable_default_deny:
+        flags = {}  # this version's CRD has no such field: the API server prunes it
+    default_deny = {d: flags.get(d) is not False for d in ("ingress", "egress")}
+    empty = tuple(s for s in ("ingress", "egress") if spec.get(s) == [] and not sections[s + "Deny"])
+    return Rule(ref + ("" if where == "spec" else f" {where}"), namespace, subject, sections, enforces, default_deny, empty)
+
+
+def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeatures) -> PeerRule:
+    if not isinstance(entry, Mapping):
+        raise PolicyRejected(f"{ref} {where}: must be a mapping")
+    ingress = section.startswith("ingress")
+    l3_kinds = _INGRESS_L3 if ingress else _EGRESS_L3
+    present = [k for k in l3_kinds if entry.get(k)]
+    if len(present) > 1:
+        raise PolicyRejected(f"{ref} {where}: combining {present[0]} and {present[1]} is not supported (Cilium rejects the policy)")
+    ports = _compile_ports(ref, where, entry.get("toPorts"), cilium)
+    endpoints_key = "fromEndpoints" if ingress else "toEndpoints"
+    entities_key = "fromEntities" if ingress else "toEntities"
+    offline = None
+    if any(k in entry for k in l3_kinds):
+        selectors: tuple[Selector, ...] | str = ()
+        if entry.get(endpoints_key) is not None:
+            selectors = tuple(
+                peer_selector(s, namespace, f"{where}.{endpoints_key}[{i}]") for i, s in enumerate(entry[endpoints_key])
+            )
+        elif entry.get(entities_key):
+            if set(entry[entities_key]) & POD_ENTITIES:
+                selectors = WILDCARD if "all" in entry[entities_key] else (Selector(frozenset({Requirement("k8s", NS_KEY, "Exists")})),)
+        else:
+            kind = next((k for k in l3_kinds if entry.get(k)), None)
+            offline = _OFFLINE.get(kind) if kind else None
+    elif entry.get("toPorts"):
+        selectors = WILDCARD  # L4-only rule: any peer at L3
+    else:
+        # `{}` enforces the direction and allows nothing; an ICMP-only rule allows any peer, at ICMP only.
+        selectors = WILDCARD if entry.get("icmps") else ()
+    if entry.get("icmps") and not entry.get("toPorts"):
+        ports = ()  # ICMP only: no TCP/UDP/SCTP port matches
+    requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires)
+
+
+def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEntry, ...] | None:
+    if not to_ports:
+        return None
+    out = []
+    for i, pr in enumerate(to_ports):
+        rules = pr.get("rules") or {}
+        l7 = any(rules.get(k) for k in ("http", "dns", "kafka", "l7")) or bool(
+            pr.get("serverNames") or pr.get("terminatingTLS") or pr.get("originatingTLS")
+        )
+        for j, pp in enumerate(pr.get("ports") or []):
+            at = f"{ref} {where}.toPorts[{i}].ports[{j}]"
+            proto = pp.get("protocol") or "ANY"
+            if proto not in ("TCP", "UDP", "SCTP", "ANY"):
+                raise PolicyRejected(f"{at}.protocol: {proto!r} is not TCP, UDP, SCTP or ANY")
+            protocols = ALL_PROTOCOLS if proto == "ANY" else frozenset({proto})
+            port = pp.get("port")
+            if not isinstance(port, str) and port is not None:
+                raise PolicyRejected(f"{at}.port: must be a string (the CRD rejects {port!r})")
+            port = port or "0"
+            if not port.isdigit():
+                out.append(PortEntry(0, 0, protocols, l7, named=port))
+                continue
+            lo = int(port)
+            if lo > 65535:
+                raise PolicyRejected(f"{at}.port: {port} is out of range")
+            end = pp.get("endPort")
+            hi = end if (cilium.end_port and isinstance(end, int) and end > lo) else lo
+            out.append(PortEntry(lo, hi, protocols, l7))
+    return tuple(out)

@@ -1,0 +1,309 @@
+"""The verdict engine: does this pod reach that pod on this port, and why.
+
+- A connection needs the source's egress AND the destination's ingress
+  (docs policy/language: "policy must be configured on both sides").
+- A direction is enforced for a pod only if a rule selecting it has a
+  non-empty ``ingress``/``ingressDeny`` (``egress``/``egressDeny``) list
+  (pkg/policy/repository.go computePolicyEnforcementAndRules). So
+  ``ingress: []`` enforces nothing and ``ingress: [{}]`` denies everything.
+- ``enableDefaultDeny``: a direction is default-allow only if every rule
+  enforcing it sets the flag to false.
+- Deny rules beat allows, and a deny-only rule still enforces its direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.cilium_versions import DEFAULT_CILIUM, Version, features
+from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, PortEntry, Rule, compile_policy, policy_ref
+from policies.verdict.explain import not_enforced
+from policies.verdict.identity import Endpoint
+from policies.verdict.selectors import PolicyRejected, Selector
+
+@dataclass(frozen=True)
+class Side:
+    allowed: bool
+    reason: str
+    policies: tuple[str, ...] = ()
+    exact: bool = True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str
+    egress: Side
+    ingress: Side
+    exact: bool = True
+    """False when something the engine does not decide offline (L7, FQDN, CIDR...) could change it."""
+
+
+class Engine:
+    """Policies compiled once, queried for many (src, dst, port, protocol).
+
+    How it avoids evaluating every policy for every pair:
+    - pods are reduced to their security identity (the label set Cilium
+      keys policy on) and interned as small ints, so pods that share labels
+      share every answer;
+    - rules are indexed by namespace (a CNP only ever selects pods of its own
+      namespace; CCNPs apply everywhere);
+    - each peer selector is resolved once into the set of identities it
+      selects, through an inverted index of (key, value) -> identities;
+    - for a (pod, direction, port, protocol) the applicable allow and deny
+      peer sets are computed once, so one cell of a matrix is two set
+      look-ups.
+    """
+
+    def __init__(
+        self,
+        manifests: Iterable[Mapping[str, Any]],
+        version: Version = DEFAULT_CILIUM,
+        endpoints: Iterable[Endpoint] = (),
+    ):
+        self.version = version
+        self.cilium = features(version)
+        self.rejected: list[tuple[str, str]] = []
+        self._by_ns: dict[str | None, list[Rule]] = {}
+        for m in manifests:
+            if m.get("kind") not in (CNP, CCNP):
+                continue
+            try:
+                rules = compile_policy(m, self.cilium)
+            except PolicyRejected as e:
+                self.rejected.append((policy_ref(m), str(e)))
+                continue
+            for r in rules:
+                self._by_ns.setdefault(r.namespace, []).append(r)
+        # Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...).
+        self.has_offline_parts = any(
+            pr.offline or pr.requires or any(e.l7 or e.named for e in pr.ports or ())
+            for rules in self._by_ns.values()
+            for r in rules
+            for section in r.sections.values()
+            for pr in section
+        )
+        self._ids: dict[frozenset, int] = {}
+        self._eps: list[Endpoint] = []
+        self._index: dict[tuple[str, str], set[int]] = {}
+        self._keys: dict[str, set[int]] = {}
+        self._reset_caches()
+        for ep in endpoints:
+            self.intern(ep)
+
+    def _reset_caches(self) -> None:
+        self._selected: dict[Selector, frozenset[int]] = {}
+        self._views: dict[tuple, _View] = {}
+        self._rules: dict[int, list[Rule]] = {}
+        self._subjects: dict[int, frozenset[int]] = {}  # id(rule) -> the identities it selects
+
+    # -- identities ---------------------------------------------------------------------
+
+    def intern(self, ep: Endpoint) -> int:
+        """The small int standing for ``ep``'s identity (adding it to the universe)."""
+        identity = ep.identity()
+        n = self._ids.get(identity)
+        if n is None:
+            n = len(self._ids)
+            self._ids[identity] = n
+            self._eps.append(ep)
+            for _source, key, value in identity:
+                self._index.setdefault((key, value), set()).add(n)
+                self._keys.setdefault(key, set()).add(n)
+            self._reset_caches()  # selections over the universe changed
+        return n
+
+    def _select(self, sel: Selector) -> frozenset[int]:
+        hit = self._selected.get(sel)
+        if hit is not None:
+            return hit
+        out: set[int] = set(range(len(self._ids)))
+        for r in sel.requirements:
+            if r.source in ("k8s", "any"):
+                found = set().union(*(self._index.get((r.key, v), ()) for v in r.values))
+                found_any = self._keys.get(r.key, set())
+            else:
+                found = found_any = set()  # pod labels only ever have the k8s source
+            if r.op == "In":
+                out &= found
+            elif r.op == "NotIn":
+                out -= found
+            elif r.op == "Exists":
+                out &= found_any
+            else:
+                out -= found_any
+        hit = frozenset(out)
+        self._selected[sel] = hit
+        return hit
+
+    def _rules_for(self, n: int) -> list[Rule]:
+        """The rules selecting identity ``n`` (both directions)."""
+        hit = self._rules.get(n)
+        if hit is None:
+            ep = self._eps[n]
+            candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, [])
+            hit = [r for r in candidates if r.subject is not None and n in self._subject_set(r)]
+            self._rules[n] = hit
+        return hit
+
+    def _rejected_in(self, namespace: str) -> tuple[tuple[str, str], ...]:
+        return tuple((ref, why) for ref, why in self.rejected if ref.startswith((f"{namespace}/", "ccnp/")))
+
+    def _subject_set(self, r: Rule) -> frozenset[int]:
+        """Through the inverted index, once per rule for every identity."""
+        hit = self._subjects.get(id(r))
+        if hit is None:
+            hit = self._subjects[id(r)] = self._select(r.subject)
+        return hit
+
+    def _view(self, n: int, direction: str, port: int, protocol: str) -> _View:
+        key = (n, direction, port, protocol)
+        view = self._views.get(key)
+        if view is None:
+            view = self._build_view(n, direction, port, protocol)
+            self._views[key] = view
+        return view
+
+    def _build_view(self, n: int, direction: str, port: int, protocol: str) -> _View:
+        rules = self._rules_for(n)
+        enforcing = [r for r in rules if r.enforces[direction]]
+        view = _View(
+            enforced=bool(enforcing),
+            default_deny=any(r.default_deny[direction] for r in enforcing),
+            enforcing=tuple(enforcing),
+            empty_hint=tuple(r.policy for r in rules if direction in r.empty_sections),
+        )
+        view.rejected = self._rejected_in(self._eps[n].namespace)
+        for r in enforcing:
+            for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
+                for pr in r.sections[kind]:
+                    entry = pr.port_entry(port, protocol)
+                    if entry is None:
+                        if pr.named_port_applies(protocol):
+                            view.offline.append(f"{pr.ref} names a port")
+                        continue
+                    if pr.offline:
+                        view.offline.append(f"{pr.ref} has {pr.offline} peers")
+                        continue
+                    if pr.requires:
+                        view.offline.append(f"{pr.ref} uses {'from' if direction == 'ingress' else 'to'}Requires")
+                    peers = None if pr.selectors == WILDCARD else frozenset().union(*map(self._select, pr.selectors))
+                    l7 = isinstance(entry, PortEntry) and entry.l7
+                    target.append((peers, pr, l7))
+        return view
+
+    # -- verdicts -----------------------------------------------------------------------------
+
+    def allowed(self, src: int, dst: int, port: int, protocol: str) -> bool:
+        """The fast path: interned identities in, a bool out (the same ``_judge`` as ``decide``)."""
+        return (
+            _judge(self._view(src, "egress", port, protocol), dst)[0]
+            and _judge(self._view(dst, "ingress", port, protocol), src)[0]
+        )
+
+    def decide(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
+        protocol = protocol.upper()
+        s, d = self.intern(src), self.intern(dst)
+        eg = self.side(s, "egress", d, port, protocol)
+        ing = self.side(d, "ingress", s, port, protocol)
+        allowed = eg.allowed and ing.allowed
+        exact = eg.exact and ing.exact
+        flow = f"{src.display} -> {dst.display}:{port}/{protocol}"
+        if allowed:
+            reason = f"allowed {flow}: egress {eg.reason}; ingress {ing.reason}"
+        else:
+            blocking = [f"{name} {x.reason}" for name, x in (("egress", eg), ("ingress", ing)) if not x.allowed]
+            reason = f"denied {flow}: " + "; ".join(blocking)
+        if not exact:
+            reason += " (not fully decided offline)"
+        return Verdict(allowed, reason, eg, ing, exact)
+
+    def enforcement(self, ep: Endpoint, direction: str) -> Side:
+        """Whether ``ep`` is in effective default deny for ``direction`` (``allowed`` = it is), and why.
+
+        Port-independent: enforcement and default deny are properties of the
+        rules that select the pod, not of any one port.
+        """
+        rules = self._rules_for(self.intern(ep))
+        enforcing = [r for r in rules if r.enforces[direction]]
+        what = f"{direction} of {ep.display}"
+        if not enforcing:
+            view = _View(False, False, (), tuple(r.policy for r in rules if direction in r.empty_sections))
+            view.rejected = self._rejected_in(ep.namespace)
+            return Side(False, f"{what} is not enforced: {not_enforced(view, direction)}")
+        policies = tuple(dict.fromkeys(r.policy for r in enforcing))
+        by = tuple(dict.fromkeys(r.policy for r in enforcing if r.default_deny[direction]))
+        if not by:
+            return Side(
+                False, f"{what} is enforced but default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies
+            )
+        return Side(True, f"{what} is in default deny (by {', '.join(by)})", by)
+
+    def side(self, subject: int, direction: str, peer: int, port: int, protocol: str) -> Side:
+        """One direction's verdict with its reason."""
+        view = self._view(subject, direction, port, protocol)
+        allowed, how, pr, l7 = _judge(view, peer)
+        what = f"of {self._eps[subject].display}"
+        exact = not view.offline and not l7
+        if how == "open":
+            return Side(True, f"{what} not enforced: {not_enforced(view, direction)}")
+        if how == "deny":
+            return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), exact)
+        if how == "allow":
+            note = " (L7 rules on this port are not decided offline)" if l7 else ""
+            return Side(True, f"{what} allowed by {pr.ref}{note}", (pr.policy,), exact)
+        policies = tuple(dict.fromkeys(r.policy for r in view.enforcing))
+        if how == "default-allow":
+            return Side(
+                True, f"{what} default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies, exact
+            )
+        by = ", ".join(dict.fromkeys(r.policy for r in view.enforcing if r.default_deny[direction]))
+        return Side(
+            False,
+            f"{what} is in default deny (by {by}) and no rule allows {self._eps[peer].display} on {port}/{protocol}",
+            policies,
+            exact,
+        )
+
+
+@dataclass
+class _View:
+    """What applies to one pod identity, in one direction, on one port/protocol."""
+
+    enforced: bool
+    default_deny: bool
+    enforcing: tuple[Rule, ...]
+    empty_hint: tuple[str, ...]
+    rejected: tuple[tuple[str, str], ...] = ()
+    deny: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
+    allow: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+
+
+def _judge(view: _View, peer: int) -> tuple[bool, str, PeerRule | None, bool]:
+    """(allowed, how, deciding rule, L7?): the one place a side is decided."""
+    if not view.enforced:
+        return True, "open", None, False
+    for peers, pr, _ in view.deny:
+        if peers is None or peer in peers:
+            return False, "deny", pr, False
+    for peers, pr, l7 in view.allow:
+        if peers is None or peer in peers:
+            return True, "allow", pr, l7
+    if not view.default_deny:
+        return True, "default-allow", None, False
+    return False, "default-deny", None, False
+
+
+def decide(
+    manifests: Sequence[Mapping[str, Any]],
+    src: Endpoint,
+    dst: Endpoint,
+    port: int,
+    protocol: str = "TCP",
+    version: Version = DEFAULT_CILIUM,
+) -> Verdict:
+    """Whether ``src`` may connect to ``dst`` on ``port``/``protocol`` under ``manifests``."""
+    return Engine(manifests, version, (src, dst)).decide(src, dst, port, protocol)

@@ -1,0 +1,92 @@
+"""Who a pod is to Cilium: its security identity (labels Cilium keeps, plus what it adds).
+
+- Every pod label gets the source ``k8s:``; Cilium adds the namespace, the
+  namespace's labels (``io.cilium.k8s.namespace.labels.*``), the service
+  account and the cluster name.
+- The default label filter drops some keys from identities
+  (pkg/labelsfilter/filter.go defaultLabelPrefixCfg); selectors never see them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+NS_KEY = "io.kubernetes.pod.namespace"
+NS_LABELS_PREFIX = "io.cilium.k8s.namespace.labels"
+STRANGER = "stranger"
+"""An unlabelled pod in a namespace: the identity no flow names, so every policy must deny it."""
+
+
+# pkg/labelsfilter/filter.go defaultLabelPrefixCfg: (pattern, include?). A label
+# is kept if no ignore pattern matches it, or the longest matching include
+# pattern is longer than the longest matching ignore pattern.
+_LABEL_FILTER = [
+    (NS_KEY, True),
+    (NS_LABELS_PREFIX, True),
+    ("app.kubernetes.io", True),
+    (r"io\.kubernetes", False),
+    (r"kubernetes\.io", False),
+    (r".*beta\.kubernetes\.io", False),
+    (r"k8s\.io", False),
+    ("pod-template-generation", False),
+    ("pod-template-hash", False),
+    ("controller-revision-hash", False),
+    ("annotation.*", False),
+    ("etcd_node", False),
+]
+_LABEL_FILTER_RE = [(re.compile(p if not inc else re.escape(p)), len(p), inc) for p, inc in _LABEL_FILTER]
+
+def keep_label(key: str) -> bool:
+    """Whether Cilium keeps a pod label key in the pod's security identity."""
+    included = ignored = 0
+    for rx, length, include in _LABEL_FILTER_RE:
+        if rx.search(key):
+            if include:
+                included = max(included, length)
+            else:
+                ignored = max(ignored, length)
+    return ignored == 0 or included > ignored
+
+
+@dataclass(frozen=True, eq=False)
+class Endpoint:
+    """A pod as Cilium sees it: namespace and labels (plus what Cilium adds)."""
+
+    namespace: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    name: str = ""
+    service_account: str = "default"
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    cluster: str = "default"
+
+    @property
+    def display(self) -> str:
+        return f"{self.namespace}/{self.name or _labels_text(self.labels) or 'pod'}"
+
+    def identity(self) -> frozenset[tuple[str, str, str]]:
+        """The pod's identity labels as (source, key, value)."""
+        out = {("k8s", k, v) for k, v in self.labels.items() if keep_label(k)}
+        out.add(("k8s", NS_KEY, self.namespace))
+        out.add(("k8s", "io.cilium.k8s.policy.cluster", self.cluster))
+        out.add(("k8s", "io.cilium.k8s.policy.serviceaccount", self.service_account))
+        ns_labels = {"kubernetes.io/metadata.name": self.namespace, **self.namespace_labels}
+        out |= {("k8s", f"{NS_LABELS_PREFIX}.{k}", v) for k, v in ns_labels.items()}
+        return frozenset(out)
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+
+
+def stranger_name(namespace: str) -> str:
+    """How every report names the stranger of a namespace: ``stranger@frontend``."""
+    return f"{STRANGER}@{namespace}"
+
+
+def stranger(namespace: str, namespace_labels: Mapping[str, str] | None = None) -> Endpoint:
+    """An unlabelled pod in ``namespace``."""
+    return Endpoint(namespace, {}, name=STRANGER, namespace_labels=dict(namespace_labels or {}))
