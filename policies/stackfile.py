@@ -31,7 +31,7 @@ class _StrictLoader(yaml.SafeLoader):
 
     def __init__(self, stream):
         super().__init__(stream)
-        self.duplicates: list[str] = []
+        self.duplicates: list[tuple[int, str]] = []
 
     def construct_mapping(self, node, deep=False):
         seen: dict[object, int] = {}
@@ -43,7 +43,9 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key: the mapping constructor reports it
             line = key_node.start_mark.line + 1
             if first is not None:
-                self.duplicates.append(f"line {line}: the key {key!r} is defined twice (first on line {first}); the second would silently replace the first")
+                self.duplicates.append(
+                    (line, f"line {line}: the key {key!r} is defined twice (first on line {first}); the second would silently replace the first")
+                )
             else:
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
@@ -124,7 +126,7 @@ def _load(path: Path) -> dict[str, Any]:
     finally:
         loader.dispose()
     if loader.duplicates:
-        raise StackFileError([f"{path.name} {d}" for d in loader.duplicates])
+        raise StackFileError([f"{path.name} {d}" for _, d in sorted(set(loader.duplicates))])
     if not isinstance(doc, dict):
         raise StackFileError(f"{path.name}: expected a mapping at the top level")
     return doc

@@ -62,7 +62,7 @@ def test_actionlint_would_catch_a_broken_workflow(tmp_path):
 
 def test_every_azure_stack_is_previewed_on_pull_requests_and_deployed_from_main():
     stacks = azure_stacks()
-    assert stacks == {"dev", "prod"}
+    assert stacks  # read from the Pulumi.<stack>.yaml files, so a new stack must join the workflows
     preview = load("pull-request.yml")["jobs"]["preview"]
     assert set(preview["strategy"]["matrix"]["stack"]) == stacks
     deploy = load("deploy.yml")["jobs"]

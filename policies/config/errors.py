@@ -130,7 +130,8 @@ def pydantic_line(err: Any, root: type[BaseModel], prefix: tuple[Any, ...] = ())
     elif kind == "too_long":
         msg = f"has {ctx['actual_length']} items; at most {ctx['max_length']}"
     elif kind == "value_error":
-        msg = f"{_show(value)}: {str(ctx.get('error', err['msg'])).removeprefix('Value error, ')}"
+        why = str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
+        msg = why if why.startswith(_show(value)) else f"{_show(value)}: {why}"
     else:
         msg = err["msg"]
     return f"{format_path(loc)}: {msg}"

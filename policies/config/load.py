@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any
@@ -27,6 +28,9 @@ from policies.config.models import PROJECT, DnsLabel, Flow, StackConfig, Workloa
 from policies.config.rules import Partial, stack_errors
 
 KNOWN_KEYS = tuple(f.alias for f in StackConfig.model_fields.values())
+_CONFIG_KEY = re.compile(r"^[A-Za-z][-\w.]*:[-\w./]+$")
+_REPORTED = object()
+"""Stands for a value already reported as not plain data: its key is judged no further."""
 
 
 def load_config(raw: Mapping[str, Any]) -> StackConfig:
@@ -53,7 +57,7 @@ def load_config(raw: Mapping[str, Any]) -> StackConfig:
     if errors:
         raise ConfigErrors(errors)
     try:
-        return StackConfig.model_validate({k: v for k, v in decoded.items() if k in KNOWN_KEYS})
+        return StackConfig.model_validate({k: v for k, v in decoded.items() if k in KNOWN_KEYS and v is not _REPORTED})
     except ValidationError as e:  # the per-key pass above should have said it already
         raise ConfigErrors([pydantic_line(err, StackConfig) for err in e.errors()]) from None
 
@@ -62,13 +66,16 @@ def load_config(raw: Mapping[str, Any]) -> StackConfig:
 
 
 def _decode(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Decode JSON strings and check every value is plain JSON data. Lines starting with ``!`` are fatal."""
+    """Decode JSON strings and check every value is plain JSON data. Lines starting with ``!`` are fatal.
+
+    A key whose value is not plain data is reported and left out, marked in ``_REPORTED``.
+    """
     out: dict[str, Any] = {}
     errors: list[str] = []
     budget = [limits.MAX_CONFIG_NODES]
     for key, value in raw.items():
-        if not isinstance(key, str):
-            errors.append(f"{key!r}: config keys must be strings")
+        if not isinstance(key, str) or not _CONFIG_KEY.match(key):
+            errors.append(f"config: {key!r} is not a config key; keys look like {PROJECT}:workloads or azure-native:location")
             continue
         if isinstance(value, str) and value[:1] in ("{", "["):
             try:
@@ -86,6 +93,7 @@ def _decode(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             errors += problems
             if any(p.startswith("!") for p in problems):
                 return out, errors
+            out[key] = _REPORTED
             continue
         out[key] = value
     return out, errors
@@ -157,7 +165,14 @@ _NAME = TypeAdapter(DnsLabel)
 
 
 def _lines(e: ValidationError, prefix: tuple) -> list[str]:
-    return [pydantic_line(err, StackConfig, prefix) for err in e.errors()]
+    errs = e.errors()
+    # A union with null reports an item's error and a spurious "too short" on its list: keep the item's.
+    deeper = [tuple(x["loc"]) for x in errs]
+    errs = [
+        x for x in errs
+        if not (x["type"] == "too_short" and any(len(d) > len(x["loc"]) and d[: len(x["loc"])] == tuple(x["loc"]) for d in deeper))
+    ]
+    return [pydantic_line(err, StackConfig, prefix) for err in errs]
 
 
 def _validate_fields(decoded: Mapping[str, Any]) -> tuple[Partial, list[str]]:
@@ -166,6 +181,11 @@ def _validate_fields(decoded: Mapping[str, Any]) -> tuple[Partial, list[str]]:
     partial = Partial(cfg=None)  # type: ignore[arg-type]
     for name, f in StackConfig.model_fields.items():
         key = f.alias
+        if decoded.get(key) is _REPORTED:
+            partial.failed.add(name)
+            if name in ("workloads", "flows"):
+                values[name] = {} if name == "workloads" else ()
+            continue
         if name == "workloads":
             values[name] = _workloads(decoded.get(key), key, partial, errors)
             continue

@@ -1,0 +1,88 @@
+"""Stack files as the Pulumi CLI reads them: no YAML surprise turns into a traceback or a silent change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from policies.stackfile import StackFileError, read_stack
+from zerotrust.__main__ import main
+from zerotrust.mockrun import PROJECT_DIR
+
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
+
+
+def stack_dir(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.test.yaml").write_text(text)
+    return tmp_path
+
+
+def read_errors(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(StackFileError) as e:
+        read_stack(stack_dir(tmp_path, text), "test")
+    return e.value.lines
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_committed_stack_plans_and_holds(stack, capsys):
+    assert main(["plan", "--stack", stack, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_a_key_defined_twice_is_refused_with_both_lines_instead_of_the_last_silently_winning(tmp_path):
+    text = "config:\n  zero-trust-aks:flows:\n    - from: a\n      to: b\n  zero-trust-aks:flows: []\n"
+    assert read_errors(tmp_path, text) == [
+        "Pulumi.test.yaml line 5: the key 'zero-trust-aks:flows' is defined twice (first on line 2); "
+        "the second would silently replace the first"
+    ]
+
+
+def test_every_duplicate_is_reported_at_once_at_any_depth(tmp_path):
+    text = "config:\n  zero-trust-aks:workloads:\n    web: {port: 80, port: 81}\n    api: {}\n    api: {}\n"
+    lines = read_errors(tmp_path, text)
+    assert [line.split(":")[0] for line in lines] == ["Pulumi.test.yaml line 3", "Pulumi.test.yaml line 5"]
+
+
+def test_a_config_section_that_is_not_a_mapping_is_one_line(tmp_path):
+    assert read_errors(tmp_path, "config:\n  - a\n  - b\n") == [
+        "Pulumi.test.yaml: config: must be a mapping of config keys to values, not list"
+    ]
+
+
+def test_a_non_string_config_key_is_one_line(tmp_path):
+    assert read_errors(tmp_path, "config:\n  1: x\n") == [
+        "Pulumi.test.yaml: config: the key 1 must be a string like zero-trust-aks:workloads"
+    ]
+
+
+def test_yaml_nested_beyond_what_can_be_read_is_one_line(tmp_path):
+    (line,) = read_errors(tmp_path, "config:\n  zero-trust-aks:flows: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert line == "Pulumi.test.yaml: nested too deeply to read"
+
+
+def test_invalid_yaml_names_the_line_and_the_problem(tmp_path):
+    (line,) = read_errors(tmp_path, "config:\n  zero-trust-aks:flows: [\n")
+    assert line.startswith("Pulumi.test.yaml: not valid YAML (line 3)")
+
+
+def test_the_plan_of_an_invalid_stack_prints_the_errors_as_json_for_machines(tmp_path, capsys):
+    text = (PROJECT_DIR / "Pulumi.dev.yaml").read_text().replace("nodeCount: 3", "nodeCount: 0")
+    path = tmp_path / "Pulumi.broken.yaml"
+    path.write_text(text)
+    assert main(["plan", "--stack", "broken", "--stack-file", str(path), "--format", "json"]) == 2
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"stack": "broken", "ok": False, "errors": ["zero-trust-aks:cluster.nodeCount: 0 is too small; at least 1"]}
+    assert "Traceback" not in out.err
+
+
+def test_the_plan_of_an_invalid_stack_prints_the_errors_as_markdown_for_a_pull_request_comment(tmp_path, capsys):
+    text = (PROJECT_DIR / "Pulumi.dev.yaml").read_text().replace("to: backend", "to: backnd")
+    path = tmp_path / "Pulumi.broken.yaml"
+    path.write_text(text)
+    assert main(["plan", "--stack", "broken", "--stack-file", str(path), "--format", "markdown"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("## zero-trust-aks plan: `broken`\n\n**The stack cannot be planned:**")
+    assert "- `zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend`" in out
