@@ -25,6 +25,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.cilium_versions import features
 from policies.config import PROJECT, Flow, StackConfig, WorkloadConfig
 
 CILIUM_API = "cilium.io/v2"
@@ -207,7 +208,10 @@ def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
                 "zt-allow-dns",
                 ns,
                 "dns",
-                {"endpointSelector": {}, "egress": [{"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports()]}]},
+                {
+                    "endpointSelector": {},
+                    "egress": [{"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(cluster_dns_names(cfg))]}],
+                },
             )
         )
     for f in cfg.flows:
@@ -217,6 +221,30 @@ def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
         if f.to and cfg.workloads[f.to].namespace == ns:
             out.append(ingress_policy(cfg, f))
     return out
+
+
+CLUSTER_DNS_DOMAINS = ("cluster.local", "internal.cloudapp.net")
+"""What a pod may look up when ACNS puts a DNS proxy in the path: Service and pod names, and the
+names its resolver tries on the way (kubelet's search list: ``<ns>.svc.cluster.local``,
+``svc.cluster.local``, ``cluster.local`` and the node's VNet domain ``<id>.internal.cloudapp.net``,
+which Azure's own resolver answers and never forwards to the internet)."""
+SEARCH_DEPTH = 8
+"""Labels in front of a cluster domain that a lookup can reach through the search list (ndots 5)."""
+
+
+def cluster_dns_names(cfg: StackConfig) -> tuple[str, ...]:
+    """The DNS names every pod may look up, as DNS rule patterns; empty (no DNS rule) without an ACNS DNS proxy.
+
+    With ACNS FQDN security the DNS proxy enforces ``rules.dns``, so a pod resolves only cluster names
+    and the outside names its own flows declare: no lookup of an arbitrary name (a DNS exfiltration
+    channel). Cilium's ``*`` matches one label; ``**.`` (several labels) exists from Cilium 1.19.
+    """
+    level = cfg.acns_level
+    if level is None or "fqdn" not in level.allows:
+        return ()
+    if features(cfg.cilium_version).multi_label_dns_wildcard:
+        return tuple(f"**.{d}" for d in CLUSTER_DNS_DOMAINS)
+    return tuple("*." * depth + d for d in CLUSTER_DNS_DOMAINS for depth in range(1, SEARCH_DEPTH + 1))
 
 
 def dns_ports(names: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -174,3 +174,47 @@ def test_the_matrix_notes_allowed_flows_whose_l7_rules_are_not_decided_offline(d
     assert m.ok
     assert [n.split(":")[0] for n in m.notes] == ["frontend -> backend"]
     assert "L7 rules on this port are not decided offline" in m.notes[0]
+
+
+def dns_names_allowed(policies, namespace: str, pod_selector: dict) -> set[str]:
+    """Every DNS name pattern a pod's egress to kube-dns carries; {"*any*"} when a port-53 allow has no DNS rule."""
+    names: set[str] = set()
+    for p in policies:
+        spec = p["spec"]
+        if p["metadata"]["namespace"] != namespace or spec["endpointSelector"] not in ({}, pod_selector):
+            continue
+        for rule in spec.get("egress") or []:
+            if rule.get("toEndpoints") != [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}]:
+                continue
+            for port in rule["toPorts"]:
+                dns = (port.get("rules") or {}).get("dns")
+                names |= {d.get("matchName") or d.get("matchPattern") for d in dns} if dns else {"*any*"}
+    return names
+
+
+def test_with_acns_fqdn_security_a_pod_resolves_only_cluster_names_and_its_own_declared_names(dev_config, cnp_schema):
+    from tests.conftest import schema_errors
+
+    dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "fqdn"}
+    dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.stripe.com"], "port": 443})
+    policies = render(load_config(dev_config)).policies()
+    backend = dns_names_allowed(policies, "backend", {"matchLabels": {"app": "backend"}})
+    frontend = dns_names_allowed(policies, "frontend", {"matchLabels": {"app": "frontend"}})
+    outside = lambda names: {n for n in names if not n.endswith((".cluster.local", ".internal.cloudapp.net"))}
+    assert outside(backend) == {"api.stripe.com"}
+    assert outside(frontend) == set()
+    assert {"*.*.*.cluster.local", "*.*.*.*.*.cluster.local"} <= frontend  # svc.ns.svc.cluster.local and a search expansion
+    for p in policies:
+        assert schema_errors(cnp_schema, p) == [], p["metadata"]["name"]
+
+
+def test_without_an_acns_dns_proxy_the_dns_allow_carries_no_dns_rule_aks_would_reject(dev):
+    assert dns_names_allowed(render(dev).policies(), "frontend", {"matchLabels": {"app": "frontend"}}) == {"*any*"}
+
+
+def test_dns_rules_leave_the_reachability_of_kube_dns_decided_exactly(dev_config):
+    dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "fqdn"}
+    cfg = load_config(dev_config)
+    dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
+    v = decide(render(cfg).policies(), Endpoint("frontend", {"app": "frontend"}), dns, 53, "UDP", version=cfg.cilium_version)
+    assert v.allowed and v.exact

@@ -21,7 +21,7 @@ cites the Cilium doc or code its rules come from:
 
 Not decided offline (the verdict says so and ``exact`` is False): CIDR, FQDN,
 service and group peers, ``fromRequires``/``toRequires``, named ports and L7
-rules (HTTP, DNS, Kafka).
+rules (HTTP, Kafka). DNS rules restrict names, not reachability, so port 53 stays exact.
 """
 
 from policies.verdict.compile import CCNP, CNP, PeerRule, PortEntry, Rule, compile_policy, policy_ref

@@ -200,7 +200,9 @@ def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEn
     out = []
     for i, pr in enumerate(to_ports):
         rules = pr.get("rules") or {}
-        l7 = any(rules.get(k) for k in ("http", "dns", "kafka", "l7")) or bool(
+        # DNS rules restrict which names a pod may look up, not whether it reaches the DNS server: the
+        # L3/L4 verdict stays exact. HTTP, Kafka and generic L7 rules decide per request, offline unknown.
+        l7 = any(rules.get(k) for k in ("http", "kafka", "l7")) or bool(
             pr.get("serverNames") or pr.get("terminatingTLS") or pr.get("originatingTLS")
         )
         for j, pp in enumerate(pr.get("ports") or []):
