@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from zerotrust.mockrun import PROJECT_DIR
 def test_the_policies_core_never_imports_pulumi():
     code = (
         "import sys, pkgutil, importlib, policies\n"
-        "for m in pkgutil.iter_modules(policies.__path__): importlib.import_module('policies.' + m.name)\n"
+        "for m in pkgutil.walk_packages(policies.__path__, 'policies.'): importlib.import_module(m.name)\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0].startswith('pulumi')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
@@ -40,3 +41,44 @@ def test_main_reads_config_once_and_components_never_read_config():
     assert main.count("load_config(") == 1
     for path in (PROJECT_DIR / "components").glob("*.py"):
         assert "pulumi.Config(" not in path.read_text(), path.name
+
+
+SOURCES = sorted(
+    [p for d in ("policies", "components", "zerotrust", "guardrails", "benchmarks") for p in (PROJECT_DIR / d).rglob("*.py")]
+    + [PROJECT_DIR / "__main__.py"]
+)
+
+
+def lines_matching(pattern: str, except_in: str) -> list[str]:
+    rx = re.compile(pattern)
+    return [
+        f"{path.relative_to(PROJECT_DIR)}:{n}"
+        for path in SOURCES
+        if path.relative_to(PROJECT_DIR).as_posix() != except_in
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if rx.search(line)
+    ]
+
+
+def test_cilium_version_facts_are_written_only_in_the_version_table():
+    assert lines_matching(r"\(1,\s*1\d\)", "policies/cilium_versions.py") == []
+
+
+def test_acns_levels_are_written_only_in_their_table():
+    assert lines_matching(r"""["'](FQDN|L7)["']""", "policies/acns_levels.py") == []
+
+
+def test_the_stranger_is_spelled_in_one_place():
+    # a literal "stranger", "stranger@..." or "stranger-..." anywhere but the identity module (names in __all__ aside)
+    assert lines_matching(r"""["']stranger(?:[@-]|["'](?!,$))""", "policies/verdict/identity.py") == []
+
+
+def test_pod_templates_are_read_in_one_place():
+    assert lines_matching(r"def pod_template\(|POD_TEMPLATE_KINDS = ", "policies/podspec.py") == []
+
+
+def test_each_version_and_level_fact_is_importable_from_its_one_table():
+    from policies import acns_levels, cilium_versions
+
+    assert cilium_versions.features(cilium_versions.DEFAULT_CILIUM).rejects_empty_rules
+    assert acns_levels.BY_SETTING["l7"].allows == {"fqdn", "l7"}

@@ -32,14 +32,11 @@ _OFFLINE = {
     "fromCIDRSet": "CIDR",
     "toCIDR": "CIDR",
     "toCIDRSet": "CIDR",
-    "toFQDNs": "FQDN",
+    "toFQDNs": "DNS-name",
     "toServices": "service",
     "fromGroups": "group",
     "toGroups": "group",
 }
-
-
-
 
 
 @dataclass(frozen=True)
