@@ -123,6 +123,8 @@ def _load(path: Path) -> dict[str, Any]:
         raise StackFileError(f"{path.name}: not valid YAML{where}" + (f": {problem}" if problem else "")) from None
     except RecursionError:
         raise StackFileError(f"{path.name}: nested too deeply to read") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise StackFileError(f"{path.name}: a value cannot be read ({str(e).split(':')[0]})") from None
     finally:
         loader.dispose()
     if loader.duplicates:

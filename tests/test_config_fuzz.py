@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from policies.config import ConfigErrors, load_config
 from policies.render import render
-from policies.stackfile import read_stack
+from policies.stackfile import StackFileError, read_stack
 from tests.conftest import schema_errors
 from zerotrust.mockrun import PROJECT_DIR
 
@@ -95,3 +95,38 @@ def test_a_mutated_stack_is_either_valid_and_renders_valid_objects_or_clean_one_
         net = ipaddress.ip_network(c.service_cidr)
         assert ipaddress.ip_address(c.dns_service_ip) in net
         assert len(c.dns_prefix) <= 54
+
+
+TEXT = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+
+
+@st.composite
+def mutated_text(draw) -> str:
+    lines = TEXT.splitlines()
+    for _ in range(draw(st.integers(1, 5))):
+        i = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(["duplicate", "delete", "poke", "indent"]))
+        if kind == "duplicate":
+            lines.insert(i, lines[i])
+        elif kind == "delete" and len(lines) > 1:
+            del lines[i]
+        elif kind == "poke" and lines[i]:
+            j = draw(st.integers(0, len(lines[i]) - 1))
+            c = draw(st.sampled_from(list("-:[]{}&*!|>'\"%@` \t0123456789yn~") + ["on", "no", "2026-01-02", "1.30", "9" * 5000]))
+            lines[i] = lines[i][:j] + c + lines[i][j + 1 :]
+        else:
+            lines[i] = "  " + lines[i]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=5000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture], derandomize=True)
+@given(text=mutated_text())
+def test_a_mutated_stack_file_text_gives_a_config_or_clean_one_line_errors(text, tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.fuzz.yaml").write_text(text)
+    try:
+        load_config(read_stack(tmp_path, "fuzz").config)
+    except StackFileError as e:
+        assert e.lines and all("\n" not in line and line.startswith("Pulumi.fuzz.yaml") for line in e.lines), e.lines
+    except ConfigErrors as e:
+        assert e.lines and all("\n" not in line and line.startswith(PREFIXES) for line in e.lines), e.lines

@@ -63,6 +63,11 @@ def test_yaml_nested_beyond_what_can_be_read_is_one_line(tmp_path):
     assert line == "Pulumi.test.yaml: nested too deeply to read"
 
 
+def test_a_number_too_long_to_convert_is_one_line(tmp_path):
+    (line,) = read_errors(tmp_path, "config:\n  zero-trust-aks:flows: " + "9" * 5000 + "\n")
+    assert line == "Pulumi.test.yaml: a value cannot be read (Exceeds the limit (4300 digits) for integer string conversion)"
+
+
 def test_invalid_yaml_names_the_line_and_the_problem(tmp_path):
     (line,) = read_errors(tmp_path, "config:\n  zero-trust-aks:flows: [\n")
     assert line.startswith("Pulumi.test.yaml: not valid YAML (line 3)")
