@@ -1,1 +1,1 @@
-"""The zero-trust-aks guardrails as a CrossGuard policy pack (see README "Guardrails")."""
+"""The zero-trust-aks guardrails as a CrossGuard policy pack (see docs/guardrails.md)."""

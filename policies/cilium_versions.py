@@ -4,7 +4,7 @@ Config (which versions a stack may name), the verdict engine (what a policy
 means) and the guardrails (which fields a cluster drops) all read these
 tables; nothing else states a version fact.
 
-Sources (see the README's docs/policy-semantics.md):
+Sources (see docs/policy-semantics.md):
 - ``enableDefaultDeny``: added in Cilium 1.16 (cilium/cilium#30572, commit 75ac5d0b);
   the 1.14/1.15 CRD has no such field, so the API server prunes it.
 - ``endPort``: added in 1.16 (commit 4fe60e52); pruned before, so a range

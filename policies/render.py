@@ -5,8 +5,7 @@ objects that are applied. Components wrap these dicts in Pulumi resources and
 add nothing of their own, so what the verdict engine judges here is what is
 deployed.
 
-Cilium facts this module relies on (see README "Why the policies look like
-this"):
+Cilium facts this module relies on (see docs/policy-semantics.md):
 
 - A direction is enforced for a pod only when a rule that selects it has a
   *non-empty* ``ingress``/``egress`` list; ``ingress: []`` enforces nothing.
