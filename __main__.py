@@ -62,5 +62,5 @@ if cfg.zero_trust.verify and probe_set.probes:
 
 pulumi.export("ciliumVersion", ".".join(map(str, cfg.cilium_version)))
 pulumi.export("namespaces", list(namespaces))
-pulumi.export("policies", {name: n.policy_names for name, n in namespaces.items()})
+pulumi.export("ciliumPolicies", {name: n.policy_names for name, n in namespaces.items()})
 pulumi.export("flows", [describe(cfg, f) for f in cfg.flows])

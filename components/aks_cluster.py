@@ -20,8 +20,8 @@ class AksCluster(pulumi.ComponentResource):
     """An AKS cluster with ``networkDataplane=cilium`` and the provider to reach it.
 
     - ``kubeconfig``: the *user* kubeconfig (``listClusterUserCredential``),
-      base64-decoded and secret. With local accounts disabled it is the
-      Entra ID exec format, rewritten for non-interactive kubelogin
+      base64-decoded and secret. With Entra ID it is the exec format,
+      rewritten for non-interactive kubelogin
       (``cluster.kubeloginMode``) so CI can use it.
     - ``provider``: a ``pulumi_kubernetes.Provider`` built from it; pass it to
       every Kubernetes resource.
@@ -47,14 +47,16 @@ class AksCluster(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             location=location,
             **cluster_args(cluster),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignored_changes(cluster)),
         )
         self.name = self.cluster.name
         credentials = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=resource_group_name,
             resource_name=self.cluster.name,
         )
-        login = cluster.kubelogin_mode if cluster.disable_local_accounts else None
+        # Any Entra ID cluster hands out the interactive `--login devicecode` kubeconfig, with or
+        # without local accounts: rewrite it whenever Entra ID is on.
+        login = cluster.kubelogin_mode if cluster.entra_id is not None else None
         self.kubeconfig = pulumi.Output.secret(
             credentials.kubeconfigs[0].value.apply(
                 lambda b64: non_interactive_kubeconfig(base64.b64decode(b64).decode(), login)
@@ -67,6 +69,11 @@ class AksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"name": self.name, "kubeconfig": self.kubeconfig})
+
+
+def ignored_changes(c: ClusterConfig) -> list[str]:
+    """Inputs ``pulumi up`` must not push back: with autoscaling, the autoscaler owns the pool's node count."""
+    return ["agentPoolProfiles[0].count"] if c.autoscaling else []
 
 
 def cluster_args(c: ClusterConfig) -> dict[str, Any]:

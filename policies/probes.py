@@ -131,16 +131,21 @@ def content_hash(rendered: Rendered) -> str:
 
 
 DIGEST_LENGTH = 8
+TAG_LENGTH = 6
 
 
-def job_stem(*parts: str) -> str:
-    """A Job name without its 8-character suffix: with it, a DNS-1123 label of at most 63 characters
-    (Job names become pod label values). ``@`` (as in ``stranger@frontend``) becomes ``-``."""
-    base = "-".join(("zt-probe", *parts)).lower().replace("@", "-")
-    limit = 63 - 1 - DIGEST_LENGTH
-    if len(base) > limit:
-        base = base[: limit - 9] + "-" + hashlib.sha256(base.encode()).hexdigest()[:8]
-    return base
+def job_stem(namespace: str, who: str, target: str, port: int) -> str:
+    """A Job name without its 8-character suffix; with it, a DNS-1123 label of at most 63 characters
+    (Job names become pod label values).
+
+    A readable part (``zt-probe-frontend-to-backend-80``, ``@`` as ``-``) and a tag hashed from
+    (namespace, source, target, port): readable parts can coincide (the stranger of ``frontend``
+    and a workload named ``stranger-frontend``; ``a-to -> b`` and ``a -> to-b``), the tags do not.
+    """
+    readable = "-".join(("zt-probe", who, "to", target, str(port))).lower().replace("@", "-")
+    tag = hashlib.sha256(f"{namespace}/{who}/{target}/{port}".encode()).hexdigest()[:TAG_LENGTH]
+    readable = readable[: 63 - 1 - DIGEST_LENGTH - 1 - TAG_LENGTH].rstrip("-")
+    return f"{readable}-{tag}"
 
 
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
@@ -197,7 +202,7 @@ def _shape(cfg, source, namespace, labels, target, declared) -> tuple[str, Endpo
     """(Job stem, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
     who = source if source != STRANGER else stranger_name(namespace)
-    stem = job_stem(who, "to", target, str(t.port))
+    stem = job_stem(namespace, who, target, t.port)
     # The probe's own label is left out: rendered policies never select on it, and
     # without it probes that borrow one identity share one verdict.
     src = Endpoint(namespace, dict(labels), name=who) if source != STRANGER else stranger(namespace)

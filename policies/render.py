@@ -275,12 +275,12 @@ def egress_policy(cfg: StackConfig, f: Flow) -> dict[str, Any]:
     src_ns = cfg.workloads[f.source].namespace
     spec: dict[str, Any] = {"endpointSelector": {"matchLabels": selector_labels(f.source)}}
     if f.to:
-        name = policy_name("zt-egress", f.source, "to", f.to, str(port), proto)
+        name = policy_name("zt-egress", f.source, "to", f.to, f"{port}-{proto}")
         spec["egress"] = [{"toEndpoints": [peer(cfg, f.to)], "toPorts": [_ports(cfg, f, with_http=False)]}]
     else:
         names = tuple(f.to_fqdns or ())
         digest = hashlib.sha256(",".join(names).encode()).hexdigest()[:8]
-        name = policy_name("zt-egress", f.source, "to-fqdn", digest, str(port), proto)
+        name = policy_name("zt-egress", f.source, "to-fqdn", digest, f"{port}-{proto}")
         spec["egress"] = [
             # The DNS proxy must see the lookups to learn the names' addresses.
             {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(names)]},
@@ -299,14 +299,19 @@ def ingress_policy(cfg: StackConfig, f: Flow) -> dict[str, Any]:
         "endpointSelector": {"matchLabels": selector_labels(f.to)},
         "ingress": [{"fromEndpoints": [peer(cfg, f.source)], "toPorts": [_ports(cfg, f, with_http=True)]}],
     }
-    name = policy_name("zt-ingress", f.to, "from", f.source, str(port), proto)
+    name = policy_name("zt-ingress", f.to, "from", f.source, f"{port}-{proto}")
     return cnp(name, cfg.workloads[f.to].namespace, "flow-ingress", spec, describe(cfg, f))
 
 
-def policy_name(*parts: str) -> str:
-    """A deterministic DNS-1123 subdomain name (<= 253 characters)."""
-    name = "-".join(parts).lower()
+def policy_name(role: str, *fields: str) -> str:
+    """``zt-egress.frontend.to.backend.80-tcp``: the role, then dot-separated fields.
+
+    Every field is a DNS label (workload names, ``to``/``from``, a digest, ``<port>-<proto>``)
+    and labels never contain a dot, so the name splits back into its fields one way only:
+    two flows never share a name (``a-to -> b`` and ``a -> to-b`` differ). A DNS-1123
+    subdomain of at most 253 characters.
+    """
+    name = ".".join((role, *fields)).lower()
     if len(name) > 253:
         name = name[:244] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
     return name
-

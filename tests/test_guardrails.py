@@ -147,7 +147,7 @@ def test_default_deny_switched_off_with_enable_default_deny_false_is_flagged():
 
 
 def test_a_workload_left_out_by_the_deny_selector_is_flagged_by_name():
-    rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-ingress-backend-from-frontend-80-tcp")
+    rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-ingress.backend.from.frontend.80-tcp")
     deny = one(rs, "CiliumNetworkPolicy", "zt-default-deny", "backend")
     deny.props["spec"]["endpointSelector"] = {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["backend"]}]}
     (found,) = violations("namespace-default-deny", rs)

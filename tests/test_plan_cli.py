@@ -30,7 +30,7 @@ def test_plan_writes_one_yaml_file_per_kubernetes_object_in_a_stable_layout(tmp_
     out = tmp_path / "out"
     assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml"))
-    assert "backend/CiliumNetworkPolicy-zt-ingress-backend-from-frontend-80-tcp.yaml" in files
+    assert "backend/CiliumNetworkPolicy-zt-ingress.backend.from.frontend.80-tcp.yaml" in files
     assert "_cluster/Namespace-frontend.yaml" in files
     first = {f: (out / f).read_text() for f in files}
     assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0
@@ -77,7 +77,7 @@ def test_a_policy_that_allows_more_than_declared_fails_the_plan(tmp_path, capsys
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert {f["flow"] for f in findings} == {"stranger@frontend -> backend:80/TCP"}
     assert "allowed but not declared" in findings[0]["message"]
-    assert "allowed by backend/zt-ingress-backend-from-frontend-80-tcp ingress[0]" in findings[0]["message"]
+    assert "allowed by backend/zt-ingress.backend.from.frontend.80-tcp ingress[0]" in findings[0]["message"]
 
 
 def test_a_broken_stack_file_prints_one_error_line_per_problem_and_exits_two(tmp_path, capsys):

@@ -119,7 +119,7 @@ def test_the_stack_outputs_name_the_cluster_and_the_flows():
     assert out["clusterName"] == "aks-zero-trust"
     assert out["resourceGroupName"] == "aks-zero-trust-rg"
     assert out["flows"] == ["frontend -> backend:80/TCP"]
-    assert out["policies"]["backend"] == ["zt-default-deny", "zt-allow-dns", "zt-ingress-backend-from-frontend-80-tcp"]
+    assert out["ciliumPolicies"]["backend"] == ["zt-default-deny", "zt-allow-dns", "zt-ingress.backend.from.frontend.80-tcp"]
 
 
 def test_the_cluster_credentials_are_read_from_the_cluster_it_creates():
@@ -221,3 +221,17 @@ def test_the_local_stack_registers_no_azure_resource_and_uses_the_kubeconfig_con
     assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 6
     assert kinds(run)["kubernetes:batch/v1:Job"] == 3
     assert run.outputs["kubeContext"] == "kind-zero-trust" and "kubeconfig" not in run.outputs
+
+
+def test_an_entra_id_cluster_with_local_accounts_still_exports_a_non_interactive_kubeconfig(dev_stack):
+    entra = {**dev_stack.config["zero-trust-aks:cluster"], "entraId": {"azureRbac": True}}
+    run = run_program(with_config(dev_stack, **{"zero-trust-aks__cluster": entra}))
+    exec_ = yaml.safe_load(run.outputs["kubeconfig"])["users"][0]["user"]["exec"]
+    assert exec_["args"][:3] == ["get-token", "--login", "azurecli"] and exec_["interactiveMode"] == "Never"
+
+
+def test_with_autoscaling_up_never_pushes_the_node_count_back():
+    (prod,) = stack_run("prod").of_type("azure-native:containerservice:ManagedCluster")
+    assert prod.ignore_changes == ("agentPoolProfiles[0].count",)
+    (dev,) = stack_run("dev").of_type("azure-native:containerservice:ManagedCluster")
+    assert dev.ignore_changes == ()

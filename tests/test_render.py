@@ -99,8 +99,8 @@ def test_fqdn_flows_add_dns_rules_for_their_names(dev_config):
 
 def test_each_flow_is_rendered_on_both_sides(dev):
     names = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in render(dev).policies()}
-    assert ("frontend", "zt-egress-frontend-to-backend-80-tcp") in names
-    assert ("backend", "zt-ingress-backend-from-frontend-80-tcp") in names
+    assert ("frontend", "zt-egress.frontend.to.backend.80-tcp") in names
+    assert ("backend", "zt-ingress.backend.from.frontend.80-tcp") in names
 
 
 def test_the_dev_policies_allow_exactly_the_walkthrough_flow_and_deny_its_neighbours(dev):

@@ -41,6 +41,7 @@ class Registered:
     provider: str
     dependencies: tuple[str, ...]
     inputs: dict[str, Any]
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def parent_name(self) -> str:
@@ -160,9 +161,46 @@ class _Recorder(mocks.MockMonitor):
                     provider=request.provider,
                     dependencies=tuple(request.dependencies),
                     inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response
+
+
+class DuplicateRegistrations(Exception):
+    """What the real engine (a URN twice) or the API server (one object owned twice) would refuse, one line each."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def duplicate_registrations(run: Run) -> list[str]:
+    """Resources the mock engine accepted but the real one would not.
+
+    - Two registrations with one URN: the engine fails with "Duplicate resource URN".
+    - Two Kubernetes resources for one object (API group, kind, namespace, name): with
+      server-side apply both would own it, and deleting either deletes it.
+    """
+    lines: list[str] = []
+    seen: dict[str, Registered] = {}
+    objects: dict[tuple, str] = {}
+    for r in run.resources:
+        if r.urn in seen:
+            lines.append(f"duplicate resource URN {r.urn}: the Pulumi engine refuses a second resource with one name and type")
+        seen.setdefault(r.urn, r)
+        if r.custom and r.type.startswith("kubernetes:") and not r.type.startswith("kubernetes:helm"):
+            o = unwrap_secrets(r.inputs)
+            meta = o.get("metadata") or {}
+            group = str(o.get("apiVersion", "")).rsplit("/", 1)[0] if "/" in str(o.get("apiVersion", "")) else ""
+            key = (group, o.get("kind"), meta.get("namespace") or "", meta.get("name"))
+            if key[3] and key in objects:
+                where = f"{key[2]}/{key[3]}" if key[2] else key[3]
+                lines.append(
+                    f"{key[1]} {where} is declared by two resources ({objects[key]} and {r.name}); one object, one owner"
+                )
+            objects.setdefault(key, r.name)
+    return lines
 
 
 def config_map(stack: StackFiles) -> dict[str, str]:
@@ -196,6 +234,9 @@ def _run(stack: StackFiles, project_dir: Path, preview: bool) -> Run:
             run.outputs[key] = loop.run_until_complete(out.future())
             if loop.run_until_complete(out.is_secret()):
                 run.secret_outputs.add(key)
+        duplicates = duplicate_registrations(run)
+        if duplicates:
+            raise DuplicateRegistrations(duplicates)
         return run
     finally:
         asyncio.set_event_loop(None)

@@ -22,7 +22,7 @@ from policies import matrix as mx
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import describe
 from policies.stackfile import StackFileError, StackFiles, read_stack
-from zerotrust.mockrun import PROJECT_DIR, Run, ints, run_program, unwrap_secrets
+from zerotrust.mockrun import PROJECT_DIR, DuplicateRegistrations, Run, ints, run_program, unwrap_secrets
 
 
 class PlanError(Exception):
@@ -97,6 +97,8 @@ def make_plan(
         run = run_program(stack, project_dir)
     except pulumi.RunError as e:
         raise PlanError(str(e).splitlines()) from None
+    except DuplicateRegistrations as e:
+        raise PlanError(e.lines) from None
     objects = run.kubernetes_objects()
     workloads = mx.workloads_from_manifests(objects)
     policies = [o for o in objects if o.get("apiVersion", "").startswith("cilium.io/")]
