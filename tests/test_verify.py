@@ -253,18 +253,34 @@ def test_a_local_stack_uses_its_own_context(capsys):
     assert seen == [(None, "kind-zero-trust")]
 
 
-def test_an_aks_stack_reads_the_kubeconfig_output_through_the_cli_into_a_private_temp_file(dev):
+def test_an_aks_stack_reads_the_kubeconfig_output_through_the_cli_into_memory_only(dev, monkeypatch, tmp_path):
+    import tempfile
+
     cfg = dev[0]
     calls = []
 
     def fake_run(cmd, **kw):
         calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout="apiVersion: v1\nkind: Config\n", stderr="")
+        return subprocess.CompletedProcess(cmd, 0, stdout="apiVersion: v1\nkind: Config\nusers: []\n", stderr="")
 
-    with verify_cli.kubeconfig_for(cfg, "dev", None, None, which=lambda _: "/usr/bin/pulumi", run=fake_run) as (path, context):
-        assert Path(path).read_text().startswith("apiVersion: v1") and oct(Path(path).stat().st_mode & 0o777) == "0o600"
-    assert not Path(path).exists()
+    def no_files(*a, **kw):
+        raise AssertionError("the kubeconfig must not be written to disk")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_files)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_files)
+    with verify_cli.kubeconfig_for(cfg, "dev", None, None, which=lambda _: "/usr/bin/pulumi", run=fake_run) as (source, context):
+        assert source == {"apiVersion": "v1", "kind": "Config", "users": []} and context is None
     assert calls[0][1:6] == ["stack", "output", "kubeconfig", "--show-secrets", "--stack"] and calls[0][6] == "dev"
+
+
+def test_a_kubeconfig_output_that_is_not_a_mapping_is_one_error_line(dev):
+    def fake_run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 0, stdout="just text\n", stderr="")
+
+    with pytest.raises(verify_cli.BadInput) as e:
+        with verify_cli.kubeconfig_for(dev[0], "dev", None, None, which=lambda _: "pulumi", run=fake_run):
+            pass
+    assert e.value.lines == ["--stack dev: the kubeconfig output is not a kubeconfig"]
 
 
 def test_an_aks_stack_without_the_pulumi_cli_asks_for_a_kubeconfig(capsys, monkeypatch):
@@ -377,3 +393,17 @@ def test_the_real_kubernetes_client_talks_to_a_recorded_api_server_end_to_end(tm
     cfg, rendered, probe_list = dev
     assert doc["ok"] and len(doc["checks"]) == 2 + len(rendered.policies()) + len(probe_list)
     assert len(api.jobs) == 3 and sorted(api.deleted) == sorted(api.jobs)
+
+
+def test_the_real_kubernetes_client_talks_to_the_cluster_from_a_kubeconfig_held_in_memory(dev, capsys):
+    api = FakeApi(dev[1])
+    with RecordedApiServer(api) as url:
+        doc = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "recorded",
+            "clusters": [{"name": "recorded", "cluster": {"server": url}}],
+            "contexts": [{"name": "recorded", "context": {"cluster": "recorded", "user": "u"}}],
+            "users": [{"name": "u", "user": {"token": "recorded-token"}}],
+        }
+        kube = verify_cli.Kube.from_kubeconfig(doc, None)
+        report = verify_cli.verify(kube, dev[0], dev[1], dev[2], timeout=30)
+    assert report.ok and len(api.jobs) == 3 and sorted(api.deleted) == sorted(api.jobs)

@@ -45,13 +45,18 @@ class Kube:
     custom: Any
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None, context: str | None) -> Kube:
+    def from_kubeconfig(cls, source: str | dict | None, context: str | None) -> Kube:
+        """A client from a kubeconfig file (None: the default one) or a kubeconfig already in memory."""
         from kubernetes import client, config
 
         try:
-            api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
+            if isinstance(source, dict):
+                api = config.new_client_from_config_dict(source, context=context, persist_config=False)
+            else:
+                api = config.new_client_from_config(config_file=source, context=context, persist_config=False)
         except Exception as e:  # the client raises ConfigException, OSError, yaml errors...
-            raise Unreachable(f"kubeconfig {path or '(default)'}{f' context {context}' if context else ''}: {e}") from None
+            where = "(the stack output)" if isinstance(source, dict) else source or "(default)"
+            raise Unreachable(f"kubeconfig {where}{f' context {context}' if context else ''}: {e}") from None
         return cls(client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api))
 
     def _raw(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:

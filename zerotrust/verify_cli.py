@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.probes import probes
@@ -35,8 +35,9 @@ def kubeconfig_for(
     context: str | None,
     which: Callable[[str], str | None] | None = None,
     run: Callable[..., subprocess.CompletedProcess] | None = None,
-) -> Iterator[tuple[str | None, str | None]]:
-    """(kubeconfig path, context) for the cluster; a stack output is written to a private temp file."""
+) -> Iterator[tuple[str | dict | None, str | None]]:
+    """(kubeconfig, context) for the cluster: a path (None: the default), or a stack's kubeconfig output
+    parsed in memory."""
     which, run = which or shutil.which, run or subprocess.run
     if kubeconfig is not None:
         if not kubeconfig.is_file():
@@ -59,16 +60,18 @@ def kubeconfig_for(
     if out.returncode != 0 or not out.stdout.strip():
         why = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise BadInput([f"--stack {stack}: `pulumi stack output kubeconfig` failed: {why}"])
-    fd, path = tempfile.mkstemp(prefix="zerotrust-kubeconfig-")
     try:
-        with os.fdopen(fd, "w") as f:  # mkstemp files are 0600
-            f.write(out.stdout)
-        yield path, context
-    finally:
-        os.unlink(path)
+        doc = yaml.safe_load(out.stdout)
+    except yaml.YAMLError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise BadInput([f"--stack {stack}: the kubeconfig output is not a kubeconfig"])
+    # Held in memory only: never written to disk by this tool (see docs/plan-and-verify.md for
+    # what the kubernetes client itself writes).
+    yield doc, context
 
 
-def run_verify(args: argparse.Namespace, kube_factory: Callable[[str | None, str | None], Kube] = Kube.from_kubeconfig) -> int:
+def run_verify(args: argparse.Namespace, kube_factory: Callable[[str | dict | None, str | None], Kube] = Kube.from_kubeconfig) -> int:
     try:
         try:
             stack = read_stack(PROJECT_DIR, args.stack, args.stack_file)
