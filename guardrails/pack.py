@@ -2,17 +2,23 @@
 
 Each rule becomes one policy of the same name: a resource validation where
 one resource suffices, a stack validation where the rule needs several. The
-enforcement level is the rule's default; per-stack levels come from
-``guardrails/config/<stack>.json`` through ``--policy-pack-config``.
+enforcement level is the rule's default; per-stack levels (and ``"exceptable": false``)
+come from ``guardrails/config/<stack>.json`` through ``--policy-pack-config``;
+exceptions from ``guardrails/exceptions.yaml`` beside the pack.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -47,9 +53,33 @@ def resource_of(args: Any) -> g.Resource:
     return g.Resource(args.resource_type, args.name, plain(args.props), args.urn)
 
 
+EXCEPTIONS = Path(__file__).resolve().parent / "exceptions.yaml"
+"""The reviewed exceptions, beside the pack (``guardrails/exceptions.yaml``)."""
+EXCEPTABLE_SCHEMA = PolicyConfigSchema({"exceptable": {"type": "boolean"}})
+"""Per-stack setting of an exceptable rule: ``"exceptable": false`` refuses every exception."""
+
+
+def read_exceptions(path: Path = EXCEPTIONS) -> tuple[g.RuleException, ...]:
+    """The exceptions file, or none; a bad file fails the policy with its lines (never a silent pass)."""
+    if not path.exists():
+        return ()
+    return g.parse_exceptions(yaml.safe_load(path.read_text()), g.EXCEPTIONS_FILE, g.BY_NAME)
+
+
+def stack_of(urn: str) -> str:
+    """``urn:pulumi:<stack>::<project>::...`` -> ``<stack>``."""
+    return urn.split("::", 1)[0].removeprefix("urn:pulumi:") if urn.startswith("urn:pulumi:") else ""
+
+
+def waivers(rule: g.Rule, args: Any, urn: str) -> g.Waivers:
+    config = args.get_config() if rule.exceptable else {}
+    refused = frozenset({rule.name}) if (config or {}).get("exceptable") is False else frozenset()
+    return g.Waivers(read_exceptions(), stack_of(urn), datetime.date.today(), refused)
+
+
 def _resource_validation(rule: g.Rule):
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for v in g.check_resource(rule, resource_of(args)):
+        for v in g.check_resource(rule, resource_of(args), waivers=waivers(rule, args, args.urn)):
             report_violation(v.message, None)
 
     return validate
@@ -57,7 +87,9 @@ def _resource_validation(rule: g.Rule):
 
 def _stack_validation(rule: g.Rule):
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        for v in g.check_stack(rule, [resource_of(r) for r in args.resources]):
+        resources = [resource_of(r) for r in args.resources]
+        urn = next((r.urn for r in resources if r.urn), "")
+        for v in g.check_stack(rule, resources, waivers=waivers(rule, args, urn)):
             report_violation(v.message, v.urn or None)
 
     return validate
@@ -76,6 +108,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 description=f"{rule.description} Why: {rule.why}",
                 enforcement_level=LEVEL[rule.level],
                 validate=validate,
+                config_schema=EXCEPTABLE_SCHEMA if rule.exceptable else None,
             )
         )
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from typing import Any
 
@@ -154,21 +155,80 @@ def test_a_workload_left_out_by_the_deny_selector_is_flagged_by_name():
     assert found.startswith("Namespace backend: ingress of backend/Deployment backend is not enforced")
 
 
-def test_an_exception_annotation_with_a_reason_waives_default_deny_for_that_namespace():
+TODAY = datetime.date(2026, 6, 1)
+
+
+def waiver(rule: str, resource: str, expires: str = "2026-12-31", **extra: Any) -> g.Waivers:
+    entry = {"rule": rule, "resource": resource, "reason": "legacy app, ticket NET-42", "owner": "team-a@example.com", "expires": expires, **extra}
+    exceptions = g.parse_exceptions({"exceptions": [entry]}, "exceptions.yaml", g.BY_NAME)
+    return g.Waivers(exceptions, stack="dev", today=TODAY)
+
+
+def test_a_reviewed_exception_waives_default_deny_for_that_namespace_and_is_reported_with_owner_and_expiry():
     rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-default-deny", "backend")
-    one(rs, "Namespace", "backend").props["metadata"]["annotations"] = {g.EXCEPTION_ANNOTATION: "legacy app, ticket NET-42"}
-    report = g.evaluate(rs, levels("dev"))
+    report = g.evaluate(rs, levels("dev"), waiver("namespace-default-deny", "Namespace backend"))
     assert not [v for v in report.violations if v.rule == "namespace-default-deny"]
-    assert [(e.rule, e.resource, e.reason) for e in report.excepted] == [
-        ("namespace-default-deny", "Namespace backend", "legacy app, ticket NET-42")
+    assert {(e.rule, e.resource, e.reason, e.owner, e.expires) for e in report.excepted} == {
+        ("namespace-default-deny", "Namespace backend", "legacy app, ticket NET-42", "team-a@example.com", "2026-12-31")
+    }
+
+
+def test_an_expired_exception_is_a_violation_that_says_so():
+    rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-default-deny", "backend")
+    report = g.evaluate(rs, levels("dev"), waiver("namespace-default-deny", "Namespace backend", expires="2026-05-31"))
+    found = [v.message for v in report.violations if v.rule == "namespace-default-deny"]
+    assert found and all("expired on 2026-05-31; renew or remove it in guardrails/exceptions.yaml" in m for m in found)
+    assert report.excepted == ()
+
+
+def test_an_exception_for_another_stack_does_not_apply():
+    rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-default-deny", "backend")
+    report = g.evaluate(rs, levels("dev"), waiver("namespace-default-deny", "Namespace backend", stacks=["prod"]))
+    assert [v for v in report.violations if v.rule == "namespace-default-deny"] and report.excepted == ()
+
+
+def test_an_annotation_on_the_object_no_longer_waives_anything():
+    rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-default-deny", "backend")
+    one(rs, "Namespace", "backend").props["metadata"]["annotations"] = {"zero-trust-aks/exception": "trust me"}
+    assert violations("namespace-default-deny", rs)
+
+
+def test_a_level_file_can_refuse_every_exception_for_a_rule():
+    r = cnp("lb", "backend", {"endpointSelector": {}, "ingress": [{"fromEntities": ["world"]}]})
+    w = waiver("no-broad-peers", "CiliumNetworkPolicy backend/lb")
+    strict = g.Waivers(w.exceptions, "prod", TODAY, g.unexceptable({"no-broad-peers": {"enforcementLevel": "mandatory", "exceptable": False}}))
+    (v,) = g.evaluate([r], None, strict).violations
+    assert v.rule == "no-broad-peers" and "this stack accepts none for no-broad-peers" in v.message
+
+
+def test_the_prod_level_file_refuses_exceptions_to_broad_peers():
+    doc = json.loads((PROJECT_DIR / "guardrails" / "config" / "prod.json").read_text())
+    assert "no-broad-peers" in g.unexceptable(doc)
+
+
+def test_a_bad_exceptions_file_gets_one_line_per_problem():
+    doc = {"exceptions": [
+        {"rule": "no-such-rule", "resource": "x", "reason": "r", "owner": "o", "expires": "2026-01-01"},
+        {"rule": "aks-cilium-dataplane", "resource": "ManagedCluster c", "reason": "r", "owner": "o", "expires": "2026-01-01"},
+        {"rule": "no-broad-peers", "resource": "CiliumNetworkPolicy a/b", "reason": " ", "expires": "soon", "ticket": 1},
+    ]}
+    with pytest.raises(g.ExceptionsFileError) as e:
+        g.parse_exceptions(doc, "exceptions.yaml", g.BY_NAME)
+    assert e.value.lines == [
+        "exceptions.yaml: exceptions[0].rule: 'no-such-rule' is not a guardrail; the guardrails are: " + ", ".join(g.BY_NAME),
+        "exceptions.yaml: exceptions[1].rule: aks-cilium-dataplane cannot be waived; fix the resource instead",
+        "exceptions.yaml: exceptions[2].ticket: unknown key; allowed: rule, resource, reason, owner, expires, stacks",
+        "exceptions.yaml: exceptions[2].owner: required",
+        "exceptions.yaml: exceptions[2].reason: must be a non-empty string",
+        "exceptions.yaml: exceptions[2].expires: 'soon' is not a date (YYYY-MM-DD)",
     ]
 
 
-def test_an_exception_annotation_without_a_reason_does_not_count():
-    rs = without(resources("dev"), "CiliumNetworkPolicy", "zt-default-deny", "backend")
-    one(rs, "Namespace", "backend").props["metadata"]["annotations"] = {g.EXCEPTION_ANNOTATION: "  "}
-    found = violations("namespace-default-deny", rs)
-    assert found and all("annotation has no reason, so it does not count" in m for m in found)
+def test_the_committed_exceptions_file_is_valid():
+    import yaml
+
+    doc = yaml.safe_load((PROJECT_DIR / g.EXCEPTIONS_FILE).read_text())
+    assert g.parse_exceptions(doc, g.EXCEPTIONS_FILE, g.BY_NAME)
 
 
 # -- no-broad-peers ------------------------------------------------------------------------------------------
@@ -211,9 +271,9 @@ def test_peers_scoped_to_a_namespace_and_deny_rules_against_the_world_are_fine()
 
 
 def test_an_excepted_broad_policy_is_reported_as_excepted_not_as_a_violation():
-    r = cnp("lb", "backend", {"endpointSelector": {}, "ingress": [{"fromEntities": ["world"]}]}, {g.EXCEPTION_ANNOTATION: "public endpoint behind WAF"})
-    report = g.evaluate([r])
-    assert report.violations == () and report.excepted == (g.Excepted("no-broad-peers", "CiliumNetworkPolicy backend/lb", "public endpoint behind WAF"),)
+    r = cnp("lb", "backend", {"endpointSelector": {}, "ingress": [{"fromEntities": ["world"]}]})
+    report = g.evaluate([r], None, waiver("no-broad-peers", "CiliumNetworkPolicy backend/lb"))
+    assert report.violations == () and [(e.rule, e.resource) for e in report.excepted] == [("no-broad-peers", "CiliumNetworkPolicy backend/lb")]
 
 
 # -- l7-needs-acns and no-l7-in-ccnp ----------------------------------------------------------------------------
@@ -374,7 +434,7 @@ def test_a_bad_level_file_gets_one_line_per_problem():
     assert len(e.value.lines) == 4
     assert e.value.lines[0].startswith("c.json: no-broad-peer: not a guardrail; the guardrails are: all, aks-cilium-dataplane")
     assert e.value.lines[1] == "c.json: aks-cilium-dataplane.enforcementLevel: 'strict' is not allowed; allowed: mandatory, advisory, disabled"
-    assert e.value.lines[2] == "c.json: all.level: unknown setting; only enforcementLevel is configurable"
+    assert e.value.lines[2] == "c.json: all.level: unknown setting; the settings are: enforcementLevel, exceptable"
 
 
 @pytest.mark.parametrize("path", sorted((PROJECT_DIR / "guardrails" / "config").glob("*.json")), ids=lambda p: p.name)

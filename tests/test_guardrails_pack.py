@@ -99,7 +99,7 @@ def test_the_packs_requirements_pin_what_the_project_pins():
 
     project = pins(PROJECT_DIR / "requirements.txt") | pins(PROJECT_DIR / "requirements-dev.txt")
     pack = pins(PACK_DIR / "requirements.txt")
-    assert {"pulumi-policy", "pydantic"} <= set(pack)
+    assert {"pulumi-policy", "pydantic", "pyyaml"} <= set(pack)
     assert {k: project.get(k) for k in pack} == pack
 
 
@@ -114,6 +114,31 @@ def test_a_resource_policy_reports_the_cores_message_for_a_non_cilium_cluster():
     by_name()["aks-cilium-dataplane"].validate(args, lambda msg, urn=None: reported.append((msg, urn)))
     assert reported == [(g.check_resource(g.BY_NAME["aks-cilium-dataplane"], c)[0].message, None)]
     assert "networkProfile.networkPolicy is 'azure'" in reported[0][0]
+
+
+def dev_deployment(name: str) -> g.Resource:
+    (d,) = [r for r in policy_resources(stack_run("dev")) if r.type == "kubernetes:apps/v1:Deployment" and r.name == f"{name}-deployment"]
+    return d
+
+
+def test_a_reviewed_exception_beside_the_pack_waives_its_rule_for_its_resource_on_its_stack():
+    d = dev_deployment("backend")
+    reported: list[str] = []
+    args = ResourceValidationArgs(d.type, d.props, d.urn, d.name, opts(), None, {})
+    by_name()["workload-non-root"].validate(args, lambda msg, urn=None: reported.append(msg))
+    assert reported == []  # guardrails/exceptions.yaml waives it on dev
+    prod_urn = d.urn.replace("urn:pulumi:dev::", "urn:pulumi:prod::")
+    by_name()["workload-non-root"].validate(ResourceValidationArgs(d.type, d.props, prod_urn, d.name, opts(), None, {}), lambda msg, urn=None: reported.append(msg))
+    assert len(reported) == 1 and "may run as root" in reported[0]
+
+
+def test_a_stack_level_file_that_refuses_exceptions_reaches_the_policy_through_its_config():
+    d = dev_deployment("backend")
+    reported: list[str] = []
+    args = ResourceValidationArgs(d.type, d.props, d.urn, d.name, opts(), None, {"exceptable": False})
+    by_name()["workload-non-root"].validate(args, lambda msg, urn=None: reported.append(msg))
+    assert len(reported) == 1 and "this stack accepts none for workload-non-root" in reported[0]
+    assert by_name()["workload-non-root"].config_schema.properties == {"exceptable": {"type": "boolean"}}
 
 
 def test_a_resource_policy_ignores_resources_of_other_types():

@@ -185,4 +185,5 @@ def test_the_markdown_report_lists_the_guardrail_verdicts(capsys):
     assert main(["plan", "--stack", "dev", "--format", "markdown"]) == 0
     report = capsys.readouterr().out
     assert "### Guardrails: pass" in report
-    assert "- **advisory** workload-non-root: Deployment backend/backend" in report
+    assert "- **excepted** workload-non-root: Deployment backend/backend: the walkthrough's stock nginx image" in report
+    assert "(owner platform-team@example.com, until 2027-05-31)" in report

@@ -7,6 +7,7 @@ declared flows must equal the flows the generated policies allow.
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import sys
@@ -52,9 +53,10 @@ def levels_file(project_dir: Path, stack: str) -> Path:
     return project_dir / "guardrails" / "config" / f"{stack}.json"
 
 
-def read_levels(path: Path | None) -> dict[str, str]:
+def read_levels(path: Path | None) -> tuple[dict[str, str], frozenset[str]]:
+    """(rule -> level, rules that accept no exception) from a level file; the defaults without one."""
     if path is None:
-        return g.default_levels()
+        return g.default_levels(), frozenset()
     try:
         doc = json.loads(path.read_text())
     except OSError as e:
@@ -62,8 +64,24 @@ def read_levels(path: Path | None) -> dict[str, str]:
     except json.JSONDecodeError as e:
         raise PlanError([f"{path}: not valid JSON ({e.msg} at line {e.lineno})"]) from None
     try:
-        return g.resolve_levels(doc, str(path))
+        return g.resolve_levels(doc, str(path)), g.unexceptable(doc)
     except g.LevelConfigError as e:
+        raise PlanError(e.lines) from None
+
+
+def read_exceptions(project_dir: Path) -> tuple[g.RuleException, ...]:
+    """The reviewed exceptions (``guardrails/exceptions.yaml``); none when the file does not exist."""
+    path = project_dir / g.EXCEPTIONS_FILE
+    if not path.exists():
+        return ()
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise PlanError([f"{g.EXCEPTIONS_FILE}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")]) from None
+    try:
+        return g.parse_exceptions(doc, g.EXCEPTIONS_FILE, g.BY_NAME)
+    except g.ExceptionsFileError as e:
         raise PlanError(e.lines) from None
 
 
@@ -81,6 +99,7 @@ def make_plan(
     stack_file: Path | None = None,
     project_dir: Path = PROJECT_DIR,
     policy_config: Path | None = None,
+    today: datetime.date | None = None,
 ) -> Plan:
     try:
         stack = read_stack(project_dir, stack_name, stack_file)
@@ -88,7 +107,8 @@ def make_plan(
         raise PlanError(e.lines) from None
     if policy_config is None and levels_file(project_dir, stack_name).exists():
         policy_config = levels_file(project_dir, stack_name)
-    levels = read_levels(policy_config)
+    levels, unexceptable = read_levels(policy_config)
+    waivers = g.Waivers(read_exceptions(project_dir), stack_name, today or datetime.date.today(), unexceptable)
     try:
         cfg = load_config(stack.config)  # the same validation the program runs first
     except ConfigErrors as e:
@@ -109,7 +129,7 @@ def make_plan(
         version=cfg.cilium_version,
         fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
     )
-    report = g.evaluate(policy_resources(run), levels)
+    report = g.evaluate(policy_resources(run), levels, waivers)
     return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name))
 
 
@@ -222,7 +242,10 @@ def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[s
                 {"rule": v.rule, "level": v.level, "resource": v.resource, "message": v.message}
                 for v in plan.guardrails.violations
             ],
-            "excepted": [{"rule": e.rule, "resource": e.resource, "reason": e.reason} for e in plan.guardrails.excepted],
+            "excepted": [
+                {"rule": e.rule, "resource": e.resource, "reason": e.reason, "owner": e.owner, "expires": e.expires}
+                for e in plan.guardrails.excepted
+            ],
         },
     }
     if base_diff is not None:
@@ -285,7 +308,7 @@ def guardrail_lines(plan: Plan, markdown: bool) -> list[str]:
         else "every rule passes"
     )
     lines = [f"{v.level} {v.rule}: {v.message}" for v in r.violations]
-    lines += [f"excepted {e.rule}: {e.resource}: {e.reason}" for e in r.excepted]
+    lines += [f"excepted {e.rule}: {e.resource}: {e.reason} (owner {e.owner}, until {e.expires})" for e in r.excepted]
     if markdown:
         status = "pass" if r.ok else "FAIL"
         bullets = [f"- **{x.split(' ', 1)[0]}** {x.split(' ', 1)[1]}" for x in lines]

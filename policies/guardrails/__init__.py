@@ -12,10 +12,10 @@ so a reviewer without Azure sees the verdicts CI will enforce. Rules hold
 for any program, including hand-written policies: nothing here relies on
 the names ``render`` gives its objects.
 
-Each violation is one line naming the resource and the fix. A Kubernetes
-object may opt out of an *exceptable* rule with the annotation
-``zero-trust-aks/exception: "<reason>"``; the reason is shown wherever the
-exception is used, and an annotation without a reason does not count.
+Each violation is one line naming the resource and the fix. An *exceptable*
+rule may be waived for one resource by a reviewed entry of
+``guardrails/exceptions.yaml`` (rule, resource, reason, owner, expiry date;
+``exceptions``); nothing in a stack's own files can waive a rule.
 
 Enforcement levels follow CrossGuard's policy-pack config format
 (``{"all": {"enforcementLevel": ...}, "<rule>": {"enforcementLevel": ...}}``),
@@ -33,7 +33,6 @@ The package, by subject:
 """
 
 from policies.guardrails.resources import (
-    EXCEPTION_ANNOTATION,
     LEVELS,
     MANAGED_CLUSTER,
     Excepted,
@@ -41,24 +40,33 @@ from policies.guardrails.resources import (
     Rule,
     Violation,
 )
+from policies.guardrails.exceptions import ExceptionsFileError, RuleException, parse_exceptions
 from policies.guardrails.rules import BY_NAME, RULES
 from policies.guardrails.run import (
+    EXCEPTIONS_FILE,
     LevelConfigError,
+    Waivers,
     Report,
     check_resource,
     check_stack,
     default_levels,
     evaluate,
     resolve_levels,
+    unexceptable,
 )
 
 __all__ = [
     "BY_NAME",
-    "EXCEPTION_ANNOTATION",
+    "EXCEPTIONS_FILE",
     "LEVELS",
     "MANAGED_CLUSTER",
     "RULES",
     "Excepted",
+    "ExceptionsFileError",
+    "RuleException",
+    "Waivers",
+    "parse_exceptions",
+    "unexceptable",
     "LevelConfigError",
     "Report",
     "Resource",

@@ -10,7 +10,6 @@ from typing import Any
 from policies import acns_levels
 from policies.cilium_versions import AKS_CILIUM, features
 from policies.guardrails.resources import (
-    EXCEPTION_ANNOTATION,
     Resource,
     acns_level,
     cilium_version,
@@ -70,7 +69,7 @@ def check_no_broad_peers(r: Resource) -> Iterator[tuple[Resource, str]]:
         if why:
             yield r, (
                 f"{r.display} {where}: {why}; name the peers (a namespace and labels), "
-                f'or annotate the policy {EXCEPTION_ANNOTATION}: "<reason>"'
+                "or add a reviewed exception to guardrails/exceptions.yaml"
             )
 
 

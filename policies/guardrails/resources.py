@@ -8,10 +8,8 @@ from typing import Any, Literal
 
 from policies import acns_levels
 from policies.cilium_versions import DEFAULT_CILIUM, Version, aks_cilium
-from policies.config import PROJECT
 from policies.verdict import CCNP, CNP
 
-EXCEPTION_ANNOTATION = f"{PROJECT}/exception"
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 LEVELS = ("mandatory", "advisory", "disabled")
 Level = Literal["mandatory", "advisory", "disabled"]
@@ -56,13 +54,6 @@ class Resource:
             return f"{self.kind} {self.object_name}"
         return f"{self.kind} {self.namespace}/{self.object_name}"
 
-    def exception(self) -> str | None:
-        """The reason of an exception annotation, if any ('' when the annotation has no reason)."""
-        if not self.is_kubernetes:
-            return None
-        value = (self.metadata.get("annotations") or {}).get(EXCEPTION_ANNOTATION)
-        return None if value is None else str(value).strip()
-
 
 @dataclass(frozen=True)
 class Violation:
@@ -75,11 +66,13 @@ class Violation:
 
 @dataclass(frozen=True)
 class Excepted:
-    """A violation waived by an exception annotation, kept so reports can show it."""
+    """A violation waived by an exception of ``guardrails/exceptions.yaml``, kept so reports can show it."""
 
     rule: str
     resource: str
     reason: str
+    owner: str = ""
+    expires: str = ""
 
 
 @dataclass(frozen=True)

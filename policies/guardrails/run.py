@@ -6,34 +6,52 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.guardrails.resources import LEVELS, Excepted, Resource, Rule, Violation, EXCEPTION_ANNOTATION
+import datetime
+
+from policies.guardrails.exceptions import RuleException
+from policies.guardrails.resources import LEVELS, Excepted, Resource, Rule, Violation
 from policies.guardrails.rules import BY_NAME, RULES
 
-def _judge(rule: Rule, level: str, found: Iterable[tuple[Resource, str]]) -> tuple[list[Violation], list[Excepted]]:
+EXCEPTIONS_FILE = "guardrails/exceptions.yaml"
+
+
+@dataclass(frozen=True)
+class Waivers:
+    """What may waive a violation on one stack: the reviewed exceptions, the date, the rules that refuse them."""
+
+    exceptions: tuple[RuleException, ...] = ()
+    stack: str = ""
+    today: datetime.date = datetime.date.min
+    unexceptable: frozenset[str] = frozenset()
+
+
+def _judge(rule: Rule, level: str, found: Iterable[tuple[Resource, str]], waivers: Waivers) -> tuple[list[Violation], list[Excepted]]:
     violations, excepted = [], []
     for resource, message in found:
-        reason = resource.exception() if rule.exceptable else None
-        if reason:
-            excepted.append(Excepted(rule.name, resource.display, reason))
+        waiver = next((e for e in waivers.exceptions if e.applies(rule.name, resource.display, waivers.stack)), None)
+        if waiver is not None and rule.name in waivers.unexceptable:
+            message += f" (its exception in {EXCEPTIONS_FILE} does not count: this stack accepts none for {rule.name})"
+        elif waiver is not None and waiver.expired(waivers.today):
+            message += f" (its exception, owned by {waiver.owner}, expired on {waiver.expires.isoformat()}; renew or remove it in {EXCEPTIONS_FILE})"
+        elif waiver is not None:
+            excepted.append(Excepted(rule.name, resource.display, waiver.reason, waiver.owner, waiver.expires.isoformat()))
             continue
-        if reason == "":
-            message += f" (its {EXCEPTION_ANNOTATION} annotation has no reason, so it does not count)"
         violations.append(Violation(rule.name, level, resource.display, message, resource.urn))
     return violations, excepted
 
 
-def check_resource(rule: Rule, resource: Resource, level: str | None = None) -> list[Violation]:
+def check_resource(rule: Rule, resource: Resource, level: str | None = None, waivers: Waivers = Waivers()) -> list[Violation]:
     """A resource-scoped rule on one resource (what a CrossGuard resource validation does)."""
     if rule.scope != "resource" or not rule.applies_to(resource):
         return []
-    return _judge(rule, level or rule.level, rule.check(resource))[0]
+    return _judge(rule, level or rule.level, rule.check(resource), waivers)[0]
 
 
-def check_stack(rule: Rule, resources: Sequence[Resource], level: str | None = None) -> list[Violation]:
+def check_stack(rule: Rule, resources: Sequence[Resource], level: str | None = None, waivers: Waivers = Waivers()) -> list[Violation]:
     """A stack-scoped rule on all resources (what a CrossGuard stack validation does)."""
     if rule.scope != "stack":
         return []
-    return _judge(rule, level or rule.level, rule.check(resources))[0]
+    return _judge(rule, level or rule.level, rule.check(resources), waivers)[0]
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,7 @@ class Report:
         return not self.mandatory
 
 
-def evaluate(resources: Sequence[Resource], levels: Mapping[str, str] | None = None) -> Report:
+def evaluate(resources: Sequence[Resource], levels: Mapping[str, str] | None = None, waivers: Waivers = Waivers()) -> Report:
     """Every rule not disabled, on every resource it applies to."""
     levels = levels or default_levels()
     violations: list[Violation] = []
@@ -63,7 +81,7 @@ def evaluate(resources: Sequence[Resource], levels: Mapping[str, str] | None = N
             found: Iterable[tuple[Resource, str]] = rule.check(resources)
         else:
             found = [x for r in resources if rule.applies_to(r) for x in rule.check(r)]
-        v, e = _judge(rule, level, found)
+        v, e = _judge(rule, level, found, waivers)
         violations += sorted(v, key=lambda x: (x.resource, x.message))  # registration order varies
         excepted += sorted(e, key=lambda x: (x.resource, x.reason))
     return Report(tuple(violations), tuple(excepted))
@@ -82,11 +100,20 @@ def default_levels() -> dict[str, str]:
     return {r.name: r.level for r in RULES}
 
 
+SETTINGS = ("enforcementLevel", "exceptable")
+"""What a level file may set per rule (CrossGuard's policy-pack config format)."""
+
+
+def unexceptable(doc: Mapping[str, Any]) -> frozenset[str]:
+    """The rules a level file marks ``"exceptable": false`` (checked by ``resolve_levels``)."""
+    return frozenset(k for k, v in doc.items() if isinstance(v, Mapping) and v.get("exceptable") is False)
+
+
 def resolve_levels(doc: Any, source: str) -> dict[str, str]:
     """Levels from a policy-pack config document, as ``--policy-pack-config`` reads it.
 
     ``all`` sets every rule; a rule's own entry wins over ``all``. Entries are
-    ``"<level>"`` or ``{"enforcementLevel": "<level>"}``.
+    ``"<level>"`` or ``{"enforcementLevel": "<level>", "exceptable": false}``.
     """
     if not isinstance(doc, Mapping):
         raise LevelConfigError([f"{source}: must be a JSON object of rule name -> enforcement level"])
@@ -98,9 +125,11 @@ def resolve_levels(doc: Any, source: str) -> dict[str, str]:
             errors.append(f"{source}: {key}: not a guardrail; the guardrails are: all, {', '.join(BY_NAME)}")
             continue
         level = value.get("enforcementLevel") if isinstance(value, Mapping) else value
-        extra = sorted(set(value) - {"enforcementLevel"}) if isinstance(value, Mapping) else []
+        extra = sorted(set(value) - set(SETTINGS)) if isinstance(value, Mapping) else []
         if extra:
-            errors.append(f"{source}: {key}.{extra[0]}: unknown setting; only enforcementLevel is configurable")
+            errors.append(f"{source}: {key}.{extra[0]}: unknown setting; the settings are: {', '.join(SETTINGS)}")
+        if isinstance(value, Mapping) and "exceptable" in value and not isinstance(value["exceptable"], bool):
+            errors.append(f"{source}: {key}.exceptable: must be true or false")
         if level not in LEVELS:
             errors.append(f"{source}: {key}.enforcementLevel: {level!r} is not allowed; allowed: {', '.join(LEVELS)}")
             continue
