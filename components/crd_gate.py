@@ -29,6 +29,10 @@ class CrdTimeout(Exception):
     pass
 
 
+class CrdGateError(Exception):
+    """The API server refused to answer: one line saying who may not do what."""
+
+
 def wait_for_crds(
     read: Callable[[str], dict[str, Any] | None],
     names: Sequence[str],
@@ -71,14 +75,25 @@ def _kube_reader(kubeconfig: str) -> Callable[[str], dict[str, Any] | None]:
         except ApiException as e:
             if e.status == 404:
                 return None
-            raise
+            if e.status in (401, 403):
+                raise CrdGateError(
+                    f"reading CustomResourceDefinition {name}: the API server answered {e.status} {e.reason}; the "
+                    "stack's kubeconfig identity needs get on customresourcedefinitions.apiextensions.k8s.io "
+                    "(with Entra ID and Azure RBAC: a role such as Azure Kubernetes Service RBAC Cluster Admin)"
+                ) from None
+            raise CrdGateError(f"reading CustomResourceDefinition {name}: the API server answered {e.status} {e.reason}") from None
 
     return read
 
 
 class _CrdGateProvider(pulumi.dynamic.ResourceProvider):
+    def __init__(self, interval: float = 5.0):
+        self.interval = interval
+
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        names = wait_for_crds(_kube_reader(props["kubeconfig"]), props["crds"], float(props["timeoutSeconds"]))
+        names = wait_for_crds(
+            _kube_reader(props["kubeconfig"]), props["crds"], float(props["timeoutSeconds"]), interval=self.interval
+        )
         return pulumi.dynamic.CreateResult(id_="cilium-crds", outs={**props, "established": names})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
