@@ -50,7 +50,10 @@ namespaces = {
 probe_set = probes(cfg, rendered)
 if cfg.zero_trust.verify and probe_set.probes:
     def after(p):
-        source, target = namespaces[p.namespace], namespaces[cfg.workloads[p.target].namespace]
+        source = namespaces[p.namespace]
+        if p.target is None:  # outside the cluster: only the source's policies decide
+            return list(source.policies)
+        target = namespaces[cfg.workloads[p.target].namespace]
         return [*source.policies, *target.policies, target.workloads[p.target]]
 
     ConnectivityProbes(

@@ -92,8 +92,8 @@ class Probe:
     """``frontend -> backend:80/TCP`` or ``stranger@frontend -> backend:80/TCP``."""
     labels: dict[str, str]
     """The pod labels of the identity the probe borrows (none for a stranger)."""
-    target: str
-    """The target workload."""
+    target: str | None
+    """The target workload; None for an address outside the cluster."""
     host: str
     port: int
     expect: Literal["allow", "deny"]
@@ -131,6 +131,8 @@ def content_hash(rendered: Rendered) -> str:
 
 
 DIGEST_LENGTH = 8
+OUTSIDE = "outside"
+"""How probes and reports name the world outside the cluster."""
 TAG_LENGTH = 6
 
 
@@ -195,7 +197,43 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
                 declared=declared,
             )
         )
+    out += outside_probes(cfg, engine, digest, skipped)
     return ProbeSet(tuple(out), tuple(skipped))
+
+
+def outside_probes(cfg: StackConfig, engine: Engine, digest: str, skipped: list[str]) -> list[Probe]:
+    """One probe per managed namespace: its stranger connects to an address outside the cluster.
+
+    With egress default deny the connection must time out. An address the cluster cannot reach
+    anyway (a firewall that drops it) also times out: the probe then proves nothing, so pick an
+    address the cluster's own egress allows (``zeroTrust.outsideProbeAddress``).
+    """
+    zt = cfg.zero_trust
+    if zt.outside_probe_address is None:
+        return []
+    if zt.default_deny != "ingress-and-egress":
+        skipped.append("outside the cluster: not probed, egress is not in default deny (zeroTrust.defaultDeny: ingress)")
+        return []
+    out = []
+    for ns in cfg.namespaces:
+        who = stranger_name(ns)
+        side = engine.enforcement(stranger(ns), "egress")
+        out.append(
+            Probe(
+                stem=job_stem(ns, who, OUTSIDE, zt.outside_probe_port),
+                digest=digest,
+                namespace=ns,
+                flow=f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}/TCP",
+                labels={},
+                target=None,
+                host=zt.outside_probe_address,
+                port=zt.outside_probe_port,
+                expect="deny" if side.allowed else "allow",
+                reason=side.reason,
+                declared=False,
+            )
+        )
+    return out
 
 
 def _shape(cfg, source, namespace, labels, target, declared) -> tuple[str, Endpoint, Endpoint, str, int]:

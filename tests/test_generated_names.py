@@ -32,7 +32,7 @@ def test_flows_whose_names_read_alike_with_dashes_get_distinct_policies_and_prob
     assert code == 0, doc
     jobs = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:batch/v1:Job"]
     policies = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:cilium.io/v2:CiliumNetworkPolicy"]
-    assert len(jobs) == len(set(jobs)) == 4  # the two declared flows, and the stranger of shop to each target
+    assert len(jobs) == len(set(jobs)) == 5  # the two declared flows, the stranger of shop to each target and outside
     assert "shop-zt-egress.a-to.to.b.80-tcp" in policies and "shop-zt-egress.a.to.to-b.80-tcp" in policies
 
 

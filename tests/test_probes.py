@@ -51,13 +51,32 @@ def three_namespaces(dev_config):
 # -- which probes ------------------------------------------------------------------------------------
 
 
-def test_the_dev_stack_probes_the_declared_flow_and_its_two_deny_counterparts(dev_config):
+def test_the_dev_stack_probes_the_declared_flow_its_two_deny_counterparts_and_the_way_out(dev_config):
     _, ps = probe_set(dev_config)
     assert {(p.flow, p.expect, p.namespace) for p in ps.probes} == {
         ("frontend -> backend:80/TCP", "allow", "frontend"),
         ("stranger@frontend -> backend:80/TCP", "deny", "frontend"),
         ("stranger@backend -> backend:80/TCP", "deny", "backend"),
+        ("stranger@frontend -> outside 1.1.1.1:443/TCP", "deny", "frontend"),
+        ("stranger@backend -> outside 1.1.1.1:443/TCP", "deny", "backend"),
     }
+
+
+def test_a_stranger_reaching_outside_the_cluster_is_expected_to_time_out_because_of_egress_default_deny(dev_config):
+    _, ps = probe_set(dev_config)
+    (p,) = [p for p in ps.probes if p.flow == "stranger@backend -> outside 1.1.1.1:443/TCP"]
+    assert (p.host, p.port, p.target, p.expect) == ("1.1.1.1", 443, None, "deny")
+    assert p.reason.startswith("egress of backend/stranger is in default deny (by backend/zt-default-deny")
+
+
+def test_the_outside_probe_follows_its_config_and_is_skipped_without_egress_default_deny(dev_config):
+    dev_config["zero-trust-aks:zeroTrust"] = {"outsideProbeAddress": "9.9.9.9", "outsideProbePort": 80}
+    _, ps = probe_set(dev_config)
+    assert {p.host for p in ps.probes if p.target is None} == {"9.9.9.9"}
+    dev_config["zero-trust-aks:zeroTrust"] = {"defaultDeny": "ingress", "verify": False}
+    _, ps = probe_set(dev_config)
+    assert not [p for p in ps.probes if p.target is None]
+    assert "outside the cluster: not probed, egress is not in default deny (zeroTrust.defaultDeny: ingress)" in ps.skipped
 
 
 def test_every_declared_flow_and_every_deny_counterpart_has_a_probe(three_namespaces):
@@ -87,7 +106,7 @@ def test_udp_flows_are_skipped_with_the_reason(dev_config):
     dev_config["zero-trust-aks:workloads"]["backend"]["protocol"] = "UDP"
     dev_config["zero-trust-aks:flows"][0]["protocol"] = "UDP"
     _, ps = probe_set(dev_config)
-    assert ps.probes == ()
+    assert [p for p in ps.probes if p.target is not None] == []
     assert ps.skipped == ("frontend -> backend:80/UDP: UDP is not probed (a drop and a silent server look the same)",)
 
 

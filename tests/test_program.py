@@ -30,7 +30,7 @@ def test_the_dev_stack_registers_exactly_the_walkthrough_resources_plus_policies
             "kubernetes:apps/v1:Deployment": 2,
             "kubernetes:core/v1:Service": 1,
             "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 6,
-            "kubernetes:batch/v1:Job": 3,  # probes: frontend -> backend, and two strangers
+            "kubernetes:batch/v1:Job": 5,  # probes: frontend -> backend, two strangers, and each namespace's way out
         }
     )
 
@@ -198,12 +198,15 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
     backend = {r.urn for r in run.resources if r.name in ("backend-deployment", "backend-service")}
     assert len(policies("backend")) == 3 and len(backend) == 2
     for j in jobs:
-        expected = policies(j.inputs["metadata"]["namespace"]) | policies("backend") | backend
+        outside = "-to-outside-" in j.name
+        expected = policies(j.inputs["metadata"]["namespace"]) | (set() if outside else policies("backend") | backend)
         assert set(j.dependencies) == expected, j.name
     assert run.outputs["probes"] == {
         "frontend -> backend:80/TCP": "allow",
         "stranger@backend -> backend:80/TCP": "deny",
         "stranger@frontend -> backend:80/TCP": "deny",
+        "stranger@backend -> outside 1.1.1.1:443/TCP": "deny",
+        "stranger@frontend -> outside 1.1.1.1:443/TCP": "deny",
     }
 
 
@@ -219,7 +222,7 @@ def test_the_local_stack_registers_no_azure_resource_and_uses_the_kubeconfig_con
     assert provider.inputs["context"] == "kind-zero-trust"
     assert all(r.provider.startswith(provider.urn) for r in run.resources if r.type.startswith("kubernetes:"))
     assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 6
-    assert kinds(run)["kubernetes:batch/v1:Job"] == 3
+    assert kinds(run)["kubernetes:batch/v1:Job"] == 5
     assert run.outputs["kubeContext"] == "kind-zero-trust" and "kubeconfig" not in run.outputs
 
 

@@ -64,6 +64,13 @@ def _ip(value: str) -> str:
         raise ValueError("not an IP address") from None
 
 
+def _public_ip(value: str) -> str:
+    value = _ip(value)
+    if not ipaddress.ip_address(value).is_global:
+        raise ValueError("must be a public address outside the cluster (a private one may be a pod, node or Azure service)")
+    return value
+
+
 def _kubernetes_version(value: str) -> str:
     aks_cilium(value)  # raises ValueError naming the versions AKS documents Cilium for
     return value
@@ -232,6 +239,9 @@ class ZeroTrust(_Model):
         AfterValidator(_pinned_image),
     ] = Field(PROBE_IMAGE, alias="probeImage")
     """A curl image pinned by digest (it must run as a non-root numeric user: uid 100 here)."""
+    outside_probe_address: Annotated[str, AfterValidator(_public_ip)] | None = Field("1.1.1.1", alias="outsideProbeAddress")
+    """A public address each namespace's stranger probes: with egress default deny it must time out (null: no such probe)."""
+    outside_probe_port: Port = Field(443, alias="outsideProbePort")
 
 
 class ExistingCluster(_Model):
