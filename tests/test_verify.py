@@ -38,7 +38,7 @@ def recorded(name: str) -> Any:
 
 
 class FakeApi:
-    def __init__(self, rendered, nodes="nodes.json", agents="cilium-agents.json", observed=None, missing=(), invalid=None, polls=1, forbidden=False):
+    def __init__(self, rendered, nodes="nodes.json", agents="cilium-agents.json", observed=None, missing=(), invalid=None, polls=1, forbidden=False, extra=(), edited=None):
         self.nodes = recorded(nodes)
         self.agents = recorded(agents)
         self.policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in rendered.policies()}
@@ -48,6 +48,9 @@ class FakeApi:
         self.jobs: dict[tuple[str, str], dict] = {}
         self.reads: dict[str, int] = {}
         self.deleted: list[tuple[str, str]] = []
+        self.extra = list(extra)  # policies in the cluster the stack did not render
+        for key, change in (edited or {}).items():  # policies changed in place: (namespace, name) -> f(spec)
+            self.policies[key] = {**self.policies[key], "spec": change(json.loads(json.dumps(self.policies[key]["spec"])))}
 
     # CoreV1Api
     def list_node(self, _preload_content=True):
@@ -89,7 +92,15 @@ class FakeApi:
         self.deleted.append((namespace, name))
         return Raw({"kind": "Status", "status": "Success"})
 
-    # CustomObjectsApi
+    # CustomObjectsApi, NetworkingV1Api
+    def list_cluster_custom_object(self, group, version, plural, _preload_content=True):
+        kind = {"ciliumnetworkpolicies": "CiliumNetworkPolicy", "ciliumclusterwidenetworkpolicies": "CiliumClusterwideNetworkPolicy"}[plural]
+        items = [p for p in self.policies.values() if p["kind"] == kind] + [p for p in self.extra if p["kind"] == kind]
+        return Raw({"kind": f"{kind}List", "items": items})
+
+    def list_network_policy_for_all_namespaces(self, _preload_content=True):
+        return Raw({"kind": "NetworkPolicyList", "items": [p for p in self.extra if p["kind"] == "NetworkPolicy"]})
+
     def get_namespaced_custom_object(self, group, version, namespace, plural, name, _preload_content=True):
         assert (group, version, plural) == ("cilium.io", "v2", "ciliumnetworkpolicies")
         if (namespace, name) in self.missing:
@@ -114,7 +125,7 @@ def dev(dev_config):
 
 def run(dev, api, **kw):
     cfg, rendered, probe_list = dev
-    return verify(Kube(api, api, api), cfg, rendered, probe_list, run="0a1b2c3d", sleep=lambda s: None, **kw)
+    return verify(Kube(api, api, api, api), cfg, rendered, probe_list, run="0a1b2c3d", sleep=lambda s: None, **kw)
 
 
 def failed(report) -> list[tuple[str, str, str]]:
@@ -183,6 +194,45 @@ def test_a_probe_whose_namespace_is_missing_fails_alone(dev):
     assert sorted(api.deleted) == sorted(api.jobs) and len(api.jobs) == 2  # backend's two probes ran
 
 
+def test_a_stack_policy_changed_in_the_cluster_fails_its_row_naming_the_change(dev):
+    def widen(spec):
+        spec["ingress"][0]["fromEndpoints"][0]["matchLabels"].pop("k8s:io.kubernetes.pod.namespace")
+        return spec
+
+    api = FakeApi(dev[1], edited={("backend", "zt-ingress.backend.from.frontend.80-tcp"): widen})
+    assert failed(run(dev, api)) == [(
+        "policy backend/zt-ingress.backend.from.frontend.80-tcp",
+        "the rendered spec",
+        "changed in the cluster: spec.ingress[0].fromEndpoints[0].matchLabels.k8s:io.kubernetes.pod.namespace was removed",
+    )]
+
+
+def test_other_policies_that_select_managed_pods_fail_each_naming_the_pods(dev):
+    extra = [
+        {"kind": "CiliumNetworkPolicy", "metadata": {"name": "open-80", "namespace": "backend"},
+         "spec": {"endpointSelector": {"matchLabels": {"app": "backend"}}, "ingress": [{"fromEntities": ["world"]}]}},
+        {"kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "everyone"},
+         "spec": {"endpointSelector": {}, "egress": [{"toEntities": ["world"]}]}},
+        {"kind": "NetworkPolicy", "metadata": {"name": "allow-all", "namespace": "frontend"},
+         "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]}},
+        {"kind": "CiliumNetworkPolicy", "metadata": {"name": "dns", "namespace": "kube-system"},
+         "spec": {"endpointSelector": {}, "ingress": [{}]}},
+        {"kind": "NetworkPolicy", "metadata": {"name": "other-app", "namespace": "frontend"},
+         "spec": {"podSelector": {"matchLabels": {"app": "not-ours"}}, "ingress": [{}]}},
+    ]
+    report = run(dev, FakeApi(dev[1], extra=extra))
+    assert [(c, o) for c, _, o in failed(report)] == [
+        ("other policy CiliumClusterwideNetworkPolicy everyone", "selects backend/backend, backend/stranger, frontend/frontend, frontend/stranger"),
+        ("other policy CiliumNetworkPolicy backend/open-80", "selects backend/backend"),
+        ("other policy NetworkPolicy frontend/allow-all", "selects frontend/frontend, frontend/stranger"),
+    ]
+
+
+def test_without_other_policies_the_row_passes(dev):
+    (row,) = [r for r in run(dev, FakeApi(dev[1])).rows if r.check == "other policies"]
+    assert row.ok and row.observed == "none"
+
+
 def test_probes_that_never_finish_time_out_and_are_still_deleted(dev):
     api = FakeApi(dev[1], polls=10**6)
     ticks = iter(range(0, 10**6, 10))
@@ -207,7 +257,7 @@ def test_the_command_prints_the_checks_and_exits_one_when_a_probe_disagrees(tmp_
 
     def factory(path, context):
         seen.append((path, context))
-        return Kube(api, api, api)
+        return Kube(api, api, api, api)
 
     assert verify_cli.run_verify(args(kubeconfig=kubeconfig), factory) == 1
     doc = json.loads(capsys.readouterr().out)
@@ -219,7 +269,7 @@ def test_the_text_report_is_a_table_with_a_verdict(tmp_path, dev, capsys):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     api = FakeApi(dev[1])
-    assert verify_cli.run_verify(args(kubeconfig=kubeconfig, format="text"), lambda p, c: Kube(api, api, api)) == 0
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig, format="text"), lambda p, c: Kube(api, api, api, api)) == 0
     out = capsys.readouterr().out
     assert "probe frontend -> backend:80/TCP" in out and "verify: the cluster enforces what the stack declares" in out
 
@@ -228,7 +278,7 @@ def test_an_api_server_that_refuses_is_one_error_line_and_exit_two(tmp_path, dev
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("")
     api = FakeApi(dev[1], forbidden=True)
-    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), lambda p, c: Kube(api, api, api)) == 2
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), lambda p, c: Kube(api, api, api, api)) == 2
     assert capsys.readouterr().err == "error: list nodes: the API server answered 403 Forbidden\n"
 
 
@@ -239,7 +289,7 @@ def test_an_api_server_that_cannot_be_reached_is_one_error_line(tmp_path, dev, c
     kubeconfig.write_text("")
     api = FakeApi(dev[1])
     api.list_node = lambda _preload_content=True: (_ for _ in ()).throw(MaxRetryError(None, "https://x:443/api/v1/nodes"))
-    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), lambda p, c: Kube(api, api, api)) == 2
+    assert verify_cli.run_verify(args(kubeconfig=kubeconfig), lambda p, c: Kube(api, api, api, api)) == 2
     assert capsys.readouterr().err == "error: list nodes: cannot reach the API server (MaxRetryError)\n"
 
 
@@ -348,6 +398,10 @@ class RecordedApiServer:
                     return fake.list_namespaced_pod(parts[3], label_selector=query.get("labelSelector"))
                 if parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" and parts[6:] == ["log"]:
                     return fake.read_namespaced_pod_log(parts[5], parts[3])
+                if parts[:2] == ["apis", "cilium.io"] and len(parts) == 4:
+                    return fake.list_cluster_custom_object("cilium.io", parts[2], parts[3])
+                if parts == ["apis", "networking.k8s.io", "v1", "networkpolicies"]:
+                    return fake.list_network_policy_for_all_namespaces()
                 if parts[:2] == ["apis", "cilium.io"]:
                     return fake.get_namespaced_custom_object("cilium.io", parts[2], parts[4], parts[5], parts[6])
                 if parts[:3] == ["apis", "batch", "v1"] and method == "POST":
@@ -392,7 +446,7 @@ def test_the_real_kubernetes_client_talks_to_a_recorded_api_server_end_to_end(tm
         assert verify_cli.run_verify(args(kubeconfig=kubeconfig)) == 0
     doc = json.loads(capsys.readouterr().out)
     cfg, rendered, probe_list = dev
-    assert doc["ok"] and len(doc["checks"]) == 2 + len(rendered.policies()) + len(probe_list)
+    assert doc["ok"] and len(doc["checks"]) == 3 + len(rendered.policies()) + len(probe_list)  # nodes, agents, other policies
     assert len(api.jobs) == len(probe_list) and sorted(api.deleted) == sorted(api.jobs)
 
 

@@ -5,7 +5,10 @@ The walkthrough's checks, done for you and for every flow:
 - every node is Ready;
 - the Cilium agents (``k8s-app=cilium`` in ``kube-system``) run and are ready,
   one per node;
-- every CiliumNetworkPolicy of the stack exists and Cilium reports it Valid;
+- every CiliumNetworkPolicy of the stack exists, has the rendered spec, and Cilium
+  reports it Valid;
+- no other CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or Kubernetes
+  NetworkPolicy selects a managed pod (allows are additive: one could open traffic);
 - the probe set of ``policies.probes`` (the same Jobs ``pulumi up`` runs),
   created afresh under a run id, agrees with its expectations.
 
@@ -24,12 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.config import StackConfig
+from policies.drift import extra_policies, spec_difference
 from policies.probes import Probe, agrees, job, parse_result
 from policies.render import MANAGED_BY, Rendered
 
 RUN_LABEL = "zero-trust-aks/verify-run"
 CILIUM_AGENTS = ("kube-system", "k8s-app=cilium")
 CNP = ("cilium.io", "v2", "ciliumnetworkpolicies")
+CCNP = ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies")
 
 
 class Unreachable(Exception):
@@ -43,6 +48,7 @@ class Kube:
     core: Any
     batch: Any
     custom: Any
+    networking: Any = None
 
     @classmethod
     def from_kubeconfig(cls, source: str | dict | None, context: str | None) -> Kube:
@@ -57,7 +63,7 @@ class Kube:
         except Exception as e:  # the client raises ConfigException, OSError, yaml errors...
             where = "(the stack output)" if isinstance(source, dict) else source or "(default)"
             raise Unreachable(f"kubeconfig {where}{f' context {context}' if context else ''}: {e}") from None
-        return cls(client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api))
+        return cls(client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api), client.NetworkingV1Api(api))
 
     def _raw(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -84,6 +90,15 @@ class Kube:
 
     def policy(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._call(f"read policy {namespace}/{name}", self.custom.get_namespaced_custom_object, *CNP[:2], namespace, CNP[2], name, missing_ok=True)
+
+    def all_policies(self) -> list[dict[str, Any]]:
+        """Every CNP, CCNP and Kubernetes NetworkPolicy of the cluster, with ``kind`` set."""
+        out = []
+        for kind, (group, version, plural) in (("CiliumNetworkPolicy", CNP), ("CiliumClusterwideNetworkPolicy", CCNP)):
+            items = self._call(f"list {plural}", self.custom.list_cluster_custom_object, group, version, plural)["items"]
+            out += [{**i, "kind": kind} for i in items]
+        items = self._call("list networkpolicies", self.networking.list_network_policy_for_all_namespaces)["items"]
+        return out + [{**i, "kind": "NetworkPolicy"} for i in items]
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
         self._call(f"create job {namespace}/{body['metadata']['name']}", self.batch.create_namespaced_job, namespace, body)
@@ -168,6 +183,10 @@ def check_policies(kube: Kube, rendered: Rendered) -> list[Row]:
         if found is None:
             rows.append(Row(f"policy {ns}/{name}", "present, Valid", "missing", False))
             continue
+        drift = spec_difference(found.get("spec"), p["spec"])
+        if drift:
+            rows.append(Row(f"policy {ns}/{name}", "the rendered spec", f"changed in the cluster: {drift}", False))
+            continue
         conditions = (found.get("status") or {}).get("conditions") or []
         valid = [c for c in conditions if c.get("type") == "Valid"]
         if not valid:
@@ -178,6 +197,17 @@ def check_policies(kube: Kube, rendered: Rendered) -> list[Row]:
             why = valid[0].get("message") or valid[0].get("reason") or "no reason given"
             rows.append(Row(f"policy {ns}/{name}", "present, Valid", f"rejected: {why}", False))
     return rows
+
+
+def check_extra_policies(kube: Kube, rendered: Rendered) -> list[Row]:
+    """One row: no policy the stack did not render selects a managed pod (or one failing row per such policy)."""
+    extra = extra_policies(kube.all_policies(), rendered)
+    if not extra:
+        return [Row("other policies", "none select a managed pod", "none", True)]
+    return [
+        Row(f"other policy {e.kind} {e.ref}", "none select a managed pod", f"selects {', '.join(e.selects)}", False)
+        for e in extra
+    ]
 
 
 def run_id() -> str:
@@ -265,6 +295,7 @@ def verify(
     report.rows.append(nodes)
     report.rows.append(check_cilium(kube, count))
     report.rows += check_policies(kube, rendered)
+    report.rows += check_extra_policies(kube, rendered)
     report.rows += run_probes(
         kube, probes, cfg.zero_trust.probe_image, run=run or run_id(), timeout=timeout,
         interval=interval, clock=clock, sleep=sleep, progress=progress,
