@@ -6,11 +6,13 @@ VENV := venv
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: venv plan test bench clean
+.PHONY: venv plan test bench lock clean
 
+# requirements*.txt are lock files (every package pinned, with hashes), compiled from the
+# *.in files by `make lock`; pip refuses anything whose hash differs.
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,5 +26,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run
 
+PIP_COMPILE = $(VENV)-tools/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
+
+lock:
+	$(PYTHON) -m venv $(VENV)-tools
+	$(VENV)-tools/bin/pip install --quiet --disable-pip-version-check pip-tools==7.6.2
+	$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
+	cd guardrails && ../$(PIP_COMPILE) --output-file requirements.txt requirements.in
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(VENV)-tools out .pytest_cache

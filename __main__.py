@@ -24,7 +24,12 @@ except ConfigErrors as e:
 
 rendered = render(cfg)
 if cfg.cluster is not None:
-    group = ResourceGroup(cfg.resource_group_name, group_name=cfg.resource_group_name, location=cfg.location)
+    group = ResourceGroup(
+        cfg.resource_group_name,
+        group_name=cfg.resource_group_name,
+        location=cfg.location,
+        create=cfg.create_resource_group,
+    )
     aks = AksCluster(cfg.cluster.name, cluster=cfg.cluster, resource_group_name=group.name, location=cfg.location)
     gate = [
         CiliumCrdGate(

@@ -200,3 +200,13 @@ def test_an_unpinned_probe_image_is_refused(dev_config):
     dev_config["zero-trust-aks:zeroTrust"] = {"probeImage": "curl image"}
     (line,) = errors_of(dev_config)
     assert line.startswith("zero-trust-aks:zeroTrust.probeImage: 'curl image' is not allowed here")
+
+
+def test_create_resource_group_is_refused_on_an_existing_cluster_stack(dev_config):
+    for key in ("azure-native:location", "zero-trust-aks:resourceGroupName", "zero-trust-aks:cluster"):
+        del dev_config[key]
+    dev_config["zero-trust-aks:kubernetes"] = {"context": "kind-zero-trust"}
+    dev_config["zero-trust-aks:createResourceGroup"] = False
+    assert errors_of(dev_config) == [
+        "zero-trust-aks:createResourceGroup: not used with zero-trust-aks:kubernetes (no Azure resources are created); remove it"
+    ]

@@ -238,3 +238,12 @@ def test_with_autoscaling_up_never_pushes_the_node_count_back():
     assert prod.ignore_changes == ("agentPoolProfiles[0].count",)
     (dev,) = stack_run("dev").of_type("azure-native:containerservice:ManagedCluster")
     assert dev.ignore_changes == ()
+
+
+def test_a_stack_that_does_not_create_its_resource_group_reads_it_and_deploys_into_it():
+    run = stack_run("prod")
+    assert run.of_type("azure-native:resources:ResourceGroup") == []
+    assert ("azure-native:resources:getResourceGroup", {"resourceGroupName": "aks-zero-trust-prod-rg"}) in run.invokes
+    (aks,) = run.of_type("azure-native:containerservice:ManagedCluster")
+    assert aks.inputs["resourceGroupName"] == "aks-zero-trust-prod-rg"
+    assert len(stack_run("dev").of_type("azure-native:resources:ResourceGroup")) == 1  # the walkthrough creates it

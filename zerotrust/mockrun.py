@@ -140,6 +140,9 @@ class _Mocks(pulumi.runtime.Mocks):
             entra = any(unwrap_secrets(r.inputs).get("aadProfile") for r in clusters)
             text = fake_kubeconfig(args.args.get("resourceName") or "cluster", entra)
             return {"kubeconfigs": [{"name": "clusterUser", "value": base64.b64encode(text.encode()).decode()}]}
+        if args.token == "azure-native:resources:getResourceGroup":
+            name = args.args.get("resourceGroupName", "rg")
+            return {"id": f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{name}", "name": name, "location": "westeurope"}
         raise Exception(f"unmocked invoke {args.token}")
 
 

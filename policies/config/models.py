@@ -266,6 +266,8 @@ class StackConfig(_Model):
     resource_group_name: Annotated[str, StringConstraints(pattern=r"^[-\w.()]{0,89}[-\w()]$")] | None = Field(
         None, alias=f"{PROJECT}:resourceGroupName"
     )
+    create_resource_group: bool = Field(True, alias=f"{PROJECT}:createResourceGroup")
+    """False: the resource group exists already (created by whoever grants the deploy identity its rights)."""
     cluster: ClusterConfig | None = Field(None, alias=f"{PROJECT}:cluster")
     """An AKS cluster to create (with its resource group)."""
     kubernetes: ExistingCluster | None = Field(None, alias=f"{PROJECT}:kubernetes")

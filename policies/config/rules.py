@@ -44,6 +44,8 @@ def stack_errors(p: Partial) -> list[str]:
             if p.ok(name) and getattr(cfg, name) is None:
                 errors.append(f"{key}: required with {P}:cluster")
     elif p.ok("kubernetes") and cfg.kubernetes is not None:
+        if not cfg.create_resource_group:
+            errors.append(f"{P}:createResourceGroup: not used with {P}:kubernetes (no Azure resources are created); remove it")
         for key, name in azure_keys:
             if name not in p.failed and getattr(cfg, name) is not None:
                 errors.append(f"{key}: not used with {P}:kubernetes (no Azure resources are created); remove it")
