@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from policies.cilium_versions import CILIUM, features
-from policies.verdict import Endpoint, Engine, compile_policy, decide, keep_label, PolicyRejected
+from policies.verdict import Endpoint, Engine, PolicyRejected, addresses, compile_policy, decide, entity, keep_label
 
 FRONTEND = Endpoint("frontend", {"app": "frontend"}, name="frontend")
 BACKEND = Endpoint("backend", {"app": "backend"}, name="backend")
@@ -362,10 +362,66 @@ def test_a_rule_mixing_two_l3_kinds_is_rejected_as_a_whole():
     assert not engine.decide(FRONTEND, BACKEND, 80).allowed
 
 
-def test_cidr_peers_are_not_decided_offline():
+def test_a_cidr_rule_never_selects_a_pod_and_that_is_decided_exactly():
     p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromCIDR": ["10.0.0.0/8"]}])
     v = decide([p], FRONTEND, BACKEND, 80)
-    assert not v.allowed and not v.exact and "not fully decided offline" in v.reason
+    assert not v.allowed and v.exact
+
+
+STRIPE = addresses("stripe", ("3.18.12.0/24",))
+ONPREM = addresses("on-prem", ("10.50.0.0/16",), ("10.50.9.0/24",))
+
+
+def test_a_cidr_rule_admits_addresses_inside_it_and_not_outside():
+    rule = {"toCIDRSet": [{"cidr": "3.18.0.0/16"}], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+    p = cnp("frontend", "p", endpointSelector={}, egress=[rule])
+    assert decide([p], FRONTEND, STRIPE, 443).allowed
+    assert not decide([p], FRONTEND, ONPREM, 443).allowed and decide([p], FRONTEND, ONPREM, 443).exact
+
+
+def test_a_cidr_rule_whose_except_cuts_into_a_peer_is_not_decided_offline():
+    rule = {"toCIDRSet": [{"cidr": "10.50.0.0/16", "except": ["10.50.1.0/24"]}]}
+    v = decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, ONPREM, 443)
+    assert not v.allowed and not v.exact and "covers on-prem only in part" in v.reason
+
+
+def test_a_cidr_rule_with_the_peers_own_except_covers_the_peer():
+    rule = {"toCIDRSet": [{"cidr": "10.50.0.0/16", "except": ["10.50.9.0/24"]}]}
+    assert decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, ONPREM, 443).allowed
+
+
+@pytest.mark.parametrize(
+    "entities, reserved, admitted",
+    [
+        (["world"], "world", True),
+        (["world-ipv4"], "world", True),
+        (["cluster"], "world", False),
+        (["cluster"], "kube-apiserver", True),
+        (["cluster"], "remote-node", True),
+        (["kube-apiserver"], "kube-apiserver", True),
+        (["kube-apiserver"], "host", False),
+        (["all"], "host", True),
+    ],
+)
+def test_entities_select_the_reserved_identities_cilium_gives_them(entities, reserved, admitted):
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEntities": entities}])
+    assert decide([p], entity(reserved), BACKEND, 80).allowed is admitted
+
+
+def test_the_world_entity_covers_every_address_outside_the_cluster():
+    p = cnp("frontend", "p", endpointSelector={}, egress=[{"toEntities": ["world"]}])
+    assert decide([p], FRONTEND, STRIPE, 443).allowed and decide([p], FRONTEND, entity("world"), 443).allowed
+
+
+def test_endpoint_selectors_never_select_identities_outside_the_pods():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}])
+    assert not decide([p], entity("world"), BACKEND, 80).allowed
+
+
+def test_the_world_has_no_egress_policy_of_its_own():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEntities": ["world"], "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}])
+    v = decide([p], entity("world"), BACKEND, 80)
+    assert v.allowed and v.egress.reason.startswith("of world not enforced")
 
 
 def test_specs_lists_are_separate_rules():

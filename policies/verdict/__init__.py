@@ -19,17 +19,36 @@ cites the Cilium doc or code its rules come from:
 - ``engine``: the verdicts (both directions, default deny, deny before allow);
 - ``explain``: the words of a verdict.
 
-Not decided offline (the verdict says so and ``exact`` is False): CIDR, FQDN,
+Peers outside the pods are identities of their own: ``entity("world")``,
+``entity("kube-apiserver")``... and ``addresses(name, cidrs, excepts)``; entity and
+CIDR rules are decided for them (a CIDR rule never selects a pod or a node; one
+that covers an address range only in part is not decided offline).
+
+Not decided offline (the verdict says so and ``exact`` is False): FQDN,
 service and group peers, ``fromRequires``/``toRequires``, named ports and L7
 rules (HTTP, Kafka). DNS rules restrict names, not reachability, so port 53 stays exact.
 """
 
 from policies.verdict.compile import CCNP, CNP, PeerRule, PortEntry, Rule, compile_policy, policy_ref
 from policies.verdict.engine import Engine, Side, Verdict, decide
-from policies.verdict.identity import NS_KEY, NS_LABELS_PREFIX, STRANGER, Endpoint, keep_label, stranger, stranger_name
+from policies.verdict.identity import (
+    ENTITIES,
+    NS_KEY,
+    NS_LABELS_PREFIX,
+    STRANGER,
+    Endpoint,
+    addresses,
+    entity,
+    keep_label,
+    stranger,
+    stranger_name,
+)
 from policies.verdict.selectors import PolicyRejected, Requirement, Selector, parse_selector, peer_selector, subject_selector
 
 __all__ = [
+    "ENTITIES",
+    "addresses",
+    "entity",
     "CCNP",
     "CNP",
     "NS_KEY",

@@ -27,11 +27,8 @@ POD_ENTITIES = frozenset({"all", "cluster"})
 
 _INGRESS_L3 = ("fromEndpoints", "fromEntities", "fromCIDR", "fromCIDRSet", "fromNodes", "fromGroups")
 _EGRESS_L3 = ("toEndpoints", "toEntities", "toCIDR", "toCIDRSet", "toServices", "toFQDNs", "toNodes", "toGroups")
+_CIDR_KINDS = ("fromCIDR", "fromCIDRSet", "toCIDR", "toCIDRSet")
 _OFFLINE = {
-    "fromCIDR": "CIDR",
-    "fromCIDRSet": "CIDR",
-    "toCIDR": "CIDR",
-    "toCIDRSet": "CIDR",
     "toFQDNs": "DNS-name",
     "toServices": "service",
     "fromGroups": "group",
@@ -69,6 +66,10 @@ class PeerRule:
     offline: str | None  # peer kind the engine cannot decide offline
     ports: tuple[PortEntry, ...] | None  # None: every port and protocol
     requires: bool = False
+    entities: frozenset[str] = frozenset()
+    """from/toEntities: reserved identities, plus every pod for ``cluster`` and ``all``."""
+    cidrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """from/toCIDR(Set): (cidr, excepts). They never select pods or nodes, only addresses outside."""
 
     def port_entry(self, port: int, protocol: str) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
@@ -168,6 +169,8 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     endpoints_key = "fromEndpoints" if ingress else "toEndpoints"
     entities_key = "fromEntities" if ingress else "toEntities"
     offline = None
+    entities: frozenset[str] = frozenset()
+    cidrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if any(k in entry for k in l3_kinds):
         selectors: tuple[Selector, ...] | str = ()
         if entry.get(endpoints_key) is not None:
@@ -175,8 +178,13 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
                 peer_selector(s, namespace, f"{where}.{endpoints_key}[{i}]") for i, s in enumerate(entry[endpoints_key])
             )
         elif entry.get(entities_key):
-            if set(entry[entities_key]) & POD_ENTITIES:
-                selectors = WILDCARD if "all" in entry[entities_key] else (Selector(frozenset({Requirement("k8s", NS_KEY, "Exists")})),)
+            entities = frozenset(str(e) for e in entry[entities_key])
+            if "all" in entities:
+                selectors = WILDCARD
+            elif "cluster" in entities:
+                selectors = (Selector(frozenset({Requirement("k8s", NS_KEY, "Exists")})),)
+        elif any(entry.get(k) for k in _CIDR_KINDS):
+            cidrs = _compile_cidrs(ref, where, entry, ingress)
         else:
             kind = next((k for k in l3_kinds if entry.get(k)), None)
             offline = _OFFLINE.get(kind) if kind else None
@@ -188,7 +196,22 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     if entry.get("icmps") and not entry.get("toPorts"):
         ports = ()  # ICMP only: no TCP/UDP/SCTP port matches
     requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
-    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires)
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs)
+
+
+def _compile_cidrs(ref, where, entry, ingress) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    import ipaddress
+
+    prefix = "from" if ingress else "to"
+    raw = [(c, ()) for c in entry.get(f"{prefix}CIDR") or []]
+    raw += [(c.get("cidr"), tuple(c.get("except") or ())) for c in entry.get(f"{prefix}CIDRSet") or [] if isinstance(c, Mapping)]
+    out = []
+    for cidr, excepts in raw:
+        try:
+            out.append((str(ipaddress.ip_network(str(cidr), strict=False)), tuple(str(ipaddress.ip_network(str(e), strict=False)) for e in excepts)))
+        except ValueError:
+            raise PolicyRejected(f"{ref} {where}: {cidr!r} is not a CIDR") from None
+    return tuple(out)
 
 
 def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEntry, ...] | None:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from policies.cilium_versions import DEFAULT_CILIUM, Version, features
 from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, PortEntry, Rule, compile_policy, policy_ref
 from policies.verdict.explain import not_enforced
-from policies.verdict.identity import Endpoint
+from policies.verdict.identity import CLUSTER_ENTITIES, Endpoint
 from policies.verdict.selectors import PolicyRejected, Selector
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Engine:
         self._eps: list[Endpoint] = []
         self._index: dict[tuple[str, str], set[int]] = {}
         self._keys: dict[str, set[int]] = {}
+        self._reserved: dict[str, set[int]] = {}  # reserved identity -> interned ids
         self._reset_caches()
         for ep in endpoints:
             self.intern(ep)
@@ -98,6 +100,7 @@ class Engine:
         self._views: dict[tuple, _View] = {}
         self._rules: dict[int, list[Rule]] = {}
         self._subjects: dict[int, frozenset[int]] = {}  # id(rule) -> the identities it selects
+        self._outside: dict[int, tuple[frozenset[int], tuple[str, ...]]] = {}  # id(peer rule) -> (ids, partial covers)
 
     # -- identities ---------------------------------------------------------------------
 
@@ -109,9 +112,12 @@ class Engine:
             n = len(self._ids)
             self._ids[identity] = n
             self._eps.append(ep)
-            for _source, key, value in identity:
-                self._index.setdefault((key, value), set()).add(n)
-                self._keys.setdefault(key, set()).add(n)
+            for source, key, value in identity:
+                if source == "k8s":
+                    self._index.setdefault((key, value), set()).add(n)
+                    self._keys.setdefault(key, set()).add(n)
+                elif source == "reserved":
+                    self._reserved.setdefault(key, set()).add(n)
             self._reset_caches()  # selections over the universe changed
         return n
 
@@ -124,8 +130,10 @@ class Engine:
             if r.source in ("k8s", "any"):
                 found = set().union(*(self._index.get((r.key, v), ()) for v in r.values))
                 found_any = self._keys.get(r.key, set())
+            elif r.source == "reserved":  # `reserved:world` and the like
+                found = found_any = self._reserved.get(r.key, set())
             else:
-                found = found_any = set()  # pod labels only ever have the k8s source
+                found = found_any = set()  # no identity carries other sources here
             if r.op == "In":
                 out &= found
             elif r.op == "NotIn":
@@ -138,9 +146,30 @@ class Engine:
         self._selected[sel] = hit
         return hit
 
+    def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[str, ...]]:
+        """The reserved and address identities a rule's entities and CIDRs select, and those it covers in part."""
+        hit = self._outside.get(id(pr))
+        if hit is None:
+            ids, partial = set(), []
+            for n, ep in enumerate(self._eps):
+                if ep.reserved is None:
+                    continue
+                if entity_selects(pr.entities, ep.reserved):
+                    ids.add(n)
+                    continue
+                cover = cidr_cover(pr.cidrs, ep) if pr.cidrs else "none"
+                if cover == "all":
+                    ids.add(n)
+                elif cover == "part":
+                    partial.append(ep.display)
+            hit = self._outside[id(pr)] = (frozenset(ids), tuple(partial))
+        return hit
+
     def _rules_for(self, n: int) -> list[Rule]:
-        """The rules selecting identity ``n`` (both directions)."""
+        """The rules selecting identity ``n`` (both directions); none for identities outside the pods."""
         hit = self._rules.get(n)
+        if hit is None and self._eps[n].reserved is not None:
+            hit = self._rules[n] = []  # the world, nodes and the API server are not endpoints policies select here
         if hit is None:
             ep = self._eps[n]
             candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, [])
@@ -190,6 +219,10 @@ class Engine:
                     if pr.requires:
                         view.offline.append(f"{pr.ref} uses {'from' if direction == 'ingress' else 'to'}Requires")
                     peers = None if pr.selectors == WILDCARD else frozenset().union(*map(self._select, pr.selectors))
+                    if peers is not None and (pr.entities or pr.cidrs):
+                        outside, partial = self._outside_peers(pr)
+                        peers |= outside
+                        view.offline += [f"{pr.ref} covers {what} only in part" for what in partial]
                     l7 = isinstance(entry, PortEntry) and entry.l7
                     target.append((peers, pr, l7))
         return view
@@ -260,12 +293,50 @@ class Engine:
                 True, f"{what} default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies, exact
             )
         by = ", ".join(dict.fromkeys(r.policy for r in view.enforcing if r.default_deny[direction]))
+        undecided = f" ({'; '.join(dict.fromkeys(view.offline))})" if view.offline else ""
         return Side(
             False,
-            f"{what} is in default deny (by {by}) and no rule allows {self._eps[peer].display} on {port}/{protocol}",
+            f"{what} is in default deny (by {by}) and no rule allows {self._eps[peer].display} on {port}/{protocol}{undecided}",
             policies,
             exact,
         )
+
+
+def entity_selects(entities: frozenset[str], reserved: str) -> bool:
+    """Whether from/toEntities select a reserved identity (pkg/policy/api/entity.go)."""
+    if not entities:
+        return False
+    if "all" in entities or reserved in entities:
+        return True
+    if reserved == "world":
+        return bool(entities & {"world-ipv4", "world-ipv6"})
+    return reserved in CLUSTER_ENTITIES and "cluster" in entities
+
+
+def cidr_cover(rules: tuple[tuple[str, tuple[str, ...]], ...], ep: Endpoint) -> str:
+    """How CIDR rules cover the addresses an identity stands for: "all", "part" or "none".
+
+    ``world`` without CIDRs stands for every address outside the cluster; CIDR rules never
+    cover pods, nodes or the API server (they have identities of their own).
+    """
+    if ep.reserved != "world":
+        return "none"
+    blocks = [ipaddress.ip_network(c) for c in ep.cidrs] or [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+    own_excepts = [ipaddress.ip_network(c) for c in ep.excepts]
+    touched = False
+    for cidr, excepts in rules:
+        net = ipaddress.ip_network(cidr)
+        inside = [b for b in blocks if b.version == net.version and b.subnet_of(net)]
+        overlapping = [b for b in blocks if b.version == net.version and b.overlaps(net)]
+        holes = [
+            e for e in map(ipaddress.ip_network, excepts)
+            if any(b.version == e.version and b.overlaps(e) for b in blocks)
+            and not any(o.version == e.version and e.subnet_of(o) for o in own_excepts)
+        ]
+        if len(inside) == len(blocks) and not holes:
+            return "all"
+        touched = touched or bool(overlapping)
+    return "part" if touched else "none"
 
 
 @dataclass

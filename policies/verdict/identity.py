@@ -50,9 +50,20 @@ def keep_label(key: str) -> bool:
     return ignored == 0 or included > ignored
 
 
+ENTITIES = ("world", "kube-apiserver", "host", "remote-node", "health", "init", "ingress", "unmanaged")
+"""Cilium's reserved identities (pkg/policy/api/entity.go), each an entity of the same name."""
+CLUSTER_ENTITIES = frozenset(ENTITIES) - {"world"}
+"""What the ``cluster`` entity covers besides every pod of the cluster."""
+
+
 @dataclass(frozen=True, eq=False)
 class Endpoint:
-    """A pod as Cilium sees it: namespace and labels (plus what Cilium adds)."""
+    """A pod as Cilium sees it: namespace and labels (plus what Cilium adds).
+
+    Or something outside the pods: ``reserved`` names a reserved identity (``world``,
+    ``kube-apiserver``, ``host``, ``remote-node``...), and ``cidrs``/``excepts`` narrow
+    ``world`` to addresses outside the cluster (a CIDR identity). See ``entity`` and ``addresses``.
+    """
 
     namespace: str
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -60,13 +71,23 @@ class Endpoint:
     service_account: str = "default"
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     cluster: str = "default"
+    reserved: str | None = None
+    cidrs: tuple[str, ...] = ()
+    excepts: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:
+        if self.reserved is not None:
+            return self.name or self.reserved
         return f"{self.namespace}/{self.name or _labels_text(self.labels) or 'pod'}"
 
     def identity(self) -> frozenset[tuple[str, str, str]]:
-        """The pod's identity labels as (source, key, value)."""
+        """The identity labels as (source, key, value)."""
+        if self.reserved is not None:
+            out = {("reserved", self.reserved, "")}
+            out |= {("cidr", c, "") for c in self.cidrs}
+            out |= {("cidr-except", c, "") for c in self.excepts}
+            return frozenset(out)
         out = {("k8s", k, v) for k, v in self.labels.items() if keep_label(k)}
         out.add(("k8s", NS_KEY, self.namespace))
         out.add(("k8s", "io.cilium.k8s.policy.cluster", self.cluster))
@@ -90,3 +111,15 @@ def stranger_name(namespace: str) -> str:
 def stranger(namespace: str, namespace_labels: Mapping[str, str] | None = None) -> Endpoint:
     """An unlabelled pod in ``namespace``."""
     return Endpoint(namespace, {}, name=STRANGER, namespace_labels=dict(namespace_labels or {}))
+
+
+def entity(name: str, display: str = "") -> Endpoint:
+    """A reserved identity: ``world``, ``kube-apiserver``, ``host``, ``remote-node``..."""
+    if name not in ENTITIES:
+        raise ValueError(f"{name!r} is not one of Cilium's reserved identities: {', '.join(ENTITIES)}")
+    return Endpoint("", name=display or name, reserved=name)
+
+
+def addresses(name: str, cidrs: tuple[str, ...], excepts: tuple[str, ...] = ()) -> Endpoint:
+    """Addresses outside the cluster (``world``, narrowed to ``cidrs`` less ``excepts``)."""
+    return Endpoint("", name=name, reserved="world", cidrs=tuple(cidrs), excepts=tuple(excepts))
