@@ -19,7 +19,7 @@ from typing import Any
 from policies.config import StackConfig
 from policies.cilium_versions import DEFAULT_CILIUM, Version
 from policies.podspec import pod_template
-from policies.verdict import Endpoint, Engine, stranger, stranger_name
+from policies.verdict import Endpoint, Engine, addresses, entity, stranger, stranger_name
 
 KUBE_DNS = "kube-dns"
 DNS_PORTS = ((53, "UDP"), (53, "TCP"))
@@ -85,11 +85,48 @@ class Matrix:
         return not self.findings
 
 
+@dataclass(frozen=True)
+class PeerEndpoint:
+    """A peer as a row (a source) and a column per port flows reach it on."""
+
+    name: str
+    endpoint: Endpoint
+    ports: tuple[tuple[int, str], ...]
+
+
+def peer_endpoints(cfg: StackConfig) -> tuple[list[PeerEndpoint], list[str]]:
+    """The stack's peers as matrix endpoints, and notes for those the matrix cannot model.
+
+    ``cluster`` stands for every pod and node at once, so it gets no row of its own.
+    """
+    out, notes = [], []
+    for name, p in sorted(cfg.peers.items()):
+        ports = tuple(sorted({(cfg.flow_port(f), cfg.flow_protocol(f)) for f in cfg.flows if f.to == name}))
+        if p.namespace is not None:
+            ep = Endpoint(p.namespace, dict(p.labels), name=name)
+        elif p.cidrs is not None:
+            ep = addresses(name, tuple(p.cidrs), tuple(p.except_))
+        elif p.entity == "cluster":
+            notes.append(f"{name}: the cluster entity is every pod and node; its flows are judged in the workload rows")
+            continue
+        else:
+            ep = entity(p.entity, display=name)
+        out.append(PeerEndpoint(name, ep, ports))
+    return out, notes
+
+
 def declared_flows(cfg: StackConfig, workloads: Sequence[WorkloadPods]) -> set[FlowKey]:
     """The flows the stack declares, as matrix cells (DNS included)."""
+    modelled = {n for n, p in cfg.peers.items() if p.entity != "cluster"}
     out = {
-        (f.source, f.to, cfg.flow_port(f), cfg.flow_protocol(f)) for f in cfg.flows if f.to is not None
+        (f.source, f.to, cfg.flow_port(f), cfg.flow_protocol(f))
+        for f in cfg.flows
+        if f.to is not None and all(x in cfg.workloads or x in modelled for x in (f.source, f.to))
     }
+    # Address ranges outside the cluster are part of the world: a flow from the world declares theirs too.
+    world = {n for n, p in cfg.peers.items() if p.entity == "world"}
+    ranges = [n for n, p in cfg.peers.items() if p.cidrs is not None]
+    out |= {(r, dst, port, proto) for src, dst, port, proto in list(out) if src in world for r in ranges}
     egress_open = cfg.zero_trust.default_deny == "ingress"
     if cfg.zero_trust.allow_dns or egress_open:
         for src in source_names(workloads):
@@ -109,16 +146,27 @@ def build(
     expected: set[FlowKey],
     version: Version = DEFAULT_CILIUM,
     fqdn_flows: Sequence[str] = (),
+    peers: Sequence[PeerEndpoint] = (),
 ) -> Matrix:
+    """Every (source, target) cell decided by the verdict engine.
+
+    Peers are rows and columns too, judged only where the stack's policies decide: a peer's
+    row against the workloads' ports (its own egress and DNS are not the stack's), a peer's
+    column from the workloads and strangers.
+    """
     sources: list[tuple[str, Endpoint]] = [(w.name, w.endpoint()) for w in workloads]
     sources += [
         (stranger_name(ns), stranger(ns)) for ns in sorted({w.namespace for w in workloads})
     ]
+    managed_sources = len(sources)
+    sources += [(p.name, p.endpoint) for p in peers]
     targets: list[tuple[str, Endpoint, int, str]] = [
         (w.name, w.endpoint(), port, proto) for w in workloads for port, proto in w.ports
     ]
+    workload_targets = len(targets)
     dns = Endpoint("kube-system", {"k8s-app": KUBE_DNS}, name=KUBE_DNS)
     targets += [(KUBE_DNS, dns, port, proto) for port, proto in DNS_PORTS]
+    targets += [(p.name, p.endpoint, port, proto) for p in peers for port, proto in p.ports]
 
     engine = Engine(policies, version, [ep for _, ep in sources] + [ep for _, ep, _, _ in targets])
     src_ids = [(name, ep, engine.intern(ep)) for name, ep in sources]
@@ -130,9 +178,10 @@ def build(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for dst_name, dst_ep, port, proto in targets:
+        for column, (dst_name, dst_ep, port, proto) in enumerate(targets):
             d = engine.intern(dst_ep)
-            for src_name, _src_ep, s in src_ids:
+            rows = src_ids if column < workload_targets else src_ids[:managed_sources]
+            for src_name, _src_ep, s in rows:
                 if engine.allowed(s, d, port, proto):
                     allowed.add((src_name, dst_name, port, proto))
     finally:
@@ -144,7 +193,7 @@ def build(
         targets=[(n, p, pr) for n, _, p, pr in targets],
         allowed=allowed,
         expected=set(expected),
-        cells=len(sources) * len(targets),
+        cells=managed_sources * len(targets) + (len(sources) - managed_sources) * workload_targets,
     )
     by_name = {n: ep for n, ep in sources} | {n: ep for n, ep, _, _ in targets}
     for ref, why in engine.rejected:

@@ -156,6 +156,9 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     skipped: list[str] = []
     targets: dict[str, set[str]] = {}  # target workload -> source namespaces of flows to it
     for f in cfg.flows:
+        if f.source in cfg.peers or f.to in cfg.peers:
+            skipped.append(f"{describe(cfg, f)}: flows with a peer are not probed (a peer is not the stack's to run a pod as)")
+            continue
         if not f.to:
             skipped.append(f"{describe(cfg, f)}: outside names are not probed (their reachability is not ours to prove)")
             continue

@@ -21,6 +21,7 @@ Cilium facts this module relies on (see docs/policy-semantics.md):
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,7 @@ def render(cfg: StackConfig) -> Rendered:
             WorkloadManifests(
                 name=name,
                 deployment=deployment(name, w),
-                service=service(name, w) if name in targets else None,
+                service=service(name, w) if name in targets or w.expose == "loadBalancer" else None,
             )
             for name, w in members.items()
         )
@@ -173,15 +174,26 @@ def deployment(name: str, w: WorkloadConfig) -> dict[str, Any]:
 
 
 def service(name: str, w: WorkloadConfig) -> dict[str, Any]:
+    """ClusterIP, or LoadBalancer for an exposed workload.
+
+    A LoadBalancer Service keeps ``externalTrafficPolicy: Local``: the Azure load balancer then
+    sends clients only to nodes that run a backend, so Cilium sees them as ``world``. With
+    ``Cluster``, AKS's native routing forwards to another node and the source becomes
+    ``remote-node`` (docs.cilium.io, security/policy/caveats "Security Identity for N/S
+    Service Traffic"), which a policy admitting ``world`` would drop.
+    """
+    spec: dict[str, Any] = {
+        "type": "ClusterIP",
+        "selector": selector_labels(name),
+        "ports": [{"name": "serve", "port": w.port, "targetPort": w.port, "protocol": w.protocol}],
+    }
+    if w.expose == "loadBalancer":
+        spec.update(type="LoadBalancer", externalTrafficPolicy="Local")
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": w.namespace, "labels": pod_labels(name, w)},
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(name),
-            "ports": [{"name": "serve", "port": w.port, "targetPort": w.port, "protocol": w.protocol}],
-        },
+        "spec": spec,
     }
 
 
@@ -214,10 +226,11 @@ def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
             )
         )
     for f in cfg.flows:
-        src = cfg.workloads[f.source]
-        if src.namespace == ns and cfg.zero_trust.default_deny == "ingress-and-egress":
+        src = cfg.workloads.get(f.source)
+        if src is not None and src.namespace == ns and cfg.zero_trust.default_deny == "ingress-and-egress":
             out.append(egress_policy(cfg, f))
-        if f.to and cfg.workloads[f.to].namespace == ns:
+        dst = cfg.workloads.get(f.to) if f.to else None
+        if dst is not None and dst.namespace == ns:
             out.append(ingress_policy(cfg, f))
     return out
 
@@ -270,13 +283,34 @@ def peer(cfg: StackConfig, workload: str) -> dict[str, Any]:
     return {"matchLabels": {NS_LABEL: cfg.workloads[workload].namespace, **selector_labels(workload)}}
 
 
+def peer_rule(cfg: StackConfig, name: str, direction: str) -> dict[str, Any]:
+    """The L3 part of a rule naming ``name``, a workload or a peer, for ``direction`` (``from``/``to``).
+
+    A peer is rendered on the workload's side only: pods of another namespace by their
+    namespace and labels, addresses as a CIDR set, an entity as itself.
+    """
+    p = cfg.peers.get(name)
+    if p is None:
+        return {f"{direction}Endpoints": [peer(cfg, name)]}
+    if p.namespace is not None:
+        return {f"{direction}Endpoints": [{"matchLabels": {NS_LABEL: p.namespace, **p.labels}}]}
+    if p.cidrs is not None:
+        sets = []
+        for c in p.cidrs:
+            net = ipaddress.ip_network(c)
+            inside = [e for e in p.except_ if ipaddress.ip_network(e).version == net.version and ipaddress.ip_network(e).subnet_of(net)]
+            sets.append({"cidr": c, **({"except": inside} if inside else {})})
+        return {f"{direction}CIDRSet": sets}
+    return {f"{direction}Entities": [p.entity]}
+
+
 def egress_policy(cfg: StackConfig, f: Flow) -> dict[str, Any]:
     port, proto = cfg.flow_port(f), cfg.flow_protocol(f).lower()
     src_ns = cfg.workloads[f.source].namespace
     spec: dict[str, Any] = {"endpointSelector": {"matchLabels": selector_labels(f.source)}}
     if f.to:
         name = policy_name("zt-egress", f.source, "to", f.to, f"{port}-{proto}")
-        spec["egress"] = [{"toEndpoints": [peer(cfg, f.to)], "toPorts": [_ports(cfg, f, with_http=False)]}]
+        spec["egress"] = [{**peer_rule(cfg, f.to, "to"), "toPorts": [_ports(cfg, f, with_http=False)]}]
     else:
         names = tuple(f.to_fqdns or ())
         digest = hashlib.sha256(",".join(names).encode()).hexdigest()[:8]
@@ -297,7 +331,7 @@ def ingress_policy(cfg: StackConfig, f: Flow) -> dict[str, Any]:
     port, proto = cfg.flow_port(f), cfg.flow_protocol(f).lower()
     spec = {
         "endpointSelector": {"matchLabels": selector_labels(f.to)},
-        "ingress": [{"fromEndpoints": [peer(cfg, f.source)], "toPorts": [_ports(cfg, f, with_http=True)]}],
+        "ingress": [{**peer_rule(cfg, f.source, "from"), "toPorts": [_ports(cfg, f, with_http=True)]}],
     }
     name = policy_name("zt-ingress", f.to, "from", f.source, f"{port}-{proto}")
     return cnp(name, cfg.workloads[f.to].namespace, "flow-ingress", spec, describe(cfg, f))

@@ -43,13 +43,13 @@ def test_structured_values_may_arrive_as_json_strings_as_the_engine_passes_them(
 def test_a_flow_to_an_unknown_workload_names_the_key_path_and_the_workloads(dev_config):
     dev_config["zero-trust-aks:flows"][0]["to"] = "backnd"
     assert errors_of(dev_config) == [
-        "zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend"
+        "zero-trust-aks:flows[0].to: 'backnd' is neither a workload nor a peer; workloads are: backend, frontend"
     ]
 
 
 def test_a_flow_from_an_unknown_workload_is_reported(dev_config):
     dev_config["zero-trust-aks:flows"][0]["from"] = "web"
-    assert errors_of(dev_config) == ["zero-trust-aks:flows[0].from: 'web' is not a workload; workloads are: backend, frontend"]
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[0].from: 'web' is neither a workload nor a peer; workloads are: backend, frontend"]
 
 
 def test_every_problem_gets_its_own_line(dev_config):
@@ -112,7 +112,7 @@ def test_fqdn_flows_need_acns_fqdn_security_and_a_port(dev_config):
 
 def test_a_flow_needs_exactly_one_destination(dev_config):
     dev_config["zero-trust-aks:flows"][0]["toFqdns"] = ["api.example.com"]
-    assert errors_of(dev_config) == ["zero-trust-aks:flows[0]: give exactly one of 'to' (a workload) or 'toFqdns' (outside names)"]
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[0]: give exactly one of 'to' (a workload or a peer) or 'toFqdns' (outside names)"]
 
 
 def test_a_duplicate_flow_is_reported(dev_config):

@@ -199,7 +199,7 @@ def test_a_bad_field_does_not_hide_an_unknown_flow_target(dev_config):
     dev_config["zero-trust-aks:flows"][0]["to"] = "backnd"
     assert errors_of(dev_config) == [
         "zero-trust-aks:cluster.nodeCount: 0 is too small; at least 1",
-        "zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend",
+        "zero-trust-aks:flows[0].to: 'backnd' is neither a workload nor a peer; workloads are: backend, frontend",
     ]
 
 

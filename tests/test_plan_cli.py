@@ -90,8 +90,8 @@ def test_a_broken_stack_file_prints_one_error_line_per_problem_and_exits_two(tmp
     err = capsys.readouterr().err.splitlines()
     assert code == 2
     assert err == [
-        "error: zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend",
-        "error: zero-trust-aks:flows[1].from: 'ghost' is not a workload; workloads are: backend, frontend",
+        "error: zero-trust-aks:flows[0].to: 'backnd' is neither a workload nor a peer; workloads are: backend, frontend",
+        "error: zero-trust-aks:flows[1].from: 'ghost' is neither a workload nor a peer; workloads are: backend, frontend",
     ]
     assert not out.exists()
 

@@ -151,8 +151,8 @@ def test_a_broken_stack_fails_with_one_line_per_problem_and_registers_nothing(de
         run_program(with_config(dev_stack, **{"zero-trust-aks__flows": flows}))
     lines = str(e.value).splitlines()
     assert lines[1:] == [
-        "zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend",
-        "zero-trust-aks:flows[1].from: 'ghost' is not a workload; workloads are: backend, frontend",
+        "zero-trust-aks:flows[0].to: 'backnd' is neither a workload nor a peer; workloads are: backend, frontend",
+        "zero-trust-aks:flows[1].from: 'ghost' is neither a workload nor a peer; workloads are: backend, frontend",
     ]
 
 

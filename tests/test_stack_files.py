@@ -90,4 +90,4 @@ def test_the_plan_of_an_invalid_stack_prints_the_errors_as_markdown_for_a_pull_r
     assert main(["plan", "--stack", "broken", "--stack-file", str(path), "--format", "markdown"]) == 2
     out = capsys.readouterr().out
     assert out.startswith("## zero-trust-aks plan: `broken`\n\n**The stack cannot be planned:**")
-    assert "- `zero-trust-aks:flows[0].to: 'backnd' is not a workload; workloads are: backend, frontend`" in out
+    assert "- `zero-trust-aks:flows[0].to: 'backnd' is neither a workload nor a peer; workloads are: backend, frontend`" in out

@@ -122,13 +122,16 @@ def make_plan(
     objects = run.kubernetes_objects()
     workloads = mx.workloads_from_manifests(objects)
     policies = [o for o in objects if o.get("apiVersion", "").startswith("cilium.io/")]
+    peers, peer_notes = mx.peer_endpoints(cfg)
     m = mx.build(
         policies,
         workloads,
         mx.declared_flows(cfg, workloads),
         version=cfg.cilium_version,
         fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
+        peers=peers,
     )
+    m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels, waivers)
     return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name))
 

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from policies.config import limits
 from policies.config.errors import ConfigErrors, format_path, pydantic_line
-from policies.config.models import PROJECT, DnsLabel, Flow, StackConfig, WorkloadConfig
+from policies.config.models import PROJECT, DnsLabel, Flow, PeerConfig, StackConfig, WorkloadConfig
 from policies.config.rules import Partial, stack_errors
 
 KNOWN_KEYS = tuple(f.alias for f in StackConfig.model_fields.values())
@@ -183,11 +183,14 @@ def _validate_fields(decoded: Mapping[str, Any]) -> tuple[Partial, list[str]]:
         key = f.alias
         if decoded.get(key) is _REPORTED:
             partial.failed.add(name)
-            if name in ("workloads", "flows"):
-                values[name] = {} if name == "workloads" else ()
+            if name in ("workloads", "peers", "flows"):
+                values[name] = () if name == "flows" else {}
             continue
         if name == "workloads":
-            values[name] = _workloads(decoded.get(key), key, partial, errors)
+            values[name] = _named(decoded.get(key), key, WorkloadConfig, "workload", partial.broken_workloads, errors, partial, required=True)
+            continue
+        if name == "peers":
+            values[name] = _named(decoded.get(key, {}), key, PeerConfig, "peer", partial.broken_peers, errors, partial, required=False)
             continue
         if name == "flows":
             values[name] = _flows(decoded.get(key, []), key, partial, errors)
@@ -203,18 +206,20 @@ def _validate_fields(decoded: Mapping[str, Any]) -> tuple[Partial, list[str]]:
     return partial, errors
 
 
-def _workloads(value: Any, key: str, partial: Partial, errors: list[str]) -> dict[str, WorkloadConfig]:
-    if value is None:
-        partial.failed.add("workloads")
-        errors.append(f"{key}: required (a mapping of workload name to workload)")
+def _named(value: Any, key: str, model, what: str, broken: set[str], errors: list[str], partial: Partial, required: bool) -> dict:
+    """A mapping of name -> model, validated entry by entry (a bad entry hides no other)."""
+    field = "workloads" if what == "workload" else "peers"
+    if value is None and required:
+        partial.failed.add(field)
+        errors.append(f"{key}: required (a mapping of {what} name to {what})")
         return {}
     if not isinstance(value, Mapping):
-        partial.failed.add("workloads")
-        errors.append(f"{key}: must be a mapping of workload name to workload, not {type(value).__name__}")
+        partial.failed.add(field)
+        errors.append(f"{key}: must be a mapping of {what} name to {what}, not {type(value).__name__}")
         return {}
-    if not value:
-        partial.failed.add("workloads")
-        errors.append(f"{key}: needs at least one workload")
+    if not value and required:
+        partial.failed.add(field)
+        errors.append(f"{key}: needs at least one {what}")
         return {}
     out = {}
     for name, body in value.items():
@@ -224,18 +229,18 @@ def _workloads(value: Any, key: str, partial: Partial, errors: list[str]) -> dic
         except ValidationError:
             ok = False
             errors.append(
-                f"{key}.{name}: the name {name!r} is not allowed; a workload name is a DNS label "
+                f"{key}.{name}: the name {name!r} is not allowed; a {what} name is a DNS label "
                 "(1-63 lower-case letters, digits or '-', starting and ending with a letter or digit)"
             )
         try:
-            workload = WorkloadConfig.model_validate(body)
+            entry = model.model_validate(body)
         except ValidationError as e:
             ok = False
             errors += _lines(e, (key, name))
         if ok:
-            out[name] = workload
+            out[name] = entry
         else:
-            partial.broken_workloads.add(name)
+            broken.add(name)
     return out
 
 

@@ -206,6 +206,30 @@ class WorkloadConfig(_Model):
     resources: Resources = Resources()
     service_account_token: bool = Field(False, alias="serviceAccountToken")
     """Mount the service-account token into the pods (off unless the workload talks to the API)."""
+    expose: Literal["none", "loadBalancer"] = "none"
+    """`loadBalancer`: a Service of type LoadBalancer (externalTrafficPolicy Local, so Cilium sees the
+    client as `world`); a flow from an `entity: world` peer may then reach it."""
+
+
+PEER_ENTITIES = ("world", "kube-apiserver", "host", "remote-node", "cluster")
+
+
+class PeerConfig(_Model):
+    """Something flows talk to that the stack does not deploy: exactly one of
+    `namespace` (pods of a namespace the stack does not manage, optionally by `labels`),
+    `cidrs` (addresses outside the cluster, less `except`) or `entity` (a Cilium entity)."""
+
+    namespace: DnsLabel | None = None
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS_PER_WORKLOAD)
+    cidrs: tuple[Cidr, ...] | None = Field(None, min_length=1, max_length=64)
+    except_: tuple[Cidr, ...] = Field((), alias="except", max_length=64)
+    entity: Literal[PEER_ENTITIES] | None = None  # type: ignore[valid-type]
+
+    @property
+    def kind(self) -> str | None:
+        """``pods``, ``addresses`` or ``entity``; None when not exactly one is given."""
+        given = [k for k, v in (("pods", self.namespace), ("addresses", self.cidrs), ("entity", self.entity)) if v is not None]
+        return given[0] if len(given) == 1 else None
 
 
 HttpMethod = Literal[outside_names.HTTP_METHODS]  # type: ignore[valid-type]
@@ -273,6 +297,8 @@ class StackConfig(_Model):
     kubernetes: ExistingCluster | None = Field(None, alias=f"{PROJECT}:kubernetes")
     """Or: an existing cluster running Cilium, reached through a kubeconfig context."""
     workloads: dict[DnsLabel, WorkloadConfig] = Field(alias=f"{PROJECT}:workloads", min_length=1)
+    peers: dict[DnsLabel, PeerConfig] = Field(default_factory=dict, alias=f"{PROJECT}:peers")
+    """Endpoints flows reach that the stack does not deploy (one name space with the workloads)."""
     flows: tuple[Flow, ...] = Field((), alias=f"{PROJECT}:flows")
     zero_trust: ZeroTrust = Field(ZeroTrust(), alias=f"{PROJECT}:zeroTrust")
 
@@ -301,6 +327,11 @@ class StackConfig(_Model):
     def flow_targets(self) -> frozenset[str]:
         """The workloads some flow targets: they get a Service."""
         return frozenset(f.to for f in self.flows if f.to)
+
+    @property
+    def exposed(self) -> frozenset[str]:
+        """The workloads behind a LoadBalancer Service."""
+        return frozenset(n for n, w in self.workloads.items() if w.expose == "loadBalancer")
 
     def flow_port(self, flow: Flow) -> int | None:
         if flow.port is not None:

@@ -25,6 +25,8 @@ class Partial:
     """StackConfig fields that did not validate (their rules are skipped)."""
     broken_workloads: set[str] = field(default_factory=set)
     """Workload names present in the config whose definition did not validate."""
+    broken_peers: set[str] = field(default_factory=set)
+    """Peer names present in the config whose definition did not validate."""
 
     def ok(self, *fields: str) -> bool:
         return not (set(fields) & self.failed)
@@ -58,6 +60,7 @@ def stack_errors(p: Partial) -> list[str]:
     if p.ok("cluster") and cfg.cluster is not None:
         errors += cluster_errors(cfg.cluster)
     errors += workload_errors(p)
+    errors += peer_errors(p)
     errors += flow_errors(p)
     return errors
 
@@ -112,7 +115,7 @@ def workload_errors(p: Partial) -> list[str]:
             errors.append(f"{at}.labels.app: reserved; it is always the workload's name ({name!r})")
         if kubernetes.reserved_namespace(w.namespace):
             errors.append(f"{at}.namespace: {w.namespace!r} is managed by Kubernetes or AKS; choose your own namespace")
-        if name in targets and not kubernetes.DNS1035_LABEL.match(name):
+        if (name in targets or w.expose == "loadBalancer") and not kubernetes.DNS1035_LABEL.match(name):
             errors.append(
                 f"{at}: {name!r} names the workload's Service, and Service names must start with a letter "
                 "(DNS-1035); rename the workload"
@@ -127,28 +130,86 @@ def workload_errors(p: Partial) -> list[str]:
     return errors
 
 
+def peer_errors(p: Partial) -> list[str]:
+    """Peers: exactly one kind, outside what the stack manages, one name space with the workloads."""
+    if not p.ok("peers"):
+        return []
+    cfg = p.cfg
+    errors: list[str] = []
+    managed = {w.namespace for w in cfg.workloads.values()}
+    for name, peer in cfg.peers.items():
+        at = f"{P}:peers.{name}"
+        if name in cfg.workloads or name in p.broken_workloads:
+            errors.append(f"{at}: {name!r} names a workload too; flows name both in one name space, so rename one")
+        if peer.kind is None:
+            errors.append(f"{at}: give exactly one of namespace (pods the stack does not manage), cidrs (addresses outside the cluster) or entity")
+        if peer.labels and peer.namespace is None:
+            errors.append(f"{at}.labels: only with namespace")
+        if peer.except_ and peer.cidrs is None:
+            errors.append(f"{at}.except: only with cidrs")
+        if peer.namespace is not None and peer.namespace in managed:
+            errors.append(
+                f"{at}.namespace: {peer.namespace!r} is managed by this stack; name its workloads in flows instead"
+            )
+        for i, e in enumerate(peer.except_):
+            net = ipaddress.ip_network(e)
+            if peer.cidrs and not any(net.version == c.version and net.subnet_of(c) for c in map(ipaddress.ip_network, peer.cidrs)):
+                errors.append(f"{at}.except[{i}]: {e} lies in none of the peer's cidrs")
+        if peer.cidrs and p.ok("cluster") and cfg.cluster is not None:
+            c = cfg.cluster
+            inside = [("serviceCidr", c.service_cidr), ("the node VNet", str(azure.MANAGED_VNET))]
+            if c.effective_pod_cidr:
+                inside.append(("podCidr", c.effective_pod_cidr))
+            for i, cidr in enumerate(peer.cidrs):
+                for what, net in inside:
+                    if azure.overlaps(cidr, net):
+                        errors.append(
+                            f"{at}.cidrs[{i}]: {cidr} overlaps {what} {net}; Cilium never selects pods, Services or nodes "
+                            "by address (AKS documents it): name workloads, or an entity (host, remote-node)"
+                        )
+    return errors
+
+
 def flow_errors(p: Partial) -> list[str]:
-    """Flows against the workloads and the cluster's ACNS level."""
+    """Flows against the workloads, the peers and the cluster's ACNS level."""
     if not p.ok("flows"):
         return []
     cfg = p.cfg
     errors: list[str] = []
-    known = set(cfg.workloads) | p.broken_workloads
-    names = ", ".join(sorted(known))
+    workloads = set(cfg.workloads) | p.broken_workloads
+    peers = (set(cfg.peers) | p.broken_peers) - workloads  # a name clash is reported once, by peer_errors
+    known = workloads | peers
+    names = f"workloads are: {', '.join(sorted(workloads))}" + (f"; peers are: {', '.join(sorted(peers))}" if peers else "")
+    judge_names = p.ok("workloads") and p.ok("peers")
     level = cfg.acns_level if p.ok("cluster") else None
     check_level = level is not None
     seen: dict[tuple, int] = {}
     for i, f in enumerate(cfg.flows):
         at = f"{P}:flows[{i}]"
-        if f.source not in known and p.ok("workloads"):
-            errors.append(f"{at}.from: {f.source!r} is not a workload; workloads are: {names}")
+        if f.source not in known and judge_names:
+            errors.append(f"{at}.from: {f.source!r} is neither a workload nor a peer; {names}")
         if (f.to is None) == (f.to_fqdns is None):
-            errors.append(f"{at}: give exactly one of 'to' (a workload) or 'toFqdns' (outside names)")
+            errors.append(f"{at}: give exactly one of 'to' (a workload or a peer) or 'toFqdns' (outside names)")
             continue
-        if f.to is not None:
+        if f.source in peers:
+            if f.to is None or f.to in peers:
+                errors.append(f"{at}: a flow between two peers, or from a peer to outside names, is not this stack's to enforce")
+                continue
+            peer = cfg.peers.get(f.source)
+            if peer is not None and peer.kind == "entity" and peer.entity == "world" and f.to in cfg.workloads and f.to not in cfg.exposed:
+                errors.append(
+                    f"{at}.from: traffic from the internet reaches a workload only through a LoadBalancer Service; "
+                    f"set {P}:workloads.{f.to}.expose: loadBalancer"
+                )
+        if f.to is not None and f.to in peers:
+            if f.port is None:
+                errors.append(f"{at}.port: required for a flow to a peer (a peer has no ports of its own)")
+            if f.http is not None:
+                errors.append(f"{at}.http: HTTP rules apply to flows to a workload")
+        elif f.to is not None:
             if f.to not in known:
-                if p.ok("workloads"):
-                    errors.append(f"{at}.to: {f.to!r} is not a workload; workloads are: {names}")
+                if judge_names:
+                    errors.append(f"{at}.to: {f.to!r} is neither a workload nor a peer; {names}")
                 continue
             if f.to in p.broken_workloads:
                 continue

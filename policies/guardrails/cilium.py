@@ -19,7 +19,7 @@ from policies.guardrails.resources import (
     specs,
 )
 from policies.podspec import POD_TEMPLATE_KINDS, pod_labels, pod_spec
-from policies.verdict import CCNP, NS_KEY, NS_LABELS_PREFIX, Endpoint, Engine, PolicyRejected, peer_selector, stranger
+from policies.verdict import CCNP, CNP, NS_KEY, NS_LABELS_PREFIX, Endpoint, Engine, PolicyRejected, peer_selector, stranger
 
 BROAD_ENTITIES = {
     "all": "every endpoint, in the cluster and outside it",
@@ -63,9 +63,51 @@ def _broad_peer(policy: Resource, section: str, entry: Mapping[str, Any]) -> str
     return None
 
 
-def check_no_broad_peers(r: Resource) -> Iterator[tuple[Resource, str]]:
+def _load_balanced(resources: Sequence[Resource]) -> dict[str, list[Mapping[str, Any]]]:
+    """namespace -> the specs of its LoadBalancer Services that keep the client's address (externalTrafficPolicy Local)."""
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for r in resources:
+        spec = r.props.get("spec") or {}
+        if r.is_kubernetes and r.kind == "Service" and spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local":
+            out.setdefault(r.namespace, []).append(spec)
+    return out
+
+
+def _exposed_world_ingress(policy: Resource, section: str, entry: Mapping[str, Any], services: Mapping[str, list]) -> bool:
+    """A world ingress rule that admits only what a LoadBalancer Service exposes: what the stack intends.
+
+    The rule names only ``world``, on numbered ports; its policy selects (by labels alone) only pods a
+    LoadBalancer Service of its namespace selects, and those ports are the Service's target ports.
+    """
+    if policy.kind != CNP or section != "ingress" or list(entry.get("fromEntities") or []) != ["world"]:
+        return False
+    ports = [pp.get("port") for pr in entry.get("toPorts") or [] if isinstance(pr, Mapping) for pp in pr.get("ports") or [] if isinstance(pp, Mapping)]
+    if not ports or not all(isinstance(x, str) and x.isdigit() for x in ports):
+        return False
+    for _where, spec in specs(policy):
+        selector = spec.get("endpointSelector") or {}
+        labels = selector.get("matchLabels") or {}
+        if not labels or selector.get("matchExpressions"):
+            continue
+        for svc in services.get(policy.namespace, []):
+            svc_selector = svc.get("selector") or {}
+            targets = {str(p.get("targetPort", p.get("port"))) for p in svc.get("ports") or [] if isinstance(p, Mapping)}
+            if svc_selector and svc_selector.items() <= labels.items() and set(ports) <= targets:
+                return True
+    return False
+
+
+def check_no_broad_peers(resources: Sequence[Resource]) -> Iterator[tuple[Resource, str]]:
+    services = _load_balanced(resources)
+    for r in policies(resources):
+        yield from _broad_peers_of(r, services)
+
+
+def _broad_peers_of(r: Resource, services: Mapping[str, list]) -> Iterator[tuple[Resource, str]]:
     for where, section, entry in entries(r, ("ingress", "egress")):
         why = _broad_peer(r, section, entry)
+        if why and _exposed_world_ingress(r, section, entry, services):
+            continue  # a declared world ingress to an exposed workload
         if why:
             yield r, (
                 f"{r.display} {where}: {why}; name the peers (a namespace and labels), "

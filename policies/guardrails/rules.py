@@ -29,11 +29,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "no-broad-peers",
         "No policy allows from or to the entities all, world or cluster, 0.0.0.0/0, or pods of every namespace.",
-        "One such rule undoes zero trust for everything it selects.",
+        "One such rule undoes zero trust for everything it selects. A world ingress admitting only what a LoadBalancer Service (externalTrafficPolicy Local) exposes is intended.",
         "mandatory",
-        "resource",
+        "stack",
         cilium.check_no_broad_peers,
-        types=(CNP, CCNP),
         exceptable=True,
     ),
     Rule(
