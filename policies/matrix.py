@@ -35,9 +35,12 @@ class WorkloadPods:
     namespace: str
     labels: Mapping[str, str]
     ports: tuple[tuple[int, str], ...]
+    port_names: tuple[tuple[str, int, str], ...] = ()
+    """(name, port, protocol) of every named container port."""
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(self.namespace, dict(self.labels), name=self.name)
+        named = {n: (port, proto) for n, port, proto in self.port_names}
+        return Endpoint(self.namespace, dict(self.labels), name=self.name, named_ports=named)
 
 
 def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[WorkloadPods]:
@@ -47,13 +50,13 @@ def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[Workl
         if o.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"):
             continue
         template = pod_template(o)
-        ports = tuple(
-            (int(p["containerPort"]), p.get("protocol", "TCP"))
-            for c in template["spec"]["containers"]
-            for p in c.get("ports") or []
-        )
+        container_ports = [p for c in template["spec"]["containers"] for p in c.get("ports") or []]
+        ports = tuple((int(p["containerPort"]), p.get("protocol", "TCP")) for p in container_ports)
+        names = tuple((p["name"], int(p["containerPort"]), p.get("protocol", "TCP")) for p in container_ports if p.get("name"))
         out.append(
-            WorkloadPods(o["metadata"]["name"], o["metadata"]["namespace"], dict(template["metadata"].get("labels") or {}), ports)
+            WorkloadPods(
+                o["metadata"]["name"], o["metadata"]["namespace"], dict(template["metadata"].get("labels") or {}), ports, names
+            )
         )
     return sorted(out, key=lambda w: (w.namespace, w.name))
 

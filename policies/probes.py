@@ -152,9 +152,9 @@ def job_stem(namespace: str, who: str, target: str, port: int) -> str:
 
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     digest = content_hash(rendered)
-    wanted: list[tuple[str, str, dict[str, str], str, bool]] = []  # (source, namespace, labels, target, declared)
+    wanted: list[tuple[str, str, dict[str, str], str, int, bool]] = []  # (source, namespace, labels, target, port, declared)
     skipped: list[str] = []
-    targets: dict[str, set[str]] = {}  # target workload -> source namespaces of flows to it
+    targets: dict[tuple[str, int], set[str]] = {}  # (target workload, port) -> source namespaces of flows to it
     for f in cfg.flows:
         if f.source in cfg.peers or f.to in cfg.peers:
             skipped.append(f"{describe(cfg, f)}: flows with a peer are not probed (a peer is not the stack's to run a pod as)")
@@ -166,24 +166,24 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
         if proto != "TCP":
             skipped.append(f"{describe(cfg, f)}: {proto} is not probed (a drop and a silent server look the same)")
             continue
-        src = cfg.workloads[f.source]
-        targets.setdefault(f.to, set()).add(src.namespace)
-        wanted.append((f.source, src.namespace, selector_labels(f.source), f.to, True))
+        src, port = cfg.workloads[f.source], cfg.flow_port(f)
+        targets.setdefault((f.to, port), set()).add(src.namespace)
+        wanted.append((f.source, src.namespace, selector_labels(f.source), f.to, port, True))
     managed = cfg.namespaces
-    for target, source_namespaces in sorted(targets.items()):
+    for (target, port), source_namespaces in sorted(targets.items()):
         target_ns = cfg.workloads[target].namespace
         strangers = set(source_namespaces)
         others = [n for n in managed if n not in source_namespaces and n != target_ns]
         others = others or [n for n in managed if n not in source_namespaces]
         if others:
             strangers.add(others[0])
-        wanted += [(STRANGER, ns, {}, target, False) for ns in sorted(strangers)]
+        wanted += [(STRANGER, ns, {}, target, port, False) for ns in sorted(strangers)]
 
     shaped = [_shape(cfg, *w) for w in wanted]
     # Every identity up front: the engine then resolves each selector once.
     engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
     out = []
-    for (stem, src, dst, flow, port), (_, namespace, labels, target, declared) in zip(shaped, wanted):
+    for (stem, src, dst, flow, port), (_, namespace, labels, target, _port, declared) in zip(shaped, wanted):
         verdict = engine.decide(src, dst, port, "TCP")
         out.append(
             Probe(
@@ -239,16 +239,16 @@ def outside_probes(cfg: StackConfig, engine: Engine, digest: str, skipped: list[
     return out
 
 
-def _shape(cfg, source, namespace, labels, target, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
+def _shape(cfg, source, namespace, labels, target, port, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
     """(Job stem, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
     who = source if source != STRANGER else stranger_name(namespace)
-    stem = job_stem(namespace, who, target, t.port)
+    stem = job_stem(namespace, who, target, port)
     # The probe's own label is left out: rendered policies never select on it, and
     # without it probes that borrow one identity share one verdict.
     src = Endpoint(namespace, dict(labels), name=who) if source != STRANGER else stranger(namespace)
     dst = Endpoint(t.namespace, pod_labels(target, t), name=target)
-    return stem, src, dst, f"{who} -> {target}:{t.port}/TCP", t.port
+    return stem, src, dst, f"{who} -> {target}:{port}/TCP", port
 
 
 def probe_script() -> str:

@@ -140,16 +140,19 @@ def deployment(name: str, w: WorkloadConfig) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
         "image": w.image,
-        "ports": [{"name": "serve", "containerPort": w.port, "protocol": w.protocol}],
+        "ports": [{"name": s.name, "containerPort": s.port, "protocol": s.protocol} for s in w.served],
         "resources": {
             "requests": {"cpu": w.resources.cpu_request, "memory": w.resources.memory_request},
             "limits": {"cpu": w.resources.cpu_limit, "memory": w.resources.memory_limit},
         },
         "securityContext": container_security,
     }
-    if w.protocol == "TCP":
-        container["readinessProbe"] = {"tcpSocket": {"port": w.port}, "periodSeconds": 5}
-        container["livenessProbe"] = {"tcpSocket": {"port": w.port}, "initialDelaySeconds": 10, "periodSeconds": 20}
+    if not w.served:
+        del container["ports"]  # a worker that receives nothing: no ports, no TCP health probes
+    tcp = [s for s in w.served if s.protocol == "TCP"]
+    if tcp:
+        container["readinessProbe"] = {"tcpSocket": {"port": tcp[0].port}, "periodSeconds": 5}
+        container["livenessProbe"] = {"tcpSocket": {"port": tcp[0].port}, "initialDelaySeconds": 10, "periodSeconds": 20}
     pod_security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
     if restricted:
         pod_security["runAsNonRoot"] = True
@@ -185,7 +188,7 @@ def service(name: str, w: WorkloadConfig) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "type": "ClusterIP",
         "selector": selector_labels(name),
-        "ports": [{"name": "serve", "port": w.port, "targetPort": w.port, "protocol": w.protocol}],
+        "ports": [{"name": s.name, "port": s.port, "targetPort": s.port, "protocol": s.protocol} for s in w.served],
     }
     if w.expose == "loadBalancer":
         spec.update(type="LoadBalancer", externalTrafficPolicy="Local")

@@ -88,7 +88,7 @@ def test_bad_json_in_a_structured_key_is_one_line(dev_config):
 
 def test_a_flow_port_the_target_does_not_serve_is_rejected(dev_config):
     dev_config["zero-trust-aks:flows"][0]["port"] = 8080
-    assert errors_of(dev_config) == ["zero-trust-aks:flows[0].port: 'backend' listens on 80 only; omit port or use 80"]
+    assert errors_of(dev_config) == ["zero-trust-aks:flows[0].port: 'backend' has no port 8080; it serves: serve (80/TCP)"]
 
 
 def test_http_rules_need_acns_l7_security(dev_config):

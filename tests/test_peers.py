@@ -42,10 +42,10 @@ def test_the_example_shop_plans_and_its_matrix_allows_exactly_the_declared_flows
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] and doc["findings"] == []
     assert set(doc["allowed"]) == set(doc["declared"])
-    for cell in ("internet -> edge:8080/TCP", "ingress-controller -> web:8080/TCP", "prometheus -> api:8080/TCP",
+    for cell in ("internet -> edge:8080/TCP", "ingress-controller -> web:8080/TCP", "prometheus -> api:9090/TCP",
                  "payments -> card-processor:443/TCP", "orders -> api-server:443/TCP", "card-processor -> edge:8080/TCP"):
         assert cell in doc["allowed"], cell
-    assert "internet -> web:8080/TCP" not in doc["allowed"] and "prometheus -> orders:8080/TCP" not in doc["allowed"]
+    assert "internet -> web:8080/TCP" not in doc["allowed"] and "prometheus -> api:8080/TCP" not in doc["allowed"]
 
 
 def test_every_policy_of_the_shop_validates_against_the_cilium_crd(shop_config, cnp_schema):
@@ -109,20 +109,20 @@ def test_a_name_used_by_a_workload_and_a_peer_is_refused(shop_config):
 def test_a_flow_between_two_peers_is_refused(shop_config):
     shop_config["zero-trust-aks:flows"].append({"from": "prometheus", "to": "card-processor", "port": 443})
     (line,) = errors_of(shop_config)
-    assert line.startswith("zero-trust-aks:flows[12]: a flow between two peers")
+    assert line.startswith("zero-trust-aks:flows[14]: a flow between two peers")
 
 
 def test_internet_traffic_may_only_reach_an_exposed_workload(shop_config):
-    shop_config["zero-trust-aks:flows"].append({"from": "internet", "to": "api"})
+    shop_config["zero-trust-aks:flows"].append({"from": "internet", "to": "api", "port": "http"})
     assert errors_of(shop_config) == [
-        "zero-trust-aks:flows[12].from: traffic from the internet reaches a workload only through a LoadBalancer Service; "
+        "zero-trust-aks:flows[14].from: traffic from the internet reaches a workload only through a LoadBalancer Service; "
         "set zero-trust-aks:workloads.api.expose: loadBalancer"
     ]
 
 
 def test_a_flow_to_a_peer_names_its_port(shop_config):
     shop_config["zero-trust-aks:flows"].append({"from": "api", "to": "api-server"})
-    assert errors_of(shop_config) == ["zero-trust-aks:flows[12].port: required for a flow to a peer (a peer has no ports of its own)"]
+    assert errors_of(shop_config) == ["zero-trust-aks:flows[14].port: required for a flow to a peer (a peer has no ports of its own)"]
 
 
 def test_an_except_outside_the_peers_ranges_is_refused(shop_config):

@@ -305,9 +305,26 @@ def test_a_to_ports_entry_without_ports_allows_nothing():
     assert not allowed([p])
 
 
-def test_a_named_port_is_not_decided_offline():
-    p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "http", "protocol": "TCP"}]}]}])
-    v = decide([p], FRONTEND, BACKEND, 80)
+NAMED_HTTP = {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "http", "protocol": "TCP"}]}]}
+
+
+def test_a_named_port_is_not_decided_offline_when_the_destinations_port_names_are_unknown():
+    v = decide([cnp("backend", "p", endpointSelector={}, ingress=[NAMED_HTTP])], FRONTEND, BACKEND, 80)
+    assert not v.allowed and not v.exact
+
+
+def test_a_named_port_is_decided_exactly_by_the_destinations_own_port_names():
+    p = cnp("backend", "p", endpointSelector={}, ingress=[NAMED_HTTP])
+    named = Endpoint("backend", {"app": "backend"}, name="backend", named_ports={"http": (8080, "TCP"), "metrics": (9090, "TCP")})
+    assert decide([p], FRONTEND, named, 8080).allowed and decide([p], FRONTEND, named, 8080).exact
+    v = decide([p], FRONTEND, named, 9090)
+    assert not v.allowed and v.exact
+
+
+def test_an_egress_named_port_is_not_decided_offline():
+    rule = {"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "backend"}}], "toPorts": [{"ports": [{"port": "http"}]}]}
+    named = Endpoint("backend", {"app": "backend"}, name="backend", named_ports={"http": (8080, "TCP")})
+    v = decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, named, 8080)
     assert not v.allowed and not v.exact
 
 

@@ -72,3 +72,8 @@ def quantity(value: str) -> Decimal:
 
 def reserved_namespace(namespace: str) -> bool:
     return namespace in RESERVED_NAMESPACES or namespace.startswith(RESERVED_PREFIXES)
+
+
+def port_name_problem(name: str) -> str | None:
+    """A port name (IANA_SVC_NAME) needs a letter, so it can never be read as a number."""
+    return None if any(c.isalpha() for c in name) else f"{name!r} is not a port name: it needs a letter (or write the port as a number)"

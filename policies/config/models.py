@@ -100,6 +100,8 @@ Fqdn = Annotated[
     _check(outside_names.wildcard_problem),
 ]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+PortName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=15), _check(kubernetes.port_name_problem)]
+"""A Kubernetes port name (IANA_SVC_NAME): 1-15 lower-case letters, digits and single hyphens, with a letter."""
 Protocol = Literal["TCP", "UDP", "SCTP"]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Ipv4Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
@@ -189,13 +191,24 @@ class Resources(_Model):
     memory_limit: Quantity = Field("128Mi", alias="memoryLimit")
 
 
+class PortSpec(_Model):
+    """A port a workload serves, by name."""
+
+    name: PortName
+    port: Port
+    protocol: Protocol = "TCP"
+
+
 class WorkloadConfig(_Model):
     """A workload the stack deploys: a Deployment, and a Service when a flow targets it."""
 
     namespace: DnsLabel
     image: Image
-    port: Port
+    port: Port | None = None
+    """The one port it serves (named `serve`); or `ports`; or neither for a workload that receives nothing."""
     protocol: Protocol = "TCP"
+    ports: tuple[PortSpec, ...] | None = Field(None, min_length=1, max_length=32)
+    """Several named ports: `[{name, port, protocol?}]`."""
     replicas: Count = Field(1, ge=0, le=MAX_REPLICAS)
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS_PER_WORKLOAD)
     """Extra pod labels. `app` is set to the workload's name and cannot be overridden."""
@@ -209,6 +222,22 @@ class WorkloadConfig(_Model):
     expose: Literal["none", "loadBalancer"] = "none"
     """`loadBalancer`: a Service of type LoadBalancer (externalTrafficPolicy Local, so Cilium sees the
     client as `world`); a flow from an `entity: world` peer may then reach it."""
+
+    @property
+    def served(self) -> tuple[PortSpec, ...]:
+        """Every port the workload serves, named."""
+        if self.ports is not None:
+            return self.ports
+        if self.port is not None:
+            return (PortSpec(name="serve", port=self.port, protocol=self.protocol),)
+        return ()
+
+    def find_port(self, ref: int | str, protocol: str | None = None) -> PortSpec | None:
+        """The served port a flow names, by number (and protocol) or by name."""
+        for spec in self.served:
+            if (spec.name == ref if isinstance(ref, str) else spec.port == ref) and protocol in (None, spec.protocol):
+                return spec
+        return None
 
 
 PEER_ENTITIES = ("world", "kube-apiserver", "host", "remote-node", "cluster")
@@ -245,7 +274,8 @@ class Flow(_Model):
     source: str = Field(alias="from")
     to: str | None = None
     to_fqdns: tuple[Fqdn, ...] | None = Field(None, alias="toFqdns", min_length=1, max_length=MAX_FQDNS_PER_FLOW)
-    port: Port | None = None
+    port: Port | PortName | None = None
+    """A port number, or the name of one of the target's ports."""
     protocol: Protocol | None = None
     http: tuple[HttpRule, ...] | None = Field(None, min_length=1, max_length=MAX_HTTP_RULES_PER_FLOW)
 
@@ -333,12 +363,23 @@ class StackConfig(_Model):
         """The workloads behind a LoadBalancer Service."""
         return frozenset(n for n, w in self.workloads.items() if w.expose == "loadBalancer")
 
+    def flow_target_port(self, flow: Flow) -> PortSpec | None:
+        """The target workload's port a flow reaches: the one it names, or the only one; else None."""
+        w = self.workloads.get(flow.to) if flow.to else None
+        if w is None:
+            return None
+        if flow.port is None:
+            return w.served[0] if len(w.served) == 1 else None
+        return w.find_port(flow.port, flow.protocol)
+
     def flow_port(self, flow: Flow) -> int | None:
-        if flow.port is not None:
-            return flow.port
-        return self.workloads[flow.to].port if flow.to in self.workloads else None
+        spec = self.flow_target_port(flow)
+        if spec is not None:
+            return spec.port
+        return flow.port if isinstance(flow.port, int) else None
 
     def flow_protocol(self, flow: Flow) -> str:
         if flow.protocol:
             return flow.protocol
-        return self.workloads[flow.to].protocol if flow.to in self.workloads else "TCP"
+        spec = self.flow_target_port(flow)
+        return spec.protocol if spec is not None else "TCP"

@@ -115,6 +115,16 @@ def workload_errors(p: Partial) -> list[str]:
             errors.append(f"{at}.labels.app: reserved; it is always the workload's name ({name!r})")
         if kubernetes.reserved_namespace(w.namespace):
             errors.append(f"{at}.namespace: {w.namespace!r} is managed by Kubernetes or AKS; choose your own namespace")
+        if w.port is not None and w.ports is not None:
+            errors.append(f"{at}: give port (one port) or ports (several, named), not both")
+        names = [spec.name for spec in w.ports or ()]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            errors.append(f"{at}.ports: the name {dup!r} is used twice")
+        numbers = [(spec.port, spec.protocol) for spec in w.ports or ()]
+        for port, proto in sorted({x for x in numbers if numbers.count(x) > 1}):
+            errors.append(f"{at}.ports: {port}/{proto} is listed twice")
+        if w.expose == "loadBalancer" and not w.served:
+            errors.append(f"{at}.expose: a load balancer needs a port; give port or ports")
         if (name in targets or w.expose == "loadBalancer") and not kubernetes.DNS1035_LABEL.match(name):
             errors.append(
                 f"{at}: {name!r} names the workload's Service, and Service names must start with a letter "
@@ -204,6 +214,8 @@ def flow_errors(p: Partial) -> list[str]:
         if f.to is not None and f.to in peers:
             if f.port is None:
                 errors.append(f"{at}.port: required for a flow to a peer (a peer has no ports of its own)")
+            elif isinstance(f.port, str):
+                errors.append(f"{at}.port: {f.port!r} names no port of {f.to!r}; a peer's port is a number")
             if f.http is not None:
                 errors.append(f"{at}.http: HTTP rules apply to flows to a workload")
         elif f.to is not None:
@@ -214,10 +226,18 @@ def flow_errors(p: Partial) -> list[str]:
             if f.to in p.broken_workloads:
                 continue
             target = cfg.workloads[f.to]
-            if f.port is not None and f.port != target.port:
-                errors.append(f"{at}.port: {f.to!r} listens on {target.port} only; omit port or use {target.port}")
-            if f.protocol is not None and f.protocol != target.protocol:
-                errors.append(f"{at}.protocol: {f.to!r} serves {target.protocol}")
+            served = ", ".join(f"{s.name} ({s.port}/{s.protocol})" for s in target.served)
+            if not target.served:
+                errors.append(f"{at}.to: {f.to!r} serves no port, so nothing can connect to it; give it port or ports")
+                continue
+            if cfg.flow_target_port(f) is None:
+                if f.port is None:
+                    errors.append(f"{at}.port: required: {f.to!r} serves several ports: {served}")
+                elif target.find_port(f.port) is not None:
+                    errors.append(f"{at}.protocol: {f.to!r} serves {f.port} over {target.find_port(f.port).protocol}")
+                else:
+                    errors.append(f"{at}.port: {f.to!r} has no port {f.port!r}; it serves: {served}")
+                continue
             if f.http is not None:
                 if check_level and "l7" not in level.allows:
                     errors.append(
@@ -229,6 +249,8 @@ def flow_errors(p: Partial) -> list[str]:
         else:
             if f.port is None:
                 errors.append(f"{at}.port: required with toFqdns (the port on the outside host)")
+            elif isinstance(f.port, str):
+                errors.append(f"{at}.port: {f.port!r}: outside names take a port number")
             if check_level and "fqdn" not in level.allows:
                 errors.append(
                     f"{at}.toFqdns: FQDN rules need {P}:cluster.advancedNetworking.security: fqdn or l7 "

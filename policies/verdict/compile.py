@@ -44,11 +44,13 @@ class PortEntry:
     l7: bool = False
     named: str | None = None
 
-    def matches(self, port: int, protocol: str) -> bool:
+    def matches(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> bool:
+        """Whether the entry admits ``port``/``protocol``; a named port only through ``named``
+        (the destination's own port names, when they are known)."""
         if protocol not in self.protocols:
             return False
         if self.named is not None:
-            return False
+            return named is not None and named.get(self.named) == (port, protocol)
         return self.lo == 0 or self.lo <= port <= self.hi
 
 
@@ -71,12 +73,12 @@ class PeerRule:
     cidrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """from/toCIDR(Set): (cidr, excepts). They never select pods or nodes, only addresses outside."""
 
-    def port_entry(self, port: int, protocol: str) -> PortEntry | None | bool:
+    def port_entry(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
         if self.ports is None:
             return True
         for e in self.ports:
-            if e.matches(port, protocol):
+            if e.matches(port, protocol, named):
                 return e
         return None
 

@@ -208,9 +208,12 @@ class Engine:
         for r in enforcing:
             for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
                 for pr in r.sections[kind]:
-                    entry = pr.port_entry(port, protocol)
+                    # Named ports are the destination's: known for an ingress view (the subject is the
+                    # destination) when its pods' port names are; never for an egress view.
+                    named = self._eps[n].named_ports if direction == "ingress" else None
+                    entry = pr.port_entry(port, protocol, named)
                     if entry is None:
-                        if pr.named_port_applies(protocol):
+                        if named is None and pr.named_port_applies(protocol):
                             view.offline.append(f"{pr.ref} names a port")
                         continue
                     if pr.offline:

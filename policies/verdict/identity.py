@@ -74,6 +74,8 @@ class Endpoint:
     reserved: str | None = None
     cidrs: tuple[str, ...] = ()
     excepts: tuple[str, ...] = ()
+    named_ports: Mapping[str, tuple[int, str]] | None = None
+    """The pods' container ports by name (name -> (port, protocol)); None when unknown."""
 
     @property
     def display(self) -> str:
