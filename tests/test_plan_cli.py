@@ -128,7 +128,16 @@ def test_base_prints_the_connectivity_diff(tmp_path, capsys):
     base = PROJECT_DIR / "Pulumi.dev.yaml"
     assert main(["plan", "--stack", "dev", "--stack-file", str(head), "--base", str(base), "--format", "json"]) == 0
     diff = json.loads(capsys.readouterr().out)["diff"]
-    assert diff == {"newlyAllowed": ["backend -> frontend:80/TCP"], "noLongerAllowed": []}
+    assert (diff["newlyAllowed"], diff["noLongerAllowed"]) == (["backend -> frontend:80/TCP"], [])
+    assert diff["objects"] == [
+        "backend/CiliumNetworkPolicy-zt-egress.backend.to.frontend.80-tcp.yaml",
+        "frontend/CiliumNetworkPolicy-zt-ingress.frontend.from.backend.80-tcp.yaml",
+        "frontend/Service-frontend.yaml",
+    ]
+    assert {(c["change"], c["policy"]) for c in diff["rules"]} == {
+        ("added", "backend/zt-egress.backend.to.frontend.80-tcp"),
+        ("added", "frontend/zt-ingress.frontend.from.backend.80-tcp"),
+    }
 
 
 def test_the_text_report_shows_the_tree_the_matrix_and_masks_the_kubeconfig(capsys):

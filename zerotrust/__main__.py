@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from policies import matrix as mx
     from zerotrust.plan import (
         PlanError,
         as_json,
+        base_diff as diff_against,
         as_markdown,
         check_out_dir,
         errors_json,
@@ -71,7 +71,7 @@ def run_plan(args: argparse.Namespace) -> int:
                 base = make_plan(args.stack, args.base, PROJECT_DIR, args.policy_config)
             except PlanError as e:
                 raise PlanError([f"--base {args.base}: {line}" for line in e.lines]) from None
-            base_diff = mx.diff(base.matrix, plan.matrix)
+            base_diff = diff_against(base, plan)
     except PlanError as e:
         for line in e.lines:
             print(f"error: {line}", file=sys.stderr)

@@ -8,6 +8,7 @@ declared flows must equal the flows the generated policies allow.
 from __future__ import annotations
 
 import datetime
+import difflib
 import json
 import shutil
 import sys
@@ -20,6 +21,7 @@ import yaml
 
 from policies import guardrails as g
 from policies import matrix as mx
+from policies import review
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import describe
 from policies.stackfile import StackFileError, StackFiles, read_stack
@@ -227,7 +229,52 @@ def mermaid(m: mx.Matrix) -> str:
     return "\n".join(lines)
 
 
-def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BaseDiff:
+    """What changes against the base branch's plan: cells, rules and objects."""
+
+    newly_allowed: list[str]
+    no_longer_allowed: list[str]
+    rules: list[review.RuleChange]
+    objects: dict[str, str]
+    """object path -> unified diff of its YAML, for every object that changed."""
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.newly_allowed or self.no_longer_allowed or self.rules or self.objects)
+
+
+def cilium_policies(run: Run) -> list[dict[str, Any]]:
+    return [o for o in run.kubernetes_objects() if str(o.get("apiVersion", "")).startswith("cilium.io/")]
+
+
+def base_diff(base: Plan, head: Plan) -> BaseDiff:
+    added, removed = mx.diff(base.matrix, head.matrix)
+    rules = review.rule_changes(cilium_policies(base.run), cilium_policies(head.run))
+
+    def by_path(run: Run) -> dict[str, str]:
+        return {
+            object_path(o): yaml.safe_dump(o, sort_keys=True)
+            for o in (unwrap_secrets(x, mask=True) for x in run.kubernetes_objects())
+            if o.get("kind") != "Job"  # probe Jobs change name with every policy change; their verdicts are in the matrix
+        }
+
+    old, new = by_path(base.run), by_path(head.run)
+    objects = {}
+    for path in sorted(set(old) | set(new)):
+        if old.get(path) != new.get(path):
+            objects[path] = "".join(
+                difflib.unified_diff(
+                    (old.get(path) or "").splitlines(keepends=True),
+                    (new.get(path) or "").splitlines(keepends=True),
+                    fromfile=f"base/{path}",
+                    tofile=f"head/{path}",
+                )
+            )
+    return BaseDiff(added, removed, rules, objects)
+
+
+def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
     m = plan.matrix
     doc: dict[str, Any] = {
         "stack": plan.stack.stack,
@@ -252,11 +299,19 @@ def as_json(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> dict[s
         },
     }
     if base_diff is not None:
-        doc["diff"] = {"newlyAllowed": base_diff[0], "noLongerAllowed": base_diff[1]}
+        doc["diff"] = {
+            "newlyAllowed": base_diff.newly_allowed,
+            "noLongerAllowed": base_diff.no_longer_allowed,
+            "rules": [
+                {"change": c.change, "what": c.what, "policy": c.policy, "flow": c.flow, "before": c.before, "after": c.after}
+                for c in base_diff.rules
+            ],
+            "objects": sorted(base_diff.objects),
+        }
     return doc
 
 
-def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> str:
+def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     m = plan.matrix
     verdict = "holds" if m.ok else "does NOT hold"
     out = [
@@ -270,11 +325,16 @@ def as_markdown(plan: Plan, base_diff: tuple[list[str], list[str]] | None) -> st
         out += ["### Findings", ""] + [f"- {f.message}" for f in m.findings] + [""]
     out += guardrail_lines(plan, markdown=True) + [""]
     if base_diff is not None:
-        added, removed = base_diff
-        out += ["### Connectivity change against the base", ""]
-        out += [f"- newly allowed: `{f}`" for f in added] + [f"- no longer allowed: `{f}`" for f in removed]
-        if not added and not removed:
+        out += ["### Change against the base", ""]
+        out += [f"- newly allowed: `{f}`" for f in base_diff.newly_allowed]
+        out += [f"- no longer allowed: `{f}`" for f in base_diff.no_longer_allowed]
+        out += [f"- **{c.change}** {c.what} in `{c.policy}`" + (f" ({c.flow})" if c.flow else "") + f": `{c.before or '-'}` → `{c.after or '-'}`" for c in base_diff.rules]
+        if base_diff.unchanged:
             out.append("- no change")
+        if base_diff.objects:
+            out += ["", f"<details><summary>Objects that change ({len(base_diff.objects)})</summary>", "", "```diff"]
+            out += [d.rstrip("\n") for d in base_diff.objects.values()]
+            out += ["```", "</details>"]
         out.append("")
     out += ["### Allowed flows", "", "```mermaid", mermaid(m), "```", ""]
     if len(m.sources) * len(m.targets) <= 400:
@@ -319,7 +379,7 @@ def guardrail_lines(plan: Plan, markdown: bool) -> list[str]:
     return [head] + lines
 
 
-def print_text(plan: Plan, base_diff: tuple[list[str], list[str]] | None, written: list[str] | None, out_dir) -> None:
+def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None, out_dir) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -351,13 +411,14 @@ def print_text(plan: Plan, base_diff: tuple[list[str], list[str]] | None, writte
     for n in m.notes:
         console.print(f"note: {escape(n)}")
     if base_diff is not None:
-        added, removed = base_diff
-        for f in added:
+        for f in base_diff.newly_allowed:
             console.print(f"+ newly allowed: {f}")
-        for f in removed:
+        for f in base_diff.no_longer_allowed:
             console.print(f"- no longer allowed: {f}")
-        if not added and not removed:
-            console.print("connectivity unchanged against the base")
+        for c in base_diff.rules:
+            console.print(escape(f"{'!' if c.change in ('widened', 'added', 'changed') else '~'} {c.line}"))
+        if base_diff.unchanged:
+            console.print("unchanged against the base")
     for f in m.findings:
         console.print(f"[red]finding:[/red] {escape(f.message)}")
     for line in guardrail_lines(plan, markdown=False):
