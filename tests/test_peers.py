@@ -164,3 +164,30 @@ def test_the_same_world_ingress_without_the_load_balancer_is_flagged(shop_config
         "CiliumNetworkPolicy shop-edge/zt-ingress.edge.from.internet.8080-tcp spec.ingress[0]: fromEntities: [world] allows the "
         "whole internet; name the peers (a namespace and labels), or add a reviewed exception to guardrails/exceptions.yaml"
     ]
+
+
+def test_json_gives_each_flow_as_an_object_with_the_kind_of_each_end(capsys):
+    assert main(["plan", "--stack", "shop", "--stack-file", str(SHOP_FILE), "--format", "json"]) == 0
+    flows = json.loads(capsys.readouterr().out)["flows"]
+    assert {"from": "internet", "fromKind": "peer-entity:world", "to": "edge", "toKind": "workload", "port": 8080, "protocol": "TCP"} in flows
+    (stripe,) = [f for f in flows if f.get("toFqdns")]
+    assert stripe == {"from": "payments", "fromKind": "workload", "to": None, "toKind": "outside-names", "port": 443, "protocol": "TCP", "toFqdns": ["api.stripe.com"]}
+    (l7,) = [f for f in flows if f.get("http")]
+    assert (l7["from"], l7["to"], l7["port"]) == ("web", "api", 8080) and l7["http"][1] == {"method": "POST", "path": "/api/orders"}
+
+
+def test_the_mermaid_graph_groups_by_namespace_and_draws_peers_outside_names_and_l7(capsys):
+    assert main(["plan", "--stack", "shop", "--stack-file", str(SHOP_FILE), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    graph = out.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert '["shop-core"]' in graph and '["ingress-nginx (not managed)"]' in graph
+    assert '"internet: world"' in graph and '"card-processor: 198.51.100.0/24"' in graph
+    assert '[/"api.stripe.com"/]' in graph and "|8080/TCP HTTP|" in graph
+    assert "stranger" not in graph
+
+
+def test_a_matrix_wider_than_the_terminal_is_printed_as_one_line_per_source(capsys):
+    assert main(["plan", "--stack", "shop", "--stack-file", str(SHOP_FILE)]) == 0
+    out = capsys.readouterr().out
+    assert "Connectivity (" in out and "┃" not in out
+    assert "internet -> edge:8080/TCP" in out.splitlines()

@@ -22,6 +22,7 @@ import yaml
 from policies import guardrails as g
 from policies import matrix as mx
 from policies import review
+from policies.verdict import stranger_name
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import describe
 from policies.stackfile import StackFileError, StackFiles, read_stack
@@ -211,19 +212,57 @@ def matrix_table(m: mx.Matrix) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def mermaid(m: mx.Matrix) -> str:
+def matrix_list(m: mx.Matrix) -> list[str]:
+    """The matrix as one line per source: what it may reach, and any cell that disagrees with the declared flows."""
+    out = []
+    for src in m.sources:
+        allowed = [f"{n}:{p}/{pr}" for n, p, pr in m.targets if (src, n, p, pr) in m.allowed]
+        wrong = [
+            f"{n}:{p}/{pr}{' ALLOW!' if (src, n, p, pr) in m.allowed else ' DENY!'}"
+            for n, p, pr in m.targets
+            if ((src, n, p, pr) in m.allowed) != ((src, n, p, pr) in m.expected)
+        ]
+        line = f"{src} -> {', '.join(allowed) or 'nothing'}"
+        out.append(line + (f"  ! {', '.join(wrong)}" if wrong else ""))
+    return out
+
+
+def mermaid(plan: Plan) -> str:
+    """The allowed flows as a graph: workloads grouped by namespace, peers and outside names drawn, L7 edges labelled."""
+    cfg, m = plan.config, plan.matrix
     lines = ["graph LR"]
     ids: dict[str, str] = {}
 
-    def node(name: str) -> str:
-        if name not in ids:
-            ids[name] = f"n{len(ids)}"
-            lines.append(f'  {ids[name]}["{name}"]')
-        return ids[name]
+    def node_id(name: str) -> str:
+        return ids.setdefault(name, f"n{len(ids)}")
 
+    groups: dict[str, list[str]] = {}
+    for name, w in sorted(cfg.workloads.items()):
+        groups.setdefault(w.namespace, []).append(f'    {node_id(name)}["{name}"]')
+    for name, peer in sorted(cfg.peers.items()):
+        if peer.namespace is not None:
+            groups.setdefault(f"{peer.namespace} (not managed)", []).append(f'    {node_id(name)}(["{name}"])')
+    for ns, members in sorted(groups.items()):
+        lines.append(f'  subgraph {node_id("ns:" + ns)}["{ns}"]')
+        lines += members
+        lines.append("  end")
+    for name, peer in sorted(cfg.peers.items()):
+        if peer.namespace is None:
+            what = peer.entity or ", ".join(peer.cidrs or ())
+            lines.append(f'  {node_id(name)}{{{{"{name}: {what}"}}}}')
+    l7 = {(f.source, f.to, cfg.flow_port(f)) for f in cfg.flows if f.http}
+    strangers = {stranger_name(ns) for ns in cfg.namespaces}
+    for src, dst, port, proto in sorted(m.allowed):
+        if dst == mx.KUBE_DNS or src in strangers or src not in ids or dst not in ids:
+            continue
+        label = f"{port}/{proto}" + (" HTTP" if (src, dst, port) in l7 else "")
+        lines.append(f"  {ids[src]} -->|{label}| {ids[dst]}")
+    for f in cfg.flows:
+        if f.to_fqdns and f.source in ids:
+            target = node_id("fqdn:" + ",".join(f.to_fqdns))
+            lines.append(f'  {target}[/"{", ".join(f.to_fqdns)}"/]')
+            lines.append(f"  {ids[f.source]} -.->|{cfg.flow_port(f)}/{cfg.flow_protocol(f)}| {target}")
     dns_sources = sorted({k[0] for k in m.allowed if k[1] == mx.KUBE_DNS})
-    for src, dst, port, proto in sorted(k for k in m.allowed if k[1] != mx.KUBE_DNS):
-        lines.append(f"  {node(src)} -->|{port}/{proto}| {node(dst)}")
     if dns_sources:
         lines.append(f'  dns(["kube-dns:53 (from {len(dns_sources)} sources)"])')
     return "\n".join(lines)
@@ -274,6 +313,32 @@ def base_diff(base: Plan, head: Plan) -> BaseDiff:
     return BaseDiff(added, removed, rules, objects)
 
 
+def flow_object(cfg: StackConfig, f) -> dict[str, Any]:
+    """A declared flow as data: its ends (and what kind of thing each is), port, protocol and L7/FQDN rules."""
+
+    def kind(name: str | None) -> str | None:
+        if name is None:
+            return None
+        if name in cfg.workloads:
+            return "workload"
+        peer = cfg.peers.get(name)
+        return {"pods": "peer-pods", "addresses": "peer-addresses", "entity": f"peer-entity:{peer.entity}"}.get(peer.kind or "") if peer else None
+
+    out: dict[str, Any] = {
+        "from": f.source,
+        "fromKind": kind(f.source),
+        "to": f.to,
+        "toKind": kind(f.to) if f.to else "outside-names",
+        "port": cfg.flow_port(f),
+        "protocol": cfg.flow_protocol(f),
+    }
+    if f.to_fqdns:
+        out["toFqdns"] = list(f.to_fqdns)
+    if f.http:
+        out["http"] = [h.model_dump(exclude_none=True) for h in f.http]
+    return out
+
+
 def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
     m = plan.matrix
     doc: dict[str, Any] = {
@@ -281,6 +346,7 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
         "ok": plan.ok,
         "ciliumVersion": ".".join(map(str, plan.config.cilium_version)),
         "resources": [{"type": t, "name": n, "depth": d} for d, t, n in resource_rows(plan.run)],
+        "flows": [flow_object(plan.config, f) for f in plan.config.flows],
         "declared": [mx.fmt(k) for k in sorted(m.expected)],
         "allowed": [mx.fmt(k) for k in sorted(m.allowed)],
         "findings": [{"kind": f.kind, "flow": f.flow, "message": f.message} for f in m.findings],
@@ -336,7 +402,7 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
             out += [d.rstrip("\n") for d in base_diff.objects.values()]
             out += ["```", "</details>"]
         out.append("")
-    out += ["### Allowed flows", "", "```mermaid", mermaid(m), "```", ""]
+    out += ["### Allowed flows", "", "```mermaid", mermaid(plan), "```", ""]
     if len(m.sources) * len(m.targets) <= 400:
         header, rows = matrix_table(m)
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -398,16 +464,19 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
     if written is not None:
         console.print(f"wrote {len(written)} Kubernetes objects to {out_dir}")
     m = plan.matrix
-    if len(m.sources) * len(m.targets) <= 400:
-        header, rows = matrix_table(m)
+    header, rows = matrix_table(m)
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+    if sum(w + 3 for w in widths) + 1 <= console.width and len(rows) <= 60:
         table = Table(title="Connectivity (allow = allowed; ALLOW!/DENY! = disagrees with the declared flows)")
         for h in header:
             table.add_column(h)
         for r in rows:
             table.add_row(*(escape(c) for c in r))
         console.print(table)
-    else:
-        console.print(f"connectivity: {len(m.allowed)} allowed of {m.cells} cells")
+    else:  # wider than the terminal: one line per source
+        console.print(f"Connectivity ({len(m.allowed)} allowed of {m.cells} cells; ! = disagrees with the declared flows):")
+        for line in matrix_list(m):
+            console.print(escape(line))
     for n in m.notes:
         console.print(f"note: {escape(n)}")
     if base_diff is not None:
