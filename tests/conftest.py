@@ -35,6 +35,15 @@ def dev_config(dev_stack) -> dict[str, Any]:
     return copy.deepcopy(dev_stack.config)
 
 
+def errors_of(config: Any) -> list[str]:
+    """The lines of the ConfigErrors that loading ``config`` raises (the test fails if it loads)."""
+    from policies.config import ConfigErrors, load_config
+
+    with pytest.raises(ConfigErrors) as e:
+        load_config(config)
+    return e.value.lines
+
+
 def with_config(stack: StackFiles, **overrides: Any) -> StackFiles:
     config = copy.deepcopy(stack.config)
     for key, value in overrides.items():

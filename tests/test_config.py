@@ -6,13 +6,9 @@ import json
 
 import pytest
 
-from policies.config import ConfigErrors, load_config
+from policies.config import load_config
+from tests.conftest import errors_of
 
-
-def errors_of(config) -> list[str]:
-    with pytest.raises(ConfigErrors) as e:
-        load_config(config)
-    return e.value.lines
 
 
 def test_the_dev_stack_loads_as_the_walkthrough(dev_config):

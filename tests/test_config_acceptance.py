@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from policies.config import ConfigErrors, load_config
+from policies.config import load_config
+from tests.conftest import errors_of
 from policies.config.limits import MAX_FLOWS, MAX_WORKLOADS
 
-
-def errors_of(config) -> list[str]:
-    with pytest.raises(ConfigErrors) as e:
-        load_config(config)
-    return e.value.lines
 
 
 def cluster(dev_config) -> dict:

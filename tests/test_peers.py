@@ -8,11 +8,11 @@ import json
 import pytest
 
 from policies import guardrails as g
-from policies.config import ConfigErrors, load_config
+from policies.config import load_config
 from policies.probes import probes
 from policies.render import render
 from policies.stackfile import read_stack
-from tests.conftest import schema_errors
+from tests.conftest import errors_of, schema_errors
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 
@@ -23,11 +23,6 @@ SHOP_FILE = PROJECT_DIR / "examples" / "Pulumi.shop.yaml"
 def shop_config():
     return copy.deepcopy(read_stack(PROJECT_DIR, "shop", SHOP_FILE).config)
 
-
-def errors_of(config) -> list[str]:
-    with pytest.raises(ConfigErrors) as e:
-        load_config(config)
-    return e.value.lines
 
 
 def policies_named(config) -> dict[tuple[str, str], dict]:

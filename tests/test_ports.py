@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from policies.config import ConfigErrors, load_config
+from policies.config import load_config
+from tests.conftest import errors_of
 from policies.matrix import build, declared_flows, workloads_from_manifests
 from policies.probes import probes
 from policies.render import render
@@ -29,11 +30,6 @@ def multi(dev_config):
 def objects(config) -> dict[tuple[str, str], dict]:
     return {(o["kind"], o["metadata"]["name"]): o for o in render(load_config(config)).all()}
 
-
-def errors_of(config) -> list[str]:
-    with pytest.raises(ConfigErrors) as e:
-        load_config(config)
-    return e.value.lines
 
 
 def test_a_portless_workload_gets_no_service_no_container_ports_and_no_tcp_probes(multi):
