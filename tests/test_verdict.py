@@ -462,3 +462,10 @@ def test_the_engine_ignores_objects_that_are_not_cilium_policies():
 def test_an_icmp_only_rule_enforces_the_direction_but_opens_no_port():
     p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "icmps": [{"fields": [{"type": 8}]}]}])
     assert not allowed([p])
+
+
+def test_a_rule_that_requires_mutual_authentication_is_not_decided_offline():
+    rule = {"fromEndpoints": [FRONTEND_PEER], "authentication": {"mode": "required"}}
+    v = decide([cnp("backend", "p", endpointSelector={}, ingress=[rule])], FRONTEND, BACKEND, 80)
+    assert v.allowed and not v.exact
+    assert decide([cnp("backend", "p", endpointSelector={}, ingress=[{**rule, "authentication": {"mode": "disabled"}}])], FRONTEND, BACKEND, 80).exact

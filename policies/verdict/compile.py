@@ -72,6 +72,8 @@ class PeerRule:
     """from/toEntities: reserved identities, plus every pod for ``cluster`` and ``all``."""
     cidrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """from/toCIDR(Set): (cidr, excepts). They never select pods or nodes, only addresses outside."""
+    authenticated: bool = False
+    """``authentication.mode`` other than ``disabled``: the allow also needs mutual authentication."""
 
     def port_entry(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
@@ -198,7 +200,9 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     if entry.get("icmps") and not entry.get("toPorts"):
         ports = ()  # ICMP only: no TCP/UDP/SCTP port matches
     requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
-    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs)
+    mode = (entry.get("authentication") or {}).get("mode") if isinstance(entry.get("authentication"), Mapping) else None
+    authenticated = mode not in (None, "disabled")
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated)
 
 
 def _compile_cidrs(ref, where, entry, ingress) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -80,7 +80,7 @@ class Engine:
                 self._by_ns.setdefault(r.namespace, []).append(r)
         # Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...).
         self.has_offline_parts = any(
-            pr.offline or pr.requires or any(e.l7 or e.named for e in pr.ports or ())
+            pr.offline or pr.requires or pr.authenticated or any(e.l7 or e.named for e in pr.ports or ())
             for rules in self._by_ns.values()
             for r in rules
             for section in r.sections.values()
@@ -227,6 +227,8 @@ class Engine:
                         peers |= outside
                         view.offline += [f"{pr.ref} covers {what} only in part" for what in partial]
                     l7 = isinstance(entry, PortEntry) and entry.l7
+                    if pr.authenticated:
+                        view.offline.append(f"{pr.ref} requires mutual authentication")
                     target.append((peers, pr, l7))
         return view
 
