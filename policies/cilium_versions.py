@@ -58,6 +58,11 @@ CILIUM: dict[Version, CiliumFeatures] = {
 DEFAULT_CILIUM: Version = (1, 17)
 """Assumed when a stack pins no Kubernetes version (AKS's default Kubernetes, 1.32/1.33, ships 1.17)."""
 
+POLICY_MAP_ENTRIES = 16384
+"""Entries of one endpoint's policy map: Cilium's default (``bpf-policy-map-max``, settable
+256-65,536 in pkg/option/config.go), which AKS does not let users change (cilium-config is
+locked). An overflow drops traffic silently (cilium/cilium#45788)."""
+
 AKS_CILIUM: dict[Version, Version] = {
     (1, 29): (1, 14),
     (1, 30): (1, 14),

@@ -21,6 +21,7 @@ import yaml
 
 from policies import guardrails as g
 from policies import matrix as mx
+from policies import budget as budget_
 from policies import review
 from policies.verdict import stranger_name
 from policies.config import ConfigErrors, StackConfig, load_config
@@ -45,6 +46,7 @@ class Plan:
     matrix: mx.Matrix
     guardrails: g.Report
     levels_source: str
+    budget: budget_.Budget | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,7 +138,8 @@ def make_plan(
     )
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels, waivers)
-    return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name))
+    b = budget_.estimate(objects, cfg.cilium_version)
+    return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
 
 
 def _levels_source(path: Path | None, project_dir: Path, stack: str) -> str:
@@ -339,6 +342,30 @@ def flow_object(cfg: StackConfig, f) -> dict[str, Any]:
     return out
 
 
+def budget_json(b: budget_.Budget | None) -> dict[str, Any] | None:
+    if b is None:
+        return None
+    return {
+        "limit": b.limit,
+        "identities": b.identities,
+        "top": [{"workload": w.workload, "entries": w.entries, "share": round(w.share, 4)} for w in b.top()],
+    }
+
+
+def budget_lines(b: budget_.Budget | None, markdown: bool) -> list[str]:
+    """The datapath budget: the stack's identities and its largest policy maps."""
+    if b is None or not b.workloads:
+        return []
+    head = f"policy-map budget: {b.identities} identities; the largest maps need " + ", ".join(
+        f"{w.workload} {w.entries} ({w.share:.1%})" for w in b.top(3)
+    ) + f" of {b.limit} entries"
+    if not markdown:
+        return [head]
+    rows = [f"| `{w.workload}` | {w.entries} | {w.share:.1%} |" for w in b.top()]
+    return [f"### Datapath budget", "", f"{b.identities} identities; policy-map entries per endpoint, of {b.limit}:", "",
+            "| workload | entries | share |", "|---|---:|---:|", *rows, ""]
+
+
 def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
     m = plan.matrix
     doc: dict[str, Any] = {
@@ -347,6 +374,7 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
         "ciliumVersion": ".".join(map(str, plan.config.cilium_version)),
         "resources": [{"type": t, "name": n, "depth": d} for d, t, n in resource_rows(plan.run)],
         "flows": [flow_object(plan.config, f) for f in plan.config.flows],
+        "budget": budget_json(plan.budget),
         "declared": [mx.fmt(k) for k in sorted(m.expected)],
         "allowed": [mx.fmt(k) for k in sorted(m.allowed)],
         "findings": [{"kind": f.kind, "flow": f.flow, "message": f.message} for f in m.findings],
@@ -390,6 +418,7 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     if m.findings:
         out += ["### Findings", ""] + [f"- {f.message}" for f in m.findings] + [""]
     out += guardrail_lines(plan, markdown=True) + [""]
+    out += budget_lines(plan.budget, markdown=True)
     if base_diff is not None:
         out += ["### Change against the base", ""]
         out += [f"- newly allowed: `{f}`" for f in base_diff.newly_allowed]
@@ -490,6 +519,8 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
             console.print("unchanged against the base")
     for f in m.findings:
         console.print(f"[red]finding:[/red] {escape(f.message)}")
+    for line in budget_lines(plan.budget, markdown=False):
+        console.print(escape(line))
     for line in guardrail_lines(plan, markdown=False):
         console.print(escape(line), style="red" if line.startswith("mandatory") else None)
     verdict = "[green]holds[/green]" if m.ok else "[red]does NOT hold[/red]"

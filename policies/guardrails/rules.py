@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.guardrails import aks, cilium, workloads
+from policies.guardrails import aks, cilium, datapath, workloads
 from policies.guardrails.resources import MANAGED_CLUSTER, Rule
 from policies.podspec import POD_TEMPLATE_KINDS
 from policies.verdict import CCNP, CNP
@@ -59,6 +59,22 @@ RULES: tuple[Rule, ...] = (
         "mandatory",
         "stack",
         cilium.check_cilium_version_fields,
+    ),
+    Rule(
+        "policy-map-budget",
+        "No workload's policies need 80% or more of the policy-map entries an endpoint has (16,384 on AKS).",
+        "An overflowing policy map drops traffic silently, and AKS does not let the limit be raised.",
+        "mandatory",
+        "stack",
+        datapath.check_policy_map_budget,
+    ),
+    Rule(
+        "policy-map-budget-warning",
+        "Workloads whose policies need 50% to 80% of the policy-map entries are named before they reach the limit.",
+        "Entries grow with the identities a peer matches: a growing cluster fills the map without a policy change.",
+        "advisory",
+        "stack",
+        datapath.check_policy_map_budget_warning,
     ),
     Rule(
         "workload-non-root",

@@ -74,6 +74,8 @@ class PeerRule:
     """from/toCIDR(Set): (cidr, excepts). They never select pods or nodes, only addresses outside."""
     authenticated: bool = False
     """``authentication.mode`` other than ``disabled``: the allow also needs mutual authentication."""
+    fqdn_names: int = 0
+    """toFQDNs names and patterns: each resolves to at least one identity."""
 
     def port_entry(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
@@ -202,7 +204,8 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
     mode = (entry.get("authentication") or {}).get("mode") if isinstance(entry.get("authentication"), Mapping) else None
     authenticated = mode not in (None, "disabled")
-    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated)
+    fqdn_names = len(entry.get("toFQDNs") or []) if not ingress else 0
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated, fqdn_names)
 
 
 def _compile_cidrs(ref, where, entry, ingress) -> tuple[tuple[str, tuple[str, ...]], ...]:
