@@ -23,11 +23,14 @@ class ConnectivityProbes(pulumi.ComponentResource):
 
     pulumi-kubernetes waits for each Job to succeed and fails the update when
     one fails, i.e. when a probe observed something other than its
-    expectation; the Job's log line names the flow. Job names carry a hash of
-    every policy and workload, so any change replaces (re-runs) them; the
-    logical names stay stable. Jobs delete themselves
-    (``ttlSecondsAfterFinished``); a later ``pulumi refresh`` then forgets
-    them and the next ``pulumi up`` runs them again.
+    expectation; the Job's log line names the flow. A Job's name carries a
+    hash of what its verdict depends on (the policies of its two namespaces
+    and its target workload), so a change re-runs only the probes it can
+    affect; the logical names stay stable. Jobs have no
+    ``ttlSecondsAfterFinished``: a Job that deleted itself would be dropped by
+    the next ``pulumi refresh`` and run again by the next ``pulumi up``
+    (pulumi/pulumi#6456). A finished Job keeps one Completed pod until a change
+    replaces it.
     """
 
     def __init__(

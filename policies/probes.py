@@ -45,7 +45,6 @@ MAX_TIME = 10
 ATTEMPTS = 6
 INTERVAL = 5
 DEADLINE = 300
-TTL_AFTER_FINISHED = 600
 
 Observed = Literal["connected", "timeout", "dns-failure", "refused", "error"]
 
@@ -125,9 +124,18 @@ class ProbeSet:
     """Flows that cannot be probed, and why (UDP, SCTP, outside names)."""
 
 
-def content_hash(rendered: Rendered) -> str:
-    """Changes whenever any policy, workload or Service changes."""
-    return hashlib.sha256(json.dumps(rendered.all(), sort_keys=True).encode()).hexdigest()[:8]
+def verdict_digest(rendered: Rendered, namespaces: tuple[str, ...], target: str | None, probe: str) -> str:
+    """A hash of what one probe's verdict depends on: the policies of its source and target
+    namespaces (only a policy there can select either end), the target workload's objects,
+    and the probe itself. Changing a flow elsewhere leaves the Job's name, and so the Job, alone."""
+    parts: list = [probe]
+    for n in rendered.namespaces:
+        if n.name in namespaces:
+            parts.append(list(n.policies))
+        for w in n.workloads:
+            if w.name == target:
+                parts.append([w.deployment, w.service])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
 
 
 DIGEST_LENGTH = 8
@@ -151,7 +159,6 @@ def job_stem(namespace: str, who: str, target: str, port: int) -> str:
 
 
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
-    digest = content_hash(rendered)
     wanted: list[tuple[str, str, dict[str, str], str, int, bool]] = []  # (source, namespace, labels, target, port, declared)
     skipped: list[str] = []
     targets: dict[tuple[str, int], set[str]] = {}  # (target workload, port) -> source namespaces of flows to it
@@ -188,7 +195,7 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
         out.append(
             Probe(
                 stem=stem,
-                digest=digest,
+                digest=verdict_digest(rendered, (namespace, dst.namespace), target, flow),
                 namespace=namespace,
                 flow=flow,
                 labels=dict(labels),
@@ -200,11 +207,11 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
                 declared=declared,
             )
         )
-    out += outside_probes(cfg, engine, digest, skipped)
+    out += outside_probes(cfg, rendered, engine, skipped)
     return ProbeSet(tuple(out), tuple(skipped))
 
 
-def outside_probes(cfg: StackConfig, engine: Engine, digest: str, skipped: list[str]) -> list[Probe]:
+def outside_probes(cfg: StackConfig, rendered: Rendered, engine: Engine, skipped: list[str]) -> list[Probe]:
     """One probe per managed namespace: its stranger connects to an address outside the cluster.
 
     With egress default deny the connection must time out. An address the cluster cannot reach
@@ -224,7 +231,7 @@ def outside_probes(cfg: StackConfig, engine: Engine, digest: str, skipped: list[
         out.append(
             Probe(
                 stem=job_stem(ns, who, OUTSIDE, zt.outside_probe_port),
-                digest=digest,
+                digest=verdict_digest(rendered, (ns,), None, f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}"),
                 namespace=ns,
                 flow=f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}/TCP",
                 labels={},
@@ -304,7 +311,6 @@ def job(p: Probe, image: str) -> dict[str, Any]:
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": DEADLINE,
-            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
             "template": {
                 "metadata": {"labels": {**p.labels, PROBE_LABEL: p.name}},
                 "spec": {

@@ -145,7 +145,7 @@ def test_a_probe_borrows_only_the_selector_labels_and_gets_no_token_and_no_servi
     assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
     assert spec["securityContext"]["runAsUser"] > 0
     assert spec["containers"][0]["readinessProbe"]["exec"]["command"] == ["/bin/false"]
-    assert j["spec"]["ttlSecondsAfterFinished"] > 0 and j["spec"]["backoffLimit"] == 0
+    assert "ttlSecondsAfterFinished" not in j["spec"] and j["spec"]["backoffLimit"] == 0  # no refresh drift
     assert spec["containers"][0]["image"] == PROBE_IMAGE and "@sha256:" in PROBE_IMAGE
 
 
@@ -155,13 +155,14 @@ def test_probe_jobs_pass_every_guardrail_at_production_levels(dev_config):
     assert g.evaluate(resources, {r.name: "mandatory" for r in g.RULES}).violations == ()
 
 
-def test_job_names_are_dns_labels_that_change_when_a_policy_or_workload_changes(dev_config, three_namespaces):
+def test_job_names_are_dns_labels_that_change_when_their_target_workload_changes(dev_config, three_namespaces):
     _, before = probe_set(dev_config)
     _, again = probe_set(copy.deepcopy(dev_config))
     dev_config["zero-trust-aks:workloads"]["backend"]["replicas"] = 2
     _, after = probe_set(dev_config)
     assert [p.name for p in before.probes] == [p.name for p in again.probes]
-    assert not {p.name for p in before.probes} & {p.name for p in after.probes}
+    renamed = {p.flow for p, q in zip(before.probes, after.probes) if p.name != q.name}
+    assert renamed == {p.flow for p in before.probes if p.target == "backend"}
     for p in before.probes + probe_set(three_namespaces)[1].probes:
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", p.name), p.name
 
@@ -239,3 +240,27 @@ def test_a_result_line_parses_with_the_quoted_flow():
     line = 'noise\nzero-trust-aks probe: flow="a -> b:80/TCP" expect=deny observed=timeout curl_exit=28 attempts=1 seconds=5\n'
     assert parse_result(line) == {"flow": "a -> b:80/TCP", "expect": "deny", "observed": "timeout", "curl_exit": "28", "attempts": "1", "seconds": "5"}
     assert parse_result("no result here") is None
+
+
+def test_changing_one_flow_of_the_benchmark_stack_renames_only_the_probes_it_can_affect():
+    from benchmarks.run import stack_config
+
+    def probe_names(config):
+        cfg = load_config(config)
+        return {p.resource_name: p for p in probes(cfg, render(cfg)).probes}
+
+    config = stack_config(50, 10)
+    before = probe_names(config)
+    flow = config["zero-trust-aks:flows"][0]  # w0000 -> w0001: namespaces ns000 and ns001
+    workloads = config["zero-trust-aks:workloads"]
+    touched = {workloads[flow["from"]]["namespace"], workloads[flow["to"]]["namespace"]}
+    flow["protocol"] = "TCP"
+    flow["port"] = 8080
+    flow["to"] = "w0011"  # another workload in ns001
+    after = probe_names(config)
+    kept = before.keys() & after.keys()
+    renamed = {k for k in kept if before[k].name != after[k].name}
+    def namespaces(p):
+        return {p.namespace, workloads[p.target]["namespace"] if p.target else p.namespace}
+    assert renamed == {k for k in kept if namespaces(after[k]) & touched}
+    assert len(kept - renamed) > len(renamed) > 0  # most Jobs stay as they are

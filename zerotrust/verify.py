@@ -32,6 +32,7 @@ from policies.probes import Probe, agrees, job, parse_result
 from policies.render import MANAGED_BY, Rendered
 
 RUN_LABEL = "zero-trust-aks/verify-run"
+VERIFY_TTL = 600
 CILIUM_AGENTS = ("kube-system", "k8s-app=cilium")
 CNP = ("cilium.io", "v2", "ciliumnetworkpolicies")
 CCNP = ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies")
@@ -219,6 +220,7 @@ def verify_job(p: Probe, image: str, run: str) -> dict[str, Any]:
     body = job(p, image)
     name = p.named(run)
     body["metadata"]["name"] = name
+    body["spec"]["ttlSecondsAfterFinished"] = VERIFY_TTL  # a safety net: verify deletes its Jobs itself
     body["metadata"]["labels"] = {**MANAGED_BY, RUN_LABEL: run}
     body["spec"]["template"]["metadata"]["labels"] = {**p.labels, RUN_LABEL: run}
     return body
