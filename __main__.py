@@ -59,7 +59,7 @@ if cfg.zero_trust.verify and probe_set.probes:
         if p.target is None:  # outside the cluster: only the source's policies decide
             return list(source.policies)
         target = namespaces[cfg.workloads[p.target].namespace]
-        return [*source.policies, *target.policies, target.workloads[p.target]]
+        return [*source.policies, *target.policies, *target.workloads[p.target]]
 
     ConnectivityProbes(
         "connectivity-probes",

@@ -1,4 +1,4 @@
-"""A workload namespace under zero trust: the Namespace, its Cilium policies, its workloads."""
+"""A workload namespace under zero trust: the Namespace, its Cilium policies, its workloads' Deployments and Services."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.workload import Workload
 from policies.render import NamespaceManifests
 
 
@@ -51,15 +50,21 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
             )
             for p in manifests.policies
         ]
-        self.workloads = {
-            w.name: Workload(
-                w.name,
-                manifests=w,
-                provider=provider,
-                depends_on=[self.namespace, *self.policies],
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for w in manifests.workloads
-        }
+        # Deployments and Services are direct children (no component per workload): a stack of
+        # a thousand workloads registers a thousand fewer resources.
+        after_policies = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.namespace, *self.policies])
+        self.workloads: dict[str, list[pulumi.Resource]] = {}
+        for w in manifests.workloads:
+            d = w.deployment
+            objects: list[pulumi.Resource] = [
+                k8s.apps.v1.Deployment(f"{w.name}-deployment", metadata=d["metadata"], spec=d["spec"], opts=after_policies)
+            ]
+            if w.service:
+                objects.append(
+                    k8s.core.v1.Service(
+                        f"{w.name}-service", metadata=w.service["metadata"], spec=w.service["spec"], opts=after_policies
+                    )
+                )
+            self.workloads[w.name] = objects
         self.policy_names = pulumi.Output.from_input([p["metadata"]["name"] for p in manifests.policies])
         self.register_outputs({"namespace": self.namespace.metadata["name"], "policies": self.policy_names})

@@ -19,7 +19,7 @@ from it. Policies apply asynchronously, so a probe retries until it observes
 what it expects or runs out of attempts.
 
 The probes open nothing for themselves: their only traffic is DNS (allowed for
-every pod by ``zt-allow-dns``) and the probed connection, judged under the
+every pod by the namespace's default-deny policy) and the probed connection, judged under the
 borrowed identity. They never become Service endpoints (a readiness probe that
 always fails) and get no service-account token.
 """

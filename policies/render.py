@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +34,8 @@ CILIUM_API = "cilium.io/v2"
 NS_LABEL = "k8s:io.kubernetes.pod.namespace"
 KUBE_DNS = {NS_LABEL: "kube-system", "k8s:k8s-app": "kube-dns"}
 MANAGED_BY = {"app.kubernetes.io/managed-by": PROJECT}
-FLOW_ANNOTATION = f"{PROJECT}/flow"
+FLOWS_ANNOTATION = f"{PROJECT}/flows"
+"""On a workload's policy: JSON, rule position (``ingress[0]``) -> the flow it comes from."""
 ROLE_LABEL = f"{PROJECT}/role"
 
 # Capabilities the stock nginx image (and most root-started servers) need to
@@ -203,39 +206,52 @@ def service(name: str, w: WorkloadConfig) -> dict[str, Any]:
 # -- policies ----------------------------------------------------------------------
 
 
-def cnp(name: str, ns: str, role: str, spec: dict[str, Any], flow: str | None = None) -> dict[str, Any]:
+def cnp(name: str, ns: str, role: str, spec: dict[str, Any], flows: Mapping[str, str] | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "namespace": ns, "labels": {**MANAGED_BY, ROLE_LABEL: role}}
-    if flow:
-        metadata["annotations"] = {FLOW_ANNOTATION: flow}
+    if flows:
+        metadata["annotations"] = {FLOWS_ANNOTATION: json.dumps(dict(flows), sort_keys=True)}
     return {"apiVersion": CILIUM_API, "kind": "CiliumNetworkPolicy", "metadata": metadata, "spec": spec}
 
 
 def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
-    """Default deny and DNS for the whole namespace, then each flow's side(s) in it."""
+    """One policy for the namespace (default deny, and DNS), then one per workload with flows.
+
+    Per workload, not per flow: a workload's ingress and egress rules live in one object
+    (``zt-allow.<workload>``), each rule's flow named in the ``zero-trust-aks/flows``
+    annotation, so a stack keeps about one policy per workload however many flows it has.
+    """
     deny: dict[str, Any] = {"endpointSelector": {}, "ingress": [{}]}
     if cfg.zero_trust.default_deny == "ingress-and-egress":
-        deny["egress"] = [{}]
+        dns = {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(cluster_dns_names(cfg))]}
+        # A non-empty egress list puts every pod into egress default deny: the DNS rule does, or `{}`.
+        deny["egress"] = [dns] if cfg.zero_trust.allow_dns else [{}]
     out = [cnp("zt-default-deny", ns, "default-deny", deny)]
-    if cfg.zero_trust.allow_dns and cfg.zero_trust.default_deny == "ingress-and-egress":
-        out.append(
-            cnp(
-                "zt-allow-dns",
-                ns,
-                "dns",
-                {
-                    "endpointSelector": {},
-                    "egress": [{"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(cluster_dns_names(cfg))]}],
-                },
-            )
-        )
-    for f in cfg.flows:
-        src = cfg.workloads.get(f.source)
-        if src is not None and src.namespace == ns and cfg.zero_trust.default_deny == "ingress-and-egress":
-            out.append(egress_policy(cfg, f))
-        dst = cfg.workloads.get(f.to) if f.to else None
-        if dst is not None and dst.namespace == ns:
-            out.append(ingress_policy(cfg, f))
+    for name in sorted(n for n, w in cfg.workloads.items() if w.namespace == ns):
+        policy = workload_policy(cfg, name)
+        if policy is not None:
+            out.append(policy)
     return out
+
+
+def workload_policy(cfg: StackConfig, name: str) -> dict[str, Any] | None:
+    """Every flow into and out of one workload, as one policy (None when it has none)."""
+    ingress, egress, flows = [], [], {}
+    for f in cfg.flows:
+        if f.to == name:
+            flows[f"ingress[{len(ingress)}]"] = describe(cfg, f)
+            ingress.append(ingress_rule(cfg, f))
+        if f.source == name and cfg.zero_trust.default_deny == "ingress-and-egress":
+            for rule in egress_rules(cfg, f):
+                flows[f"egress[{len(egress)}]"] = describe(cfg, f)
+                egress.append(rule)
+    if not ingress and not egress:
+        return None
+    spec: dict[str, Any] = {"endpointSelector": {"matchLabels": selector_labels(name)}}
+    if ingress:
+        spec["ingress"] = ingress
+    if egress:
+        spec["egress"] = egress
+    return cnp(policy_name("zt-allow", name), cfg.workloads[name].namespace, "flows", spec, flows)
 
 
 CLUSTER_DNS_DOMAINS = ("cluster.local", "internal.cloudapp.net")
@@ -307,46 +323,31 @@ def peer_rule(cfg: StackConfig, name: str, direction: str) -> dict[str, Any]:
     return {f"{direction}Entities": [p.entity]}
 
 
-def egress_policy(cfg: StackConfig, f: Flow) -> dict[str, Any]:
-    port, proto = cfg.flow_port(f), cfg.flow_protocol(f).lower()
-    src_ns = cfg.workloads[f.source].namespace
-    spec: dict[str, Any] = {"endpointSelector": {"matchLabels": selector_labels(f.source)}}
+def egress_rules(cfg: StackConfig, f: Flow) -> list[dict[str, Any]]:
+    """A flow's rules on its source's side: to its peer, or to outside names (with the DNS rule they need)."""
     if f.to:
-        name = policy_name("zt-egress", f.source, "to", f.to, f"{port}-{proto}")
-        spec["egress"] = [{**peer_rule(cfg, f.to, "to"), "toPorts": [_ports(cfg, f, with_http=False)]}]
-    else:
-        names = tuple(f.to_fqdns or ())
-        digest = hashlib.sha256(",".join(names).encode()).hexdigest()[:8]
-        name = policy_name("zt-egress", f.source, "to-fqdn", digest, f"{port}-{proto}")
-        spec["egress"] = [
-            # The DNS proxy must see the lookups to learn the names' addresses.
-            {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(names)]},
-            {
-                "toFQDNs": [{"matchPattern": n} if n.startswith("*") else {"matchName": n} for n in names],
-                "toPorts": [_ports(cfg, f, with_http=False)],
-            },
-        ]
-    return cnp(name, src_ns, "flow-egress", spec, describe(cfg, f))
+        return [{**peer_rule(cfg, f.to, "to"), "toPorts": [_ports(cfg, f, with_http=False)]}]
+    names = tuple(f.to_fqdns or ())
+    return [
+        # The DNS proxy must see the lookups to learn the names' addresses.
+        {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(names)]},
+        {
+            "toFQDNs": [{"matchPattern": n} if n.startswith("*") else {"matchName": n} for n in names],
+            "toPorts": [_ports(cfg, f, with_http=False)],
+        },
+    ]
 
 
-def ingress_policy(cfg: StackConfig, f: Flow) -> dict[str, Any]:
-    assert f.to is not None
-    port, proto = cfg.flow_port(f), cfg.flow_protocol(f).lower()
-    spec = {
-        "endpointSelector": {"matchLabels": selector_labels(f.to)},
-        "ingress": [{**peer_rule(cfg, f.source, "from"), "toPorts": [_ports(cfg, f, with_http=True)]}],
-    }
-    name = policy_name("zt-ingress", f.to, "from", f.source, f"{port}-{proto}")
-    return cnp(name, cfg.workloads[f.to].namespace, "flow-ingress", spec, describe(cfg, f))
+def ingress_rule(cfg: StackConfig, f: Flow) -> dict[str, Any]:
+    """A flow's rule on its target's side, with its HTTP rules."""
+    return {**peer_rule(cfg, f.source, "from"), "toPorts": [_ports(cfg, f, with_http=True)]}
 
 
 def policy_name(role: str, *fields: str) -> str:
-    """``zt-egress.frontend.to.backend.80-tcp``: the role, then dot-separated fields.
+    """``zt-allow.frontend``: the role, then dot-separated fields.
 
-    Every field is a DNS label (workload names, ``to``/``from``, a digest, ``<port>-<proto>``)
-    and labels never contain a dot, so the name splits back into its fields one way only:
-    two flows never share a name (``a-to -> b`` and ``a -> to-b`` differ). A DNS-1123
-    subdomain of at most 253 characters.
+    Every field is a DNS label (a workload name) and labels never contain a dot, so the name
+    splits back into its fields one way only. A DNS-1123 subdomain of at most 253 characters.
     """
     name = ".".join((role, *fields)).lower()
     if len(name) > 253:

@@ -14,7 +14,7 @@ ports, under one policy's subject:
 
 Each difference is ``widened`` (everything before is still admitted, and more),
 ``narrowed`` (the reverse), ``changed`` (neither), ``added`` or ``removed``, with the flow
-the policy belongs to (its ``zero-trust-aks/flow`` annotation).
+each rule belongs to (its policy's ``zero-trust-aks/flows`` annotation).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FLOW_ANNOTATION = "zero-trust-aks/flow"
+FLOWS_ANNOTATION = "zero-trust-aks/flows"
+"""JSON on a workload's policy: rule position (``ingress[0]``) -> the flow it comes from."""
 PEER_KEYS = ("Endpoints", "Entities", "CIDR", "CIDRSet", "FQDNs", "Services", "Nodes", "Groups")
 
 
@@ -62,45 +63,62 @@ def _ports(rule: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def grants(policies: Iterable[Mapping[str, Any]]) -> dict[tuple, set[str]]:
-    """(policy key, direction, grant kind, peer, port) -> the values compared."""
+def _flows_of(p: Mapping[str, Any]) -> dict[str, str]:
+    try:
+        flows = json.loads(((p.get("metadata") or {}).get("annotations") or {}).get(FLOWS_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
+    return flows if isinstance(flows, dict) else {}
+
+
+def grants(policies: Iterable[Mapping[str, Any]], flows: dict[tuple, set[str]] | None = None) -> dict[tuple, set[str]]:
+    """(policy key, direction, grant kind, peer, port) -> the values compared; ``flows`` collects each grant's flows."""
     out: dict[tuple, set[str]] = {}
     for p in policies:
         meta = p.get("metadata") or {}
         ref = f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
         subject = _canon((p.get("spec") or {}).get("endpointSelector"))
         base = (ref, subject)
+        named = _flows_of(p)
         for direction in ("ingress", "egress", "ingressDeny", "egressDeny"):
-            for rule in (p.get("spec") or {}).get(direction) or []:
+            for position, rule in enumerate((p.get("spec") or {}).get(direction) or []):
+                touched: set[tuple] = set()
+
+                def add(key: tuple, value: str) -> None:
+                    out.setdefault(key, set()).add(value)
+                    touched.add(key)
+
                 side = "from" if direction.startswith("ingress") else "to"
                 peer = {k: v for k, v in rule.items() if k.startswith(side) and k[len(side):] in PEER_KEYS}
                 peer_key = _canon({k: v for k, v in peer.items() if not k.endswith(("CIDR", "CIDRSet", "Entities", "FQDNs"))})
                 ports = _ports(rule)
                 for port in ports:
-                    out.setdefault((*base, direction, "port", peer_key), set()).add(f"{port[0]}/{port[1]}")
+                    add((*base, direction, "port", peer_key), f"{port[0]}/{port[1]}")
                 for cidr in peer.get(f"{side}CIDR") or []:
                     for port in ports:
-                        out.setdefault((*base, direction, "cidr", f"{port[0]}/{port[1]}"), set()).add(str(cidr))
+                        add((*base, direction, "cidr", f"{port[0]}/{port[1]}"), str(cidr))
                 for c in peer.get(f"{side}CIDRSet") or []:
                     text = str(c.get("cidr")) + "".join(f" except {e}" for e in c.get("except") or [])
                     for port in ports:
-                        out.setdefault((*base, direction, "cidr", f"{port[0]}/{port[1]}"), set()).add(text)
+                        add((*base, direction, "cidr", f"{port[0]}/{port[1]}"), text)
                 for e in peer.get(f"{side}Entities") or []:
                     for port in ports:
-                        out.setdefault((*base, direction, "entity", f"{port[0]}/{port[1]}"), set()).add(str(e))
+                        add((*base, direction, "entity", f"{port[0]}/{port[1]}"), str(e))
                 for f in peer.get("toFQDNs") or []:
                     for port in ports:
-                        out.setdefault((*base, direction, "fqdn", f"{port[0]}/{port[1]}"), set()).add(str(f.get("matchName") or f.get("matchPattern")))
+                        add((*base, direction, "fqdn", f"{port[0]}/{port[1]}"), str(f.get("matchName") or f.get("matchPattern")))
                 for pr in rule.get("toPorts") or []:
                     rules = (pr.get("rules") or {}) if isinstance(pr, Mapping) else {}
                     for pp in pr.get("ports") or []:
                         port = f"{pp.get('port')}/{pp.get('protocol') or 'ANY'}"
                         for h in rules.get("http") or []:
-                            out.setdefault((*base, direction, "http", peer_key + port), set()).add(
-                                f"{h.get('method') or '*'} {h.get('path') or '/*'}"
-                            )
+                            add((*base, direction, "http", peer_key + port), f"{h.get('method') or '*'} {h.get('path') or '/*'}")
                         for d in rules.get("dns") or []:
-                            out.setdefault((*base, direction, "fqdn", "dns " + port), set()).add(str(d.get("matchName") or d.get("matchPattern")))
+                            add((*base, direction, "fqdn", "dns " + port), str(d.get("matchName") or d.get("matchPattern")))
+                flow = named.get(f"{direction}[{position}]")
+                if flows is not None and flow:
+                    for key in touched:
+                        flows.setdefault(key, set()).add(flow)
     return out
 
 
@@ -164,34 +182,41 @@ def _compare(what: str, before: set[str], after: set[str]) -> str | None:
 def rule_changes(base: Iterable[Mapping[str, Any]], head: Iterable[Mapping[str, Any]]) -> list[RuleChange]:
     """Every grant that differs between the base's rendered policies and the head's."""
     base, head = list(base), list(head)
-    flows = {}
-    for p in base + head:
-        meta = p.get("metadata") or {}
-        flows[f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")] = (meta.get("annotations") or {}).get(FLOW_ANNOTATION, "")
-    b, h = grants(base), grants(head)
+    base_flows: dict[tuple, set[str]] = {}
+    head_flows: dict[tuple, set[str]] = {}
+    b, h = grants(base, base_flows), grants(head, head_flows)
     # Pair grants by everything but the policy's name: a renamed policy (an FQDN change moves its digest) still pairs.
-    def by_shape(g):
+    shape_flows: dict[tuple, set[str]] = {}
+
+    def by_shape(g, flows):
         out: dict[tuple, tuple[str, set[str]]] = {}
         for (ref, subject, direction, what, key), values in g.items():
             ns = ref.split("/", 1)[0] if "/" in ref else ""
             shape = (ns, subject, direction, what, key)
             prev = out.get(shape)
             out[shape] = (ref, values | (prev[1] if prev else set()))
+            shape_flows.setdefault(shape, set()).update(flows.get((ref, subject, direction, what, key), ()))
         return out
-    bs, hs = by_shape(b), by_shape(h)
+
+    hs = by_shape(h, head_flows)  # the head names the flows; the base only those the head removed
+    bs = by_shape(b, {k: v for k, v in base_flows.items() if k not in head_flows})
+
+    def _flow(shape: tuple) -> str:
+        return "; ".join(sorted(shape_flows.get(shape, ())))
+
     changes = []
     for shape in sorted(set(bs) | set(hs)):
         what = shape[3]
         if shape not in bs:
             ref, after = hs[shape]
-            changes.append(RuleChange(ref, flows.get(ref, ""), what, "added", "", ", ".join(sorted(after))))
+            changes.append(RuleChange(ref, _flow(shape), what, "added", "", ", ".join(sorted(after))))
             continue
         if shape not in hs:
             ref, before = bs[shape]
-            changes.append(RuleChange(ref, flows.get(ref, ""), what, "removed", ", ".join(sorted(before)), ""))
+            changes.append(RuleChange(ref, _flow(shape), what, "removed", ", ".join(sorted(before)), ""))
             continue
         (_, before), (ref, after) = bs[shape], hs[shape]
         verdict = _compare(what, before, after)
         if verdict:
-            changes.append(RuleChange(ref, flows.get(ref, ""), what, verdict, ", ".join(sorted(before)), ", ".join(sorted(after))))
+            changes.append(RuleChange(ref, _flow(shape), what, verdict, ", ".join(sorted(before)), ", ".join(sorted(after))))
     return list(dict.fromkeys(changes))  # a name change seen in toFQDNs and in each DNS port is one change

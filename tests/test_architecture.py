@@ -33,7 +33,7 @@ def test_each_component_module_defines_one_component_with_a_project_type_token()
             assert '"zero-trust-aks:' in source and f':{cls.name}"' in source, cls.name
             assert "self.register_outputs(" in source, cls.name
             found.append(cls.name)
-    assert sorted(found) == ["AksCluster", "ConnectivityProbes", "ExistingCluster", "ResourceGroup", "Workload", "ZeroTrustNamespace"]
+    assert sorted(found) == ["AksCluster", "ConnectivityProbes", "ExistingCluster", "ResourceGroup", "ZeroTrustNamespace"]
 
 
 def test_main_reads_config_once_and_components_never_read_config():

@@ -54,15 +54,15 @@ def test_every_policy_of_the_shop_validates_against_the_cilium_crd(shop_config, 
 def test_each_peer_kind_is_rendered_on_the_workload_side_only(shop_config):
     ps = policies_named(shop_config)
     assert {ns for ns, _ in ps} == {"shop-edge", "shop-web", "shop-core", "shop-data"}  # nothing in ingress-nginx or monitoring
-    assert ps[("shop-web", "zt-ingress.web.from.ingress-controller.8080-tcp")]["spec"]["ingress"][0]["fromEndpoints"] == [
+    web_in = ps[("shop-web", "zt-allow.web")]["spec"]["ingress"]
+    assert web_in[0]["fromEndpoints"] == [
         {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "ingress-nginx", "app.kubernetes.io/name": "ingress-nginx"}}
     ]
-    assert ps[("shop-edge", "zt-ingress.edge.from.internet.8080-tcp")]["spec"]["ingress"][0]["fromEntities"] == ["world"]
-    assert ps[("shop-core", "zt-egress.payments.to.card-processor.443-tcp")]["spec"]["egress"][0]["toCIDRSet"] == [
-        {"cidr": "198.51.100.0/24", "except": ["198.51.100.128/25"]}
-    ]
-    rule = ps[("shop-core", "zt-egress.orders.to.api-server.443-tcp")]["spec"]["egress"][0]
-    assert rule == {"toEntities": ["kube-apiserver"], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+    assert ps[("shop-edge", "zt-allow.edge")]["spec"]["ingress"][0]["fromEntities"] == ["world"]
+    payments_out = ps[("shop-core", "zt-allow.payments")]["spec"]["egress"]
+    assert [r["toCIDRSet"] for r in payments_out if "toCIDRSet" in r] == [[{"cidr": "198.51.100.0/24", "except": ["198.51.100.128/25"]}]]
+    orders_out = ps[("shop-core", "zt-allow.orders")]["spec"]["egress"]
+    assert {"toEntities": ["kube-apiserver"], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]} in orders_out
 
 
 def test_an_exposed_workload_gets_a_load_balancer_that_keeps_the_client_as_world(shop_config):
@@ -156,7 +156,7 @@ def test_the_same_world_ingress_without_the_load_balancer_is_flagged(shop_config
     svc.props["spec"]["externalTrafficPolicy"] = "Cluster"
     found = [v.message for v in g.evaluate(rs, {r.name: "disabled" for r in g.RULES} | {"no-broad-peers": "mandatory"}).violations]
     assert found == [
-        "CiliumNetworkPolicy shop-edge/zt-ingress.edge.from.internet.8080-tcp spec.ingress[0]: fromEntities: [world] allows the "
+        "CiliumNetworkPolicy shop-edge/zt-allow.edge spec.ingress[0]: fromEntities: [world] allows the "
         "whole internet; name the peers (a namespace and labels), or add a reviewed exception to guardrails/exceptions.yaml"
     ]
 

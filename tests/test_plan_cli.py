@@ -30,7 +30,7 @@ def test_plan_writes_one_yaml_file_per_kubernetes_object_in_a_stable_layout(tmp_
     out = tmp_path / "out"
     assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml"))
-    assert "backend/CiliumNetworkPolicy-zt-ingress.backend.from.frontend.80-tcp.yaml" in files
+    assert "backend/CiliumNetworkPolicy-zt-allow.backend.yaml" in files
     assert "_cluster/Namespace-frontend.yaml" in files
     first = {f: (out / f).read_text() for f in files}
     assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0
@@ -42,14 +42,14 @@ def test_plan_writes_one_yaml_file_per_kubernetes_object_in_a_stable_layout(tmp_
 def test_a_declared_flow_that_the_policies_deny_fails_the_plan(capsys, monkeypatch):
     from policies import render
 
-    original = render.ingress_policy
+    original = render.ingress_rule
 
     def broken(cfg, f):  # a regression that forgets the namespace of the peer
-        p = original(cfg, f)
-        del p["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"][render.NS_LABEL]
-        return p
+        rule = original(cfg, f)
+        del rule["fromEndpoints"][0]["matchLabels"][render.NS_LABEL]
+        return rule
 
-    monkeypatch.setattr(render, "ingress_policy", broken)
+    monkeypatch.setattr(render, "ingress_rule", broken)
     assert main(["plan", "--stack", "dev", "--format", "json"]) == 1
     (finding,) = json.loads(capsys.readouterr().out)["findings"]
     assert finding["flow"] == "frontend -> backend:80/TCP"
@@ -77,7 +77,7 @@ def test_a_policy_that_allows_more_than_declared_fails_the_plan(tmp_path, capsys
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert {f["flow"] for f in findings} == {"stranger@frontend -> backend:80/TCP"}
     assert "allowed but not declared" in findings[0]["message"]
-    assert "allowed by backend/zt-ingress.backend.from.frontend.80-tcp ingress[0]" in findings[0]["message"]
+    assert "allowed by backend/zt-allow.backend ingress[0]" in findings[0]["message"]
 
 
 def test_a_broken_stack_file_prints_one_error_line_per_problem_and_exits_two(tmp_path, capsys):
@@ -130,13 +130,13 @@ def test_base_prints_the_connectivity_diff(tmp_path, capsys):
     diff = json.loads(capsys.readouterr().out)["diff"]
     assert (diff["newlyAllowed"], diff["noLongerAllowed"]) == (["backend -> frontend:80/TCP"], [])
     assert diff["objects"] == [
-        "backend/CiliumNetworkPolicy-zt-egress.backend.to.frontend.80-tcp.yaml",
-        "frontend/CiliumNetworkPolicy-zt-ingress.frontend.from.backend.80-tcp.yaml",
+        "backend/CiliumNetworkPolicy-zt-allow.backend.yaml",
+        "frontend/CiliumNetworkPolicy-zt-allow.frontend.yaml",
         "frontend/Service-frontend.yaml",
     ]
-    assert {(c["change"], c["policy"]) for c in diff["rules"]} == {
-        ("added", "backend/zt-egress.backend.to.frontend.80-tcp"),
-        ("added", "frontend/zt-ingress.frontend.from.backend.80-tcp"),
+    assert {(c["change"], c["policy"], c["flow"]) for c in diff["rules"]} == {
+        ("added", "backend/zt-allow.backend", "backend -> frontend:80/TCP"),
+        ("added", "frontend/zt-allow.frontend", "backend -> frontend:80/TCP"),
     }
 
 

@@ -44,8 +44,8 @@ def test_named_ports_reach_the_container_the_service_and_the_policies_as_numbers
     (container,) = o[("Deployment", "backend")]["spec"]["template"]["spec"]["containers"]
     assert container["ports"] == [{"name": "http", "containerPort": 80, "protocol": "TCP"}, {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
     assert [p["name"] for p in o[("Service", "backend")]["spec"]["ports"]] == ["http", "metrics"]
-    assert ("CiliumNetworkPolicy", "zt-ingress.backend.from.frontend.80-tcp") in o
-    assert ("CiliumNetworkPolicy", "zt-ingress.backend.from.worker.9090-tcp") in o
+    ingress = o[("CiliumNetworkPolicy", "zt-allow.backend")]["spec"]["ingress"]
+    assert [r["toPorts"][0]["ports"] for r in ingress] == [[{"port": "80", "protocol": "TCP"}], [{"port": "9090", "protocol": "TCP"}]]
 
 
 def test_the_matrix_judges_every_port_and_allows_only_the_declared_one_per_source(multi):

@@ -113,14 +113,14 @@ def test_udp_flows_are_skipped_with_the_reason(dev_config):
 def test_expectations_come_from_the_verdict_engine_not_from_the_flow_list(dev_config, monkeypatch):
     from policies import render as r
 
-    original = r.ingress_policy
+    original = r.ingress_rule
 
     def broken(cfg, f):  # the peer lost its namespace: the declared flow is in fact denied
-        p = original(cfg, f)
-        del p["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"][r.NS_LABEL]
-        return p
+        rule = original(cfg, f)
+        del rule["fromEndpoints"][0]["matchLabels"][r.NS_LABEL]
+        return rule
 
-    monkeypatch.setattr(r, "ingress_policy", broken)
+    monkeypatch.setattr(r, "ingress_rule", broken)
     _, ps = probe_set(dev_config)
     (declared,) = [p for p in ps.probes if p.declared]
     assert declared.expect == "deny" and "backend/zt-default-deny" in declared.reason

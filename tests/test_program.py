@@ -29,7 +29,7 @@ def test_the_dev_stack_registers_exactly_the_walkthrough_resources_plus_policies
             "kubernetes:core/v1:Namespace": 2,
             "kubernetes:apps/v1:Deployment": 2,
             "kubernetes:core/v1:Service": 1,
-            "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 6,
+            "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 4,  # per namespace its default deny, per workload its flows
             "kubernetes:batch/v1:Job": 5,  # probes: frontend -> backend, two strangers, and each namespace's way out
         }
     )
@@ -87,7 +87,6 @@ def test_every_resource_sits_under_a_component():
         "zero-trust-aks:azure:ResourceGroup",
         "zero-trust-aks:azure:AksCluster",
         "zero-trust-aks:kubernetes:ZeroTrustNamespace",
-        "zero-trust-aks:kubernetes:Workload",
         "zero-trust-aks:kubernetes:ConnectivityProbes",
     }
 
@@ -119,7 +118,7 @@ def test_the_stack_outputs_name_the_cluster_and_the_flows():
     assert out["clusterName"] == "aks-zero-trust"
     assert out["resourceGroupName"] == "aks-zero-trust-rg"
     assert out["flows"] == ["frontend -> backend:80/TCP"]
-    assert out["ciliumPolicies"]["backend"] == ["zt-default-deny", "zt-allow-dns", "zt-ingress.backend.from.frontend.80-tcp"]
+    assert out["ciliumPolicies"]["backend"] == ["zt-default-deny", "zt-allow.backend"]
 
 
 def test_the_cluster_credentials_are_read_from_the_cluster_it_creates():
@@ -196,7 +195,7 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
         return {r.urn for r in run.of_type("kubernetes:cilium.io/v2:CiliumNetworkPolicy") if r.inputs["metadata"]["namespace"] == ns}
 
     backend = {r.urn for r in run.resources if r.name in ("backend-deployment", "backend-service")}
-    assert len(policies("backend")) == 3 and len(backend) == 2
+    assert len(policies("backend")) == 2 and len(backend) == 2
     for j in jobs:
         outside = "-to-outside-" in j.name
         expected = policies(j.inputs["metadata"]["namespace"]) | (set() if outside else policies("backend") | backend)
@@ -221,7 +220,7 @@ def test_the_local_stack_registers_no_azure_resource_and_uses_the_kubeconfig_con
     (provider,) = run.of_type("pulumi:providers:kubernetes")
     assert provider.inputs["context"] == "kind-zero-trust"
     assert all(r.provider.startswith(provider.urn) for r in run.resources if r.type.startswith("kubernetes:"))
-    assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 6
+    assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 4
     assert kinds(run)["kubernetes:batch/v1:Job"] == 5
     assert run.outputs["kubeContext"] == "kind-zero-trust" and "kubeconfig" not in run.outputs
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import kubernetes_validate
 import pytest
 
@@ -38,7 +40,7 @@ def test_the_strict_crd_schema_catches_a_misspelt_field(dev, cnp_schema):
 def test_the_strict_crd_schema_rejects_an_integer_port(dev, cnp_schema):
     from tests.conftest import schema_errors
 
-    ingress = next(p for p in render(dev).policies() if p["metadata"]["name"].startswith("zt-ingress"))
+    ingress = next(p for p in render(dev).policies() if p["metadata"]["name"] == "zt-allow.backend")
     ingress["spec"]["ingress"][0]["toPorts"][0]["ports"][0]["port"] = 80
     assert schema_errors(cnp_schema, ingress)
 
@@ -68,10 +70,22 @@ def test_policy_names_are_deterministic_dns_1123_names(dev):
     assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", n) and len(n) <= 253 for n in first)
 
 
-def test_every_namespace_gets_a_default_deny_that_cilium_enforces(dev):
+KUBE_DNS_RULE = {
+    "toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}],
+    "toPorts": [{"ports": [{"port": "53", "protocol": "UDP"}, {"port": "53", "protocol": "TCP"}]}],
+}
+
+
+def test_every_namespace_gets_one_default_deny_that_cilium_enforces_with_dns_as_its_egress_rule(dev):
     for ns in render(dev).namespaces:
         (deny,) = [p for p in ns.policies if p["metadata"]["name"] == "zt-default-deny"]
-        assert deny["spec"] == {"endpointSelector": {}, "ingress": [{}], "egress": [{}]}
+        assert deny["spec"] == {"endpointSelector": {}, "ingress": [{}], "egress": [KUBE_DNS_RULE]}
+
+
+def test_without_dns_the_default_deny_keeps_an_empty_egress_rule(dev_config):
+    dev_config["zero-trust-aks:zeroTrust"] = {"allowDns": False, "verify": False}
+    (deny, *_) = render(load_config(dev_config)).policies()
+    assert deny["spec"]["egress"] == [{}]
 
 
 def test_ingress_only_mode_renders_no_egress_sections(dev_config):
@@ -81,7 +95,7 @@ def test_ingress_only_mode_renders_no_egress_sections(dev_config):
 
 
 def test_dns_egress_names_kube_dns_in_kube_system_without_l7_rules(dev):
-    dns = [p for p in render(dev).policies() if p["metadata"]["name"] == "zt-allow-dns"]
+    dns = [p for p in render(dev).policies() if p["metadata"]["name"] == "zt-default-deny"]
     assert len(dns) == 2
     (rule,) = dns[0]["spec"]["egress"]
     assert rule["toEndpoints"] == [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}]
@@ -91,16 +105,23 @@ def test_dns_egress_names_kube_dns_in_kube_system_without_l7_rules(dev):
 def test_fqdn_flows_add_dns_rules_for_their_names(dev_config):
     dev_config["zero-trust-aks:cluster"]["advancedNetworking"] = {"security": "fqdn"}
     dev_config["zero-trust-aks:flows"].append({"from": "backend", "toFqdns": ["api.example.com"], "port": 443})
-    (fqdn,) = [p for p in render(load_config(dev_config)).policies() if "to-fqdn" in p["metadata"]["name"]]
+    (fqdn,) = [p for p in render(load_config(dev_config)).policies() if p["metadata"]["name"] == "zt-allow.backend"]
     dns_rule, fqdn_rule = fqdn["spec"]["egress"]
     assert dns_rule["toPorts"][0]["rules"] == {"dns": [{"matchName": "api.example.com"}]}
     assert fqdn_rule["toFQDNs"] == [{"matchName": "api.example.com"}]
 
 
-def test_each_flow_is_rendered_on_both_sides(dev):
-    names = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in render(dev).policies()}
-    assert ("frontend", "zt-egress.frontend.to.backend.80-tcp") in names
-    assert ("backend", "zt-ingress.backend.from.frontend.80-tcp") in names
+def test_each_flow_is_rendered_on_both_sides_in_one_policy_per_workload_naming_the_flow(dev):
+    policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in render(dev).policies()}
+    frontend, backend = policies[("frontend", "zt-allow.frontend")], policies[("backend", "zt-allow.backend")]
+    assert list(frontend["spec"]) == ["endpointSelector", "egress"] and list(backend["spec"]) == ["endpointSelector", "ingress"]
+    assert json.loads(frontend["metadata"]["annotations"]["zero-trust-aks/flows"]) == {"egress[0]": "frontend -> backend:80/TCP"}
+    assert json.loads(backend["metadata"]["annotations"]["zero-trust-aks/flows"]) == {"ingress[0]": "frontend -> backend:80/TCP"}
+
+
+def test_a_workload_with_several_flows_keeps_one_policy(three_flows):
+    names = [p["metadata"]["name"] for p in render(three_flows).policies() if p["metadata"]["namespace"] == "backend"]
+    assert names == ["zt-default-deny", "zt-allow.backend"]
 
 
 def test_the_dev_policies_allow_exactly_the_walkthrough_flow_and_deny_its_neighbours(dev):
@@ -218,3 +239,11 @@ def test_dns_rules_leave_the_reachability_of_kube_dns_decided_exactly(dev_config
     dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
     v = decide(render(cfg).policies(), Endpoint("frontend", {"app": "frontend"}), dns, 53, "UDP", version=cfg.cilium_version)
     assert v.allowed and v.exact
+
+
+@pytest.fixture
+def three_flows(dev_config):
+    w = dev_config["zero-trust-aks:workloads"]
+    w["api"] = {**w["frontend"], "namespace": "frontend"}
+    dev_config["zero-trust-aks:flows"] += [{"from": "api", "to": "backend"}, {"from": "backend", "to": "api"}]
+    return load_config(dev_config)

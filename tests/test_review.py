@@ -50,9 +50,9 @@ def test_json_lists_the_three_widenings_with_their_flows_and_the_cells_stay_the_
 
 def test_markdown_marks_each_widening_and_carries_the_object_diff_collapsed(tmp_path, capsys):
     _, out = plan(tmp_path, "markdown", capsys)
-    assert "- **widened** http in `shop-core/zt-ingress.api.from.web.8080-tcp` (web -> api:8080/TCP)" in out
-    assert "- **widened** fqdn in `shop-core/zt-egress.payments.to-fqdn." in out
-    assert "- **widened** cidr in `shop-core/zt-egress.payments.to.card-processor.443-tcp`" in out
+    assert "- **widened** http in `shop-core/zt-allow.api` (web -> api:8080/TCP)" in out
+    assert "- **widened** fqdn in `shop-core/zt-allow.payments` (payments -> *.stripe.com:443/TCP)" in out
+    assert "- **widened** cidr in `shop-core/zt-allow.payments` (payments -> card-processor:443/TCP)" in out
     assert "<details><summary>Objects that change (" in out and "```diff" in out and "+          path: /.*" in out
 
 

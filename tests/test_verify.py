@@ -175,10 +175,10 @@ def test_missing_cilium_agents_fail_the_agent_check(dev):
 
 
 def test_a_missing_or_rejected_policy_fails_its_row(dev):
-    api = FakeApi(dev[1], missing={("frontend", "zt-allow-dns")}, invalid={("backend", "zt-default-deny"): "unknown field"})
+    api = FakeApi(dev[1], missing={("frontend", "zt-allow.frontend")}, invalid={("backend", "zt-default-deny"): "unknown field"})
     assert failed(run(dev, api)) == [
         ("policy backend/zt-default-deny", "present, Valid", "rejected: unknown field"),
-        ("policy frontend/zt-allow-dns", "present, Valid", "missing"),
+        ("policy frontend/zt-allow.frontend", "present, Valid", "missing"),
     ]
 
 
@@ -199,9 +199,9 @@ def test_a_stack_policy_changed_in_the_cluster_fails_its_row_naming_the_change(d
         spec["ingress"][0]["fromEndpoints"][0]["matchLabels"].pop("k8s:io.kubernetes.pod.namespace")
         return spec
 
-    api = FakeApi(dev[1], edited={("backend", "zt-ingress.backend.from.frontend.80-tcp"): widen})
+    api = FakeApi(dev[1], edited={("backend", "zt-allow.backend"): widen})
     assert failed(run(dev, api)) == [(
-        "policy backend/zt-ingress.backend.from.frontend.80-tcp",
+        "policy backend/zt-allow.backend",
         "the rendered spec",
         "changed in the cluster: spec.ingress[0].fromEndpoints[0].matchLabels.k8s:io.kubernetes.pod.namespace was removed",
     )]
