@@ -54,16 +54,18 @@ namespaces = {
 }
 probe_set = probes(cfg, rendered)
 if cfg.zero_trust.verify and probe_set.probes:
-    def after(p):
-        source = namespaces[p.namespace]
-        if p.target is None:  # outside the cluster: only the source's policies decide
-            return list(source.policies)
-        target = namespaces[cfg.workloads[p.target].namespace]
-        return [*source.policies, *target.policies, *target.workloads[p.target]]
+    def after(g):
+        """What a Job's verdicts depend on: its namespace's policies, and each target's namespace and workload."""
+        deps = list(namespaces[g.namespace].policies)
+        for p in g.probes:
+            if p.target is not None:  # outside the cluster, only the source's policies decide
+                target = namespaces[cfg.workloads[p.target].namespace]
+                deps += [*target.policies, *target.workloads[p.target]]
+        return list(dict.fromkeys(deps))
 
     ConnectivityProbes(
         "connectivity-probes",
-        jobs=[ProbeJob(p.resource_name, job(p, cfg.zero_trust.probe_image), after(p)) for p in probe_set.probes],
+        jobs=[ProbeJob(g.resource_name, job(g, cfg.zero_trust.probe_image), after(g)) for g in probe_set.groups],
         provider=provider,
     )
     pulumi.export("probes", {p.flow: p.expect for p in probe_set.probes})

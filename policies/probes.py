@@ -82,10 +82,12 @@ def agrees(expect: str, observed: str) -> bool:
 
 @dataclass(frozen=True)
 class Probe:
-    stem: str
-    """The Job's name without its digest (``zt-probe-frontend-to-backend-80``): stable across changes."""
+    """One check: a connection a source identity must make, or must not."""
+
+    who: str
+    """The source identity: a workload's name, or ``stranger@<namespace>``."""
     digest: str
-    """A hash of what the probe's verdict depends on: the Job is replaced whenever it changes."""
+    """A hash of what the check's verdict depends on (its namespaces' policies, its target)."""
     namespace: str
     flow: str
     """``frontend -> backend:80/TCP`` or ``stranger@frontend -> backend:80/TCP``."""
@@ -101,6 +103,20 @@ class Probe:
     declared: bool
     """True for a declared flow, False for a deny counterpart."""
 
+
+@dataclass(frozen=True)
+class ProbeGroup:
+    """Every check of one source identity, run by one Job (one pod with that identity)."""
+
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    """The pod labels the Job borrows (none for a stranger)."""
+    who: str
+    stem: str
+    """The Job's name without its digest: stable across changes."""
+    digest: str
+    """A hash of its checks' verdict digests: the Job is replaced when one of them changes."""
+    probes: tuple[Probe, ...]
 
     @property
     def name(self) -> str:
@@ -123,6 +139,23 @@ class ProbeSet:
     skipped: tuple[str, ...]
     """Flows that cannot be probed, and why (UDP, SCTP, outside names)."""
 
+    @property
+    def groups(self) -> tuple[ProbeGroup, ...]:
+        """The checks grouped by source identity: one Job each."""
+        return group(self.probes)
+
+
+def group(checks: tuple[Probe, ...]) -> tuple[ProbeGroup, ...]:
+    by_identity: dict[tuple, list[Probe]] = {}
+    for p in checks:
+        by_identity.setdefault((p.namespace, tuple(sorted(p.labels.items())), p.who), []).append(p)
+    out = []
+    for (namespace, labels, who), members in sorted(by_identity.items()):
+        members = sorted(members, key=lambda p: p.flow)
+        digest = hashlib.sha256("".join(p.digest for p in members).encode()).hexdigest()[:DIGEST_LENGTH]
+        out.append(ProbeGroup(namespace, labels, who, job_stem(namespace, who, labels), digest, tuple(members)))
+    return tuple(out)
+
 
 def verdict_digest(rendered: Rendered, namespaces: tuple[str, ...], target: str | None, probe: str) -> str:
     """A hash of what one probe's verdict depends on: the policies of its source and target
@@ -144,16 +177,16 @@ OUTSIDE = "outside"
 TAG_LENGTH = 6
 
 
-def job_stem(namespace: str, who: str, target: str, port: int) -> str:
+def job_stem(namespace: str, who: str, labels: tuple[tuple[str, str], ...]) -> str:
     """A Job name without its 8-character suffix; with it, a DNS-1123 label of at most 63 characters
     (Job names become pod label values).
 
-    A readable part (``zt-probe-frontend-to-backend-80``, ``@`` as ``-``) and a tag hashed from
-    (namespace, source, target, port): readable parts can coincide (the stranger of ``frontend``
-    and a workload named ``stranger-frontend``; ``a-to -> b`` and ``a -> to-b``), the tags do not.
+    A readable part (``zt-probe-frontend``, ``@`` as ``-``) and a tag hashed from the identity
+    (namespace, who, labels): readable parts can coincide (the stranger of ``frontend`` and a
+    workload named ``stranger-frontend``), the tags do not.
     """
-    readable = "-".join(("zt-probe", who, "to", target, str(port))).lower().replace("@", "-")
-    tag = hashlib.sha256(f"{namespace}/{who}/{target}/{port}".encode()).hexdigest()[:TAG_LENGTH]
+    readable = f"zt-probe-{who}".lower().replace("@", "-")
+    tag = hashlib.sha256(f"{namespace}/{who}/{labels}".encode()).hexdigest()[:TAG_LENGTH]
     readable = readable[: 63 - 1 - DIGEST_LENGTH - 1 - TAG_LENGTH].rstrip("-")
     return f"{readable}-{tag}"
 
@@ -190,11 +223,11 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     # Every identity up front: the engine then resolves each selector once.
     engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
     out = []
-    for (stem, src, dst, flow, port), (_, namespace, labels, target, _port, declared) in zip(shaped, wanted):
+    for (who, src, dst, flow, port), (_, namespace, labels, target, _port, declared) in zip(shaped, wanted):
         verdict = engine.decide(src, dst, port, "TCP")
         out.append(
             Probe(
-                stem=stem,
+                who=who,
                 digest=verdict_digest(rendered, (namespace, dst.namespace), target, flow),
                 namespace=namespace,
                 flow=flow,
@@ -230,7 +263,7 @@ def outside_probes(cfg: StackConfig, rendered: Rendered, engine: Engine, skipped
         side = engine.enforcement(stranger(ns), "egress")
         out.append(
             Probe(
-                stem=job_stem(ns, who, OUTSIDE, zt.outside_probe_port),
+                who=who,
                 digest=verdict_digest(rendered, (ns,), None, f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}"),
                 namespace=ns,
                 flow=f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}/TCP",
@@ -247,53 +280,80 @@ def outside_probes(cfg: StackConfig, rendered: Rendered, engine: Engine, skipped
 
 
 def _shape(cfg, source, namespace, labels, target, port, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
-    """(Job stem, source endpoint, target endpoint, flow text, port) of one probe."""
+    """(who, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
     who = source if source != STRANGER else stranger_name(namespace)
-    stem = job_stem(namespace, who, target, port)
     # The probe's own label is left out: rendered policies never select on it, and
     # without it probes that borrow one identity share one verdict.
     src = Endpoint(namespace, dict(labels), name=who) if source != STRANGER else stranger(namespace)
     dst = Endpoint(t.namespace, pod_labels(target, t), name=target)
-    return stem, src, dst, f"{who} -> {target}:{port}/TCP", port
+    return who, src, dst, f"{who} -> {target}:{port}/TCP", port
 
 
 def probe_script() -> str:
-    """The probe's shell program (POSIX sh + curl), generated from ``OUTCOMES``."""
+    """The probe's shell program (POSIX sh + curl), generated from ``OUTCOMES``.
+
+    ``CHECKS`` holds one check per line, ``flow|expect|host|port``; the checks run in parallel
+    (each in its own subshell), each prints one result line, and the Job fails when any check
+    observed something other than its expectation. No file is written (the root file system
+    is read-only).
+    """
     cases = "\n".join(
-        f"    {code}) observed={obs} ;;" for code, obs in sorted(OUTCOMES.items()) if obs != "timeout"
+        f"      {code}) observed={obs} ;;" for code, obs in sorted(OUTCOMES.items()) if obs != "timeout"
     )
     expected = " ".join(f"{k}={v}" for k, v in EXPECTED_OBSERVATION.items())
     return f"""set -u
+set -f
 # expectations: {expected}
-case "$EXPECT" in allow) want=connected ;; deny) want=timeout ;; *) echo "bad EXPECT=$EXPECT"; exit 2 ;; esac
-start=$(date +%s)
-n=0
-while :; do
-  n=$((n + 1))
-  tc=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout "$CONNECT_TIMEOUT" --max-time "$MAX_TIME" "http://$TARGET_HOST:$TARGET_PORT/")
-  code=$?
-  case "$code" in
+check() {{
+  flow=$1 expect=$2 host=$3 port=$4
+  case "$expect" in allow) want=connected ;; deny) want=timeout ;; *) echo "bad expectation $expect"; return 2 ;; esac
+  start=$(date +%s)
+  n=0
+  while :; do
+    n=$((n + 1))
+    tc=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout "$CONNECT_TIMEOUT" --max-time "$MAX_TIME" "http://$host:$port/")
+    code=$?
+    case "$code" in
 {cases}
-    28) case "$tc" in ""|0|0.000000|0,000000) observed=timeout ;; *) observed=connected ;; esac ;;
-    *) observed=error ;;
-  esac
-  if [ "$observed" = "$want" ] || [ "$n" -ge "$ATTEMPTS" ]; then break; fi
-  sleep "$INTERVAL"
+      28) case "$tc" in ""|0|0.000000|0,000000) observed=timeout ;; *) observed=connected ;; esac ;;
+      *) observed=error ;;
+    esac
+    if [ "$observed" = "$want" ] || [ "$n" -ge "$ATTEMPTS" ]; then break; fi
+    sleep "$INTERVAL"
+  done
+  secs=$(( $(date +%s) - start ))
+  echo "zero-trust-aks probe: flow=\\"$flow\\" expect=$expect observed=$observed curl_exit=$code attempts=$n seconds=$secs"
+  [ "$observed" = "$want" ]
+}}
+newline='
+'
+pids=""
+IFS=$newline
+for line in $CHECKS; do
+  IFS='|'
+  set -- $line
+  IFS=$newline
+  [ "$#" -eq 4 ] || continue
+  check "$1" "$2" "$3" "$4" &
+  pids="$pids $!"
 done
-secs=$(( $(date +%s) - start ))
-echo "zero-trust-aks probe: flow=\\"$FLOW\\" expect=$EXPECT observed=$observed curl_exit=$code attempts=$n seconds=$secs"
-[ "$observed" = "$want" ]
+IFS=' '
+status=0
+for pid in $pids; do wait "$pid" || status=1; done
+exit "$status"
 """
 
 
-def job(p: Probe, image: str) -> dict[str, Any]:
-    """The probe's Job manifest."""
+def checks_env(g: ProbeGroup) -> str:
+    """The group's checks, one per line: ``flow|expect|host|port``."""
+    return "\n".join(f"{p.flow}|{p.expect}|{p.host}|{p.port}" for p in g.probes)
+
+
+def job(g: ProbeGroup, image: str) -> dict[str, Any]:
+    """The Job of one source identity: one pod with its labels, running all its checks."""
     env = {
-        "FLOW": p.flow,
-        "EXPECT": p.expect,
-        "TARGET_HOST": p.host,
-        "TARGET_PORT": str(p.port),
+        "CHECKS": checks_env(g),
         "CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
         "MAX_TIME": str(MAX_TIME),
         "ATTEMPTS": str(ATTEMPTS),
@@ -303,16 +363,16 @@ def job(p: Probe, image: str) -> dict[str, Any]:
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": p.name,
-            "namespace": p.namespace,
+            "name": g.name,
+            "namespace": g.namespace,
             "labels": {**MANAGED_BY, ROLE_LABEL: "probe"},
-            "annotations": {PROBE_ANNOTATION: f"{p.flow} expect {p.expect}"},
+            "annotations": {PROBE_ANNOTATION: f"{len(g.probes)} checks as {g.who}"},
         },
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": DEADLINE,
             "template": {
-                "metadata": {"labels": {**p.labels, PROBE_LABEL: p.name}},
+                "metadata": {"labels": {**dict(g.labels), PROBE_LABEL: g.name}},
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
@@ -348,9 +408,11 @@ def job(p: Probe, image: str) -> dict[str, Any]:
     }
 
 
-def parse_result(log: str) -> dict[str, str] | None:
-    """The probe's result line, as a dict (``observed``, ``seconds``...), or None."""
-    for line in reversed(log.splitlines()):
+def parse_results(log: str) -> dict[str, dict[str, str]]:
+    """Every result line of a probe Job's log, by flow (``observed``, ``seconds``...)."""
+    out = {}
+    for line in log.splitlines():
         if line.startswith("zero-trust-aks probe: "):
-            return {k: v.strip('"') for k, v in (w.split("=", 1) for w in shlex.split(line.split(": ", 1)[1]))}
-    return None
+            fields = {k: v.strip('"') for k, v in (w.split("=", 1) for w in shlex.split(line.split(": ", 1)[1]))}
+            out[fields.get("flow", "")] = fields
+    return out

@@ -32,7 +32,7 @@ def test_flows_whose_names_read_alike_with_dashes_get_distinct_policies_and_prob
     assert code == 0, doc
     jobs = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:batch/v1:Job"]
     policies = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:cilium.io/v2:CiliumNetworkPolicy"]
-    assert len(jobs) == len(set(jobs)) == 5  # the two declared flows, the stranger of shop to each target and outside
+    assert len(jobs) == len(set(jobs)) == 3  # one per source identity: a, a-to and the stranger of shop
     assert sorted(policies) == ["shop-zt-allow.a", "shop-zt-allow.a-to", "shop-zt-allow.b", "shop-zt-allow.to-b", "shop-zt-default-deny"]
 
 
@@ -45,7 +45,7 @@ def test_a_workload_named_like_a_namespaces_stranger_gets_its_own_probe(tmp_path
     code, doc = plan_json(tmp_path, change, capsys)
     assert code == 0, doc
     jobs = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:batch/v1:Job"]
-    assert len(jobs) == len(set(jobs)) and sum("stranger-frontend-to-backend" in j for j in jobs) == 2
+    assert len(jobs) == len(set(jobs)) and sum("zt-probe-stranger-frontend-" in j for j in jobs) == 2
 
 
 def test_a_plan_fails_on_two_resources_with_one_urn_as_the_engine_would(tmp_path, capsys, monkeypatch):

@@ -19,7 +19,7 @@ from policies.probes import (
     agrees,
     job,
     outcome,
-    parse_result,
+    parse_results,
     probe_script,
     probes,
 )
@@ -131,16 +131,25 @@ def test_expectations_come_from_the_verdict_engine_not_from_the_flow_list(dev_co
 
 def test_probe_jobs_validate_against_the_kubernetes_schemas(three_namespaces):
     cfg, ps = probe_set(three_namespaces)
-    for p in ps.probes:
-        kubernetes_validate.validate(job(p, cfg.zero_trust.probe_image), "1.33", strict=True)
+    for grp in ps.groups:
+        kubernetes_validate.validate(job(grp, cfg.zero_trust.probe_image), "1.33", strict=True)
+
+
+def test_one_job_runs_every_check_of_one_source_identity(three_namespaces):
+    _, ps = probe_set(three_namespaces)
+    by_who = {grp.who: grp for grp in ps.groups}
+    assert len(ps.groups) == len({(p.namespace, p.who) for p in ps.probes}) < len(ps.probes)
+    web = by_who["stranger@web"]
+    assert {p.flow for p in web.probes} == {p.flow for p in ps.probes if p.who == "stranger@web"}
+    assert len(web.probes) > 1
 
 
 def test_a_probe_borrows_only_the_selector_labels_and_gets_no_token_and_no_service_traffic(dev_config):
     cfg, ps = probe_set(dev_config)
-    (p,) = [p for p in ps.probes if p.declared]
-    j = job(p, cfg.zero_trust.probe_image)
+    (grp,) = [grp for grp in ps.groups if grp.who == "frontend"]
+    j = job(grp, cfg.zero_trust.probe_image)
     pod = j["spec"]["template"]
-    assert pod["metadata"]["labels"] == {"app": "frontend", PROBE_LABEL: p.name}
+    assert pod["metadata"]["labels"] == {"app": "frontend", PROBE_LABEL: grp.name}
     spec = pod["spec"]
     assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
     assert spec["securityContext"]["runAsUser"] > 0
@@ -151,7 +160,7 @@ def test_a_probe_borrows_only_the_selector_labels_and_gets_no_token_and_no_servi
 
 def test_probe_jobs_pass_every_guardrail_at_production_levels(dev_config):
     cfg, ps = probe_set(dev_config)
-    resources = [g.Resource("kubernetes:batch/v1:Job", p.name, job(p, cfg.zero_trust.probe_image)) for p in ps.probes]
+    resources = [g.Resource("kubernetes:batch/v1:Job", grp.name, job(grp, cfg.zero_trust.probe_image)) for grp in ps.groups]
     assert g.evaluate(resources, {r.name: "mandatory" for r in g.RULES}).violations == ()
 
 
@@ -160,11 +169,11 @@ def test_job_names_are_dns_labels_that_change_when_their_target_workload_changes
     _, again = probe_set(copy.deepcopy(dev_config))
     dev_config["zero-trust-aks:workloads"]["backend"]["replicas"] = 2
     _, after = probe_set(dev_config)
-    assert [p.name for p in before.probes] == [p.name for p in again.probes]
-    renamed = {p.flow for p, q in zip(before.probes, after.probes) if p.name != q.name}
-    assert renamed == {p.flow for p in before.probes if p.target == "backend"}
-    for p in before.probes + probe_set(three_namespaces)[1].probes:
-        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", p.name), p.name
+    assert [grp.name for grp in before.groups] == [grp.name for grp in again.groups]
+    renamed = {grp.who for grp, other in zip(before.groups, after.groups) if grp.name != other.name}
+    assert renamed == {grp.who for grp in before.groups if any(p.target == "backend" for p in grp.probes)}
+    for grp in before.groups + probe_set(three_namespaces)[1].groups:
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", grp.name), grp.name
 
 
 def test_long_workload_names_still_give_a_63_character_job_name(dev_config):
@@ -173,7 +182,7 @@ def test_long_workload_names_still_give_a_63_character_job_name(dev_config):
     w[long] = w.pop("frontend")
     dev_config["zero-trust-aks:flows"][0]["from"] = long
     _, ps = probe_set(dev_config)
-    assert all(len(p.name) <= 63 for p in ps.probes)
+    assert all(len(grp.name) <= 63 for grp in ps.groups)
 
 
 # -- the decision table ----------------------------------------------------------------------------------------
@@ -201,7 +210,7 @@ def test_only_a_connection_proves_an_allow_and_only_a_timeout_proves_a_drop(obse
     assert (agrees("allow", observed), agrees("deny", observed)) == (allow, deny)
 
 
-def run_script(tmp_path, curl_exit: int, time_connect: str, expect: str) -> tuple[int, dict[str, str] | None]:
+def run_script(tmp_path, curl_exit: int, time_connect: str, checks: list[str]) -> tuple[int, dict[str, dict[str, str]]]:
     """The generated script under a real POSIX shell, with a stand-in curl."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -210,17 +219,17 @@ def run_script(tmp_path, curl_exit: int, time_connect: str, expect: str) -> tupl
     fake.chmod(0o755)
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "FLOW": "frontend -> backend:80/TCP",
-        "EXPECT": expect,
-        "TARGET_HOST": "backend.backend.svc",
-        "TARGET_PORT": "80",
+        "CHECKS": "\n".join(checks),
         "CONNECT_TIMEOUT": "1",
         "MAX_TIME": "1",
         "ATTEMPTS": "2",
         "INTERVAL": "0",
     }
     out = subprocess.run(["sh", "-c", probe_script()], env=env, capture_output=True, text=True, timeout=30)
-    return out.returncode, parse_result(out.stdout)
+    return out.returncode, parse_results(out.stdout)
+
+
+FLOW = "frontend -> backend:80/TCP"
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
@@ -229,38 +238,52 @@ def run_script(tmp_path, curl_exit: int, time_connect: str, expect: str) -> tupl
 def test_the_probe_script_agrees_with_the_decision_table(tmp_path, curl_exit, time_connect):
     observed = outcome(curl_exit, time_connect)
     for expect in ("allow", "deny"):
-        code, result = run_script(tmp_path, curl_exit, time_connect, expect)
-        assert result is not None
+        code, results = run_script(tmp_path, curl_exit, time_connect, [f"{FLOW}|{expect}|backend.backend.svc|80"])
+        result = results[FLOW]
         assert (result["observed"], result["expect"], result["curl_exit"]) == (observed, expect, str(curl_exit))
         assert code == (0 if agrees(expect, observed) else 1)
         assert result["attempts"] == ("1" if agrees(expect, observed) else "2")  # retries until it sees what it expects
 
 
-def test_a_result_line_parses_with_the_quoted_flow():
-    line = 'noise\nzero-trust-aks probe: flow="a -> b:80/TCP" expect=deny observed=timeout curl_exit=28 attempts=1 seconds=5\n'
-    assert parse_result(line) == {"flow": "a -> b:80/TCP", "expect": "deny", "observed": "timeout", "curl_exit": "28", "attempts": "1", "seconds": "5"}
-    assert parse_result("no result here") is None
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_one_job_reports_every_check_and_fails_when_any_disagrees(tmp_path):
+    checks = ["a -> b:80/TCP|deny|b.b.svc|80", "a -> c:8080/TCP|allow|c.c.svc|8080", "a -> d:443/TCP|deny|d.d.svc|443"]
+    code, results = run_script(tmp_path, 28, "0.000000", checks)  # every connection times out
+    assert {flow: r["observed"] for flow, r in results.items()} == {
+        "a -> b:80/TCP": "timeout", "a -> c:8080/TCP": "timeout", "a -> d:443/TCP": "timeout"
+    }
+    assert code == 1  # the allow check saw a drop
+    code, _ = run_script(tmp_path, 28, "0.000000", [checks[0], checks[2]])
+    assert code == 0
 
 
-def test_changing_one_flow_of_the_benchmark_stack_renames_only_the_probes_it_can_affect():
+def test_result_lines_parse_by_flow_with_the_quoted_flow():
+    log = 'noise\nzero-trust-aks probe: flow="a -> b:80/TCP" expect=deny observed=timeout curl_exit=28 attempts=1 seconds=5\n'
+    assert parse_results(log) == {
+        "a -> b:80/TCP": {"flow": "a -> b:80/TCP", "expect": "deny", "observed": "timeout", "curl_exit": "28", "attempts": "1", "seconds": "5"}
+    }
+    assert parse_results("no result here") == {}
+
+
+def test_changing_one_flow_of_the_benchmark_stack_renames_only_the_jobs_it_can_affect():
     from benchmarks.run import stack_config
 
-    def probe_names(config):
+    def job_names(config):
         cfg = load_config(config)
-        return {p.resource_name: p for p in probes(cfg, render(cfg)).probes}
+        return {grp.resource_name: grp for grp in probes(cfg, render(cfg)).groups}
 
     config = stack_config(50, 10)
-    before = probe_names(config)
+    before = job_names(config)
     flow = config["zero-trust-aks:flows"][0]  # w0000 -> w0001: namespaces ns000 and ns001
     workloads = config["zero-trust-aks:workloads"]
     touched = {workloads[flow["from"]]["namespace"], workloads[flow["to"]]["namespace"]}
-    flow["protocol"] = "TCP"
-    flow["port"] = 8080
     flow["to"] = "w0011"  # another workload in ns001
-    after = probe_names(config)
+    after = job_names(config)
     kept = before.keys() & after.keys()
     renamed = {k for k in kept if before[k].name != after[k].name}
-    def namespaces(p):
-        return {p.namespace, workloads[p.target]["namespace"] if p.target else p.namespace}
-    assert renamed == {k for k in kept if namespaces(after[k]) & touched}
-    assert len(kept - renamed) > len(renamed) > 0  # most Jobs stay as they are
+
+    def namespaces(grp):
+        return {grp.namespace} | {workloads[p.target]["namespace"] for p in grp.probes if p.target}
+
+    assert renamed == {k for k in kept if namespaces(after[k]) & touched or namespaces(before[k]) & touched}
+    assert 0 < len(renamed) < len(kept)  # some Jobs re-run, the others stay as they are

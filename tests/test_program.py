@@ -30,7 +30,7 @@ def test_the_dev_stack_registers_exactly_the_walkthrough_resources_plus_policies
             "kubernetes:apps/v1:Deployment": 2,
             "kubernetes:core/v1:Service": 1,
             "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 4,  # per namespace its default deny, per workload its flows
-            "kubernetes:batch/v1:Job": 5,  # probes: frontend -> backend, two strangers, and each namespace's way out
+            "kubernetes:batch/v1:Job": 3,  # one per source identity: frontend, and the stranger of each namespace
         }
     )
 
@@ -107,7 +107,7 @@ def test_the_deployed_objects_are_the_rendered_manifests_and_probes(dev_config):
     from policies.render import render
 
     cfg = load_config(dev_config)
-    objects = render(cfg).all() + [job(p, cfg.zero_trust.probe_image) for p in probes(cfg, render(cfg)).probes]
+    objects = render(cfg).all() + [job(g, cfg.zero_trust.probe_image) for g in probes(cfg, render(cfg)).groups]
     rendered = sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
     deployed = sorted(stack_run("dev").kubernetes_objects(), key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
     assert deployed == rendered
@@ -196,9 +196,8 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
 
     backend = {r.urn for r in run.resources if r.name in ("backend-deployment", "backend-service")}
     assert len(policies("backend")) == 2 and len(backend) == 2
-    for j in jobs:
-        outside = "-to-outside-" in j.name
-        expected = policies(j.inputs["metadata"]["namespace"]) | (set() if outside else policies("backend") | backend)
+    for j in jobs:  # every Job here has a check to backend: its own namespace's policies, backend's, and backend
+        expected = policies(j.inputs["metadata"]["namespace"]) | policies("backend") | backend
         assert set(j.dependencies) == expected, j.name
     assert run.outputs["probes"] == {
         "frontend -> backend:80/TCP": "allow",
@@ -221,7 +220,7 @@ def test_the_local_stack_registers_no_azure_resource_and_uses_the_kubeconfig_con
     assert provider.inputs["context"] == "kind-zero-trust"
     assert all(r.provider.startswith(provider.urn) for r in run.resources if r.type.startswith("kubernetes:"))
     assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 4
-    assert kinds(run)["kubernetes:batch/v1:Job"] == 5
+    assert kinds(run)["kubernetes:batch/v1:Job"] == 3
     assert run.outputs["kubeContext"] == "kind-zero-trust" and "kubeconfig" not in run.outputs
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from policies.config import StackConfig
 from policies.drift import extra_policies, spec_difference
-from policies.probes import Probe, agrees, job, parse_result
+from policies.probes import Probe, ProbeGroup, agrees, group, job, parse_results
 from policies.render import MANAGED_BY, Rendered
 
 RUN_LABEL = "zero-trust-aks/verify-run"
@@ -215,14 +215,13 @@ def run_id() -> str:
     return secrets.token_hex(4)
 
 
-def verify_job(p: Probe, image: str, run: str) -> dict[str, Any]:
-    """The probe's Job under a name and label of this run (never the ones ``pulumi up`` manages)."""
-    body = job(p, image)
-    name = p.named(run)
-    body["metadata"]["name"] = name
+def verify_job(g: ProbeGroup, image: str, run: str) -> dict[str, Any]:
+    """A group's Job under a name and label of this run (never the ones ``pulumi up`` manages)."""
+    body = job(g, image)
+    body["metadata"]["name"] = g.named(run)
     body["spec"]["ttlSecondsAfterFinished"] = VERIFY_TTL  # a safety net: verify deletes its Jobs itself
     body["metadata"]["labels"] = {**MANAGED_BY, RUN_LABEL: run}
-    body["spec"]["template"]["metadata"]["labels"] = {**p.labels, RUN_LABEL: run}
+    body["spec"]["template"]["metadata"]["labels"] = {**dict(g.labels), RUN_LABEL: run}
     return body
 
 
@@ -238,40 +237,47 @@ def run_probes(
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> list[Row]:
-    bodies = {p.name: verify_job(p, image, run) for p in probes}
-    results: dict[str, Row] = {}
+    """The checks, run as ``pulumi up`` runs them: one Job per source identity, one row per check."""
+    groups = group(tuple(probes))
+    bodies = {g.name: verify_job(g, image, run) for g in groups}
+    results: dict[str, Row] = {}  # flow -> row
+    done: set[str] = set()
     created = []
     try:
-        for p in probes:
+        for g in groups:
             try:
-                kube.create_job(p.namespace, bodies[p.name])
-                created.append(p)
-            except Unreachable as e:  # e.g. the namespace is not there: that probe fails, the others run
-                results[p.name] = Row(f"probe {p.flow}", p.expect, f"not run: {e}", False)
+                kube.create_job(g.namespace, bodies[g.name])
+                created.append(g)
+            except Unreachable as e:  # e.g. the namespace is not there: that Job's checks fail, the others run
+                done.add(g.name)
+                for p in g.probes:
+                    results[p.flow] = Row(f"probe {p.flow}", p.expect, f"not run: {e}", False)
         start = clock()
-        while len(results) < len(probes):
-            for p in probes:
-                if p.name in results:
+        while len(done) < len(groups):
+            for g in groups:
+                if g.name in done:
                     continue
-                name = bodies[p.name]["metadata"]["name"]
-                status = (kube.job(p.namespace, name) or {}).get("status") or {}
+                name = bodies[g.name]["metadata"]["name"]
+                status = (kube.job(g.namespace, name) or {}).get("status") or {}
                 if status.get("succeeded") or status.get("failed"):
-                    results[p.name] = _probe_row(p, kube.job_log(p.namespace, name), clock() - start)
+                    done.add(g.name)
+                    lines = parse_results(kube.job_log(g.namespace, name))
+                    for p in g.probes:
+                        results[p.flow] = _probe_row(p, lines.get(p.flow), clock() - start)
             progress(len(results), len(probes))
-            if len(results) < len(probes):
+            if len(done) < len(groups):
                 if clock() - start > timeout:
                     for p in probes:
-                        results.setdefault(p.name, Row(f"probe {p.flow}", p.expect, f"no result after {timeout:.0f} s", False))
+                        results.setdefault(p.flow, Row(f"probe {p.flow}", p.expect, f"no result after {timeout:.0f} s", False))
                     break
                 sleep(interval)
     finally:
-        for p in created:
-            kube.delete_job(p.namespace, bodies[p.name]["metadata"]["name"])
-    return [results[p.name] for p in probes]
+        for g in created:
+            kube.delete_job(g.namespace, bodies[g.name]["metadata"]["name"])
+    return [results[p.flow] for p in probes]
 
 
-def _probe_row(p: Probe, log: str, waited: float) -> Row:
-    result = parse_result(log)
+def _probe_row(p: Probe, result: dict[str, str] | None, waited: float) -> Row:
     if result is None:
         return Row(f"probe {p.flow}", p.expect, "no result line in the probe's log", False, waited)
     observed = result.get("observed", "?")
