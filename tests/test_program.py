@@ -245,3 +245,19 @@ def test_a_stack_that_does_not_create_its_resource_group_reads_it_and_deploys_in
     (aks,) = run.of_type("azure-native:containerservice:ManagedCluster")
     assert aks.inputs["resourceGroupName"] == "aks-zero-trust-prod-rg"
     assert len(stack_run("dev").of_type("azure-native:resources:ResourceGroup")) == 1  # the walkthrough creates it
+
+
+def test_the_benchmark_stack_registers_at_most_five_resources_per_workload(tmp_path):
+    from benchmarks.run import stack_config
+    from policies.stackfile import read_stack
+    from zerotrust.mockrun import PROJECT_DIR
+
+    workloads, namespaces = 50, 10
+    path = tmp_path / "Pulumi.bench.yaml"
+    path.write_text(yaml.safe_dump({"config": stack_config(workloads, namespaces)}))
+    run = run_program(read_stack(PROJECT_DIR, "bench", path))
+    counts = kinds(run)
+    assert len(run.resources) <= 5 * workloads, counts
+    # one policy per workload and one per namespace; one probe Job per source identity (each workload, each stranger)
+    assert counts["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == workloads + namespaces
+    assert counts["kubernetes:batch/v1:Job"] == workloads + namespaces
