@@ -2,26 +2,28 @@
 
 Generates stacks of N workloads over M namespaces with 3 flows per workload and
 measures, as medians of several runs:
-  (a) the connectivity matrix with the verdict engine (render + matrix);
-  (b) the probe set (render + verdicts for every probe);
-  (c) the guardrails over every rendered object and probe Job;
-  (d) ``plan`` end to end (stack file -> mock engine run -> matrix -> guardrails).
+  (a) the import floor: a fresh interpreter importing the SDK modules the program uses;
+  (b) the connectivity matrix with the verdict engine (render + matrix);
+  (c) ``plan`` end to end (stack file -> mock engine run -> matrix -> guardrails -> budget),
+      with the resources and probe Jobs it registers and the largest policy map.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from policies import guardrails as g
 from policies import matrix as mx
 from policies.config import load_config
-from policies.probes import job, probes
+from policies.probes import probes
 from policies.render import render
 from zerotrust.mockrun import PROJECT_DIR
 from zerotrust.plan import make_plan
@@ -71,27 +73,7 @@ def time_probes(config: dict) -> tuple[float, int]:
     return time.perf_counter() - start, len(ps.probes)
 
 
-def time_guardrails(config: dict) -> float:
-    cfg = load_config(config)
-    rendered = render(cfg)
-    objects = rendered.all() + [job(p, cfg.zero_trust.probe_image) for p in probes(cfg, rendered).probes]
-    cluster = g.Resource(
-        g.MANAGED_CLUSTER, "bench",
-        {"networkProfile": {"networkPlugin": "azure", "networkDataplane": "cilium", "networkPolicy": "cilium"},
-         "disableLocalAccounts": True, "aadProfile": {"enableAzureRBAC": True},
-         "apiServerAccessProfile": {"authorizedIPRanges": ["203.0.113.0/24"]}},
-    )
-    resources = [cluster] + [
-        g.Resource(f"kubernetes:{o['apiVersion']}:{o['kind']}", o["metadata"]["name"], o) for o in objects
-    ]
-    start = time.perf_counter()
-    report = g.evaluate(resources, {r.name: "mandatory" for r in g.RULES})
-    elapsed = time.perf_counter() - start
-    assert report.violations == (), report.violations[:3]
-    return elapsed
-
-
-def time_plan(config: dict) -> float:
+def time_plan(config: dict) -> tuple[float, Any]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "Pulumi.bench.yaml"
         path.write_text(yaml.safe_dump({"config": config}))
@@ -99,7 +81,29 @@ def time_plan(config: dict) -> float:
         plan = make_plan("bench", path, PROJECT_DIR)
         elapsed = time.perf_counter() - start
         assert plan.ok, plan.matrix.findings[:3]
-        return elapsed
+        return elapsed, plan
+
+
+IMPORTS = (
+    "from pulumi_azure_native.containerservice import ManagedCluster, list_managed_cluster_user_credentials_output; "
+    "from pulumi_azure_native.resources import ResourceGroup, get_resource_group_output; "
+    "from pulumi_kubernetes.apps.v1 import Deployment; from pulumi_kubernetes.core.v1 import Namespace, Service; "
+    "from pulumi_kubernetes.batch.v1 import Job; from pulumi_kubernetes.apiextensions import CustomResource; "
+    "from pulumi_kubernetes import Provider; import pulumi.dynamic"
+)
+"""The SDK modules the program instantiates: importing them is the floor under any plan."""
+
+
+def import_floor(repeat: int) -> float:
+    """Median seconds for a fresh interpreter to import the SDK modules (less the bare interpreter's start)."""
+
+    def run(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_DIR)
+        return time.perf_counter() - start
+
+    bare = statistics.median(run("pass") for _ in range(repeat))
+    return statistics.median(run(IMPORTS) for _ in range(repeat)) - bare
 
 
 def main() -> None:
@@ -107,8 +111,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--plan-max", type=int, default=200, help="largest stack to run plan end to end on")
     args = parser.parse_args()
-    print("| workloads | namespaces | flows | cells | matrix (s) | probes | probe set (s) | guardrails (s) | plan (s) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    floor = import_floor(args.repeat)
+    print(f"import floor: {floor:.2f} s (python -c '{IMPORTS}', less a bare interpreter)")
+    print("| workloads | namespaces | flows | cells | matrix (s) | checks | Jobs | resources | per workload | largest policy map | plan (s) | plan / floor |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workloads, namespaces in SIZES:
         config = stack_config(workloads, namespaces)
         runs = [time_matrix(config) for _ in range(args.repeat)]
@@ -117,13 +123,20 @@ def main() -> None:
         matrix_s = statistics.median(t for t, _ in runs)
         probe_runs = [time_probes(config) for _ in range(args.repeat)]
         probe_s, probe_count = statistics.median(t for t, _ in probe_runs), probe_runs[0][1]
-        guard_s = statistics.median(time_guardrails(config) for _ in range(args.repeat))
-        plan_s = "-"
+        plan_s = resources = jobs = per = ratio = biggest = "-"
         if workloads <= args.plan_max:
-            plan_s = f"{statistics.median(time_plan(config) for _ in range(max(1, args.repeat // 2))):.2f}"
+            plans = [time_plan(config) for _ in range(max(1, args.repeat // 2))]
+            seconds = statistics.median(t for t, _ in plans)
+            plan = plans[0][1]
+            plan_s, ratio = f"{seconds:.2f}", f"{seconds / floor:.1f}x"
+            resources = len(plan.run.resources)
+            jobs = sum(r.type == "kubernetes:batch/v1:Job" for r in plan.run.resources)
+            per = f"{resources / workloads:.2f}"
+            top = plan.budget.workloads[0]
+            biggest = f"{top.entries} ({top.share:.2%})"
         print(
             f"| {workloads} | {namespaces} | {len(config['zero-trust-aks:flows'])} | {m.cells} | {matrix_s:.2f} "
-            f"| {probe_count} | {probe_s:.2f} | {guard_s:.2f} | {plan_s} |",
+            f"| {probe_count} | {jobs} | {resources} | {per} | {biggest} | {plan_s} | {ratio} |",
             flush=True,
         )
 
