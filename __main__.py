@@ -55,13 +55,11 @@ namespaces = {
 probe_set = probes(cfg, rendered)
 if cfg.zero_trust.verify and probe_set.probes:
     def after(g):
-        """What a Job's verdicts depend on: its namespace's policies, and each target's namespace and workload."""
-        deps = list(namespaces[g.namespace].policies)
-        for p in g.probes:
-            if p.target is not None:  # outside the cluster, only the source's policies decide
-                target = namespaces[cfg.workloads[p.target].namespace]
-                deps += [*target.policies, *target.workloads[p.target]]
-        return list(dict.fromkeys(deps))
+        """What a Job's verdicts depend on: the policies selecting either end of a check, and its targets."""
+        deps = [namespaces[ns].policy(name) for ns, name in g.policies]
+        for target in g.targets:
+            deps += namespaces[cfg.workloads[target].namespace].workloads[target]
+        return deps
 
     ConnectivityProbes(
         "connectivity-probes",

@@ -20,6 +20,10 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
 
     policy_names: pulumi.Output[list[str]]
 
+    def policy(self, name: str) -> pulumi.Resource:
+        """The CustomResource of one of its policies, by the policy's name."""
+        return self._by_name[name]
+
     def __init__(
         self,
         name: str,
@@ -66,5 +70,6 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
                     )
                 )
             self.workloads[w.name] = objects
+        self._by_name = {p["metadata"]["name"]: r for p, r in zip(manifests.policies, self.policies)}
         self.policy_names = pulumi.Output.from_input([p["metadata"]["name"] for p in manifests.policies])
         self.register_outputs({"namespace": self.namespace.metadata["name"], "policies": self.policy_names})

@@ -34,7 +34,8 @@ from typing import Any, Literal
 
 from policies.config import PROJECT, StackConfig
 from policies.render import MANAGED_BY, ROLE_LABEL, Rendered, describe, pod_labels, selector_labels
-from policies.verdict import STRANGER, Endpoint, Engine, stranger, stranger_name
+from policies.cilium_versions import features
+from policies.verdict import STRANGER, Endpoint, Engine, compile_policy, stranger, stranger_name
 
 PROBE_LABEL = f"{PROJECT}/probe"
 PROBE_ANNOTATION = f"{PROJECT}/probe"
@@ -87,7 +88,9 @@ class Probe:
     who: str
     """The source identity: a workload's name, or ``stranger@<namespace>``."""
     digest: str
-    """A hash of what the check's verdict depends on (its namespaces' policies, its target)."""
+    """A hash of what the check's verdict depends on (the policies selecting either end, its target)."""
+    policies: tuple[tuple[str, str], ...]
+    """(namespace, name) of the policies that select either end: the Job waits for them."""
     namespace: str
     flow: str
     """``frontend -> backend:80/TCP`` or ``stranger@frontend -> backend:80/TCP``."""
@@ -132,6 +135,16 @@ class ProbeGroup:
         """The Pulumi resource name: stable across digests, unique per namespace."""
         return f"{self.namespace}-{self.stem}"
 
+    @property
+    def policies(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, name) of every policy one of its checks depends on."""
+        return tuple(dict.fromkeys(k for p in self.probes for k in p.policies))
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The workloads its checks reach."""
+        return tuple(dict.fromkeys(p.target for p in self.probes if p.target is not None))
+
 
 @dataclass(frozen=True)
 class ProbeSet:
@@ -157,18 +170,34 @@ def group(checks: tuple[Probe, ...]) -> tuple[ProbeGroup, ...]:
     return tuple(out)
 
 
-def verdict_digest(rendered: Rendered, namespaces: tuple[str, ...], target: str | None, probe: str) -> str:
-    """A hash of what one probe's verdict depends on: the policies of its source and target
-    namespaces (only a policy there can select either end), the target workload's objects,
-    and the probe itself. Changing a flow elsewhere leaves the Job's name, and so the Job, alone."""
-    parts: list = [probe]
-    for n in rendered.namespaces:
-        if n.name in namespaces:
-            parts.append(list(n.policies))
-        for w in n.workloads:
-            if w.name == target:
-                parts.append([w.deployment, w.service])
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
+class Dependencies:
+    """Which rendered objects a check's verdict depends on: the policies whose subject selects
+    either end (decided with Cilium's own selector semantics), and the target workload."""
+
+    def __init__(self, rendered: Rendered, version):
+        self.rendered = rendered
+        self.cilium = features(version)
+        self._rules = {
+            (n.name, p["metadata"]["name"]): (p, compile_policy(p, self.cilium)) for n in rendered.namespaces for p in n.policies
+        }
+        self._workloads = {w.name: w for n in rendered.namespaces for w in n.workloads}
+
+    def selecting(self, ep: Endpoint) -> list[tuple[str, str]]:
+        """(namespace, name) of every rendered policy whose subject selects ``ep``."""
+        identity = ep.identity()
+        return [
+            key
+            for key, (_, rules) in self._rules.items()
+            if key[0] == ep.namespace and any(r.subject is not None and r.subject.matches(identity) for r in rules)
+        ]
+
+    def digest(self, policies: list[tuple[str, str]], target: str | None, check: str) -> str:
+        """A hash of those objects and the check itself: it changes exactly when the verdict's inputs do."""
+        parts: list = [check, [self._rules[k][0] for k in sorted(set(policies))]]
+        if target is not None:
+            w = self._workloads[target]
+            parts.append([w.deployment, w.service])
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
 
 
 DIGEST_LENGTH = 8
@@ -222,13 +251,16 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     shaped = [_shape(cfg, *w) for w in wanted]
     # Every identity up front: the engine then resolves each selector once.
     engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
+    deps = Dependencies(rendered, cfg.cilium_version)
     out = []
     for (who, src, dst, flow, port), (_, namespace, labels, target, _port, declared) in zip(shaped, wanted):
         verdict = engine.decide(src, dst, port, "TCP")
+        selecting = deps.selecting(src) + deps.selecting(dst)
         out.append(
             Probe(
                 who=who,
-                digest=verdict_digest(rendered, (namespace, dst.namespace), target, flow),
+                digest=deps.digest(selecting, target, flow),
+                policies=tuple(dict.fromkeys(selecting)),
                 namespace=namespace,
                 flow=flow,
                 labels=dict(labels),
@@ -240,11 +272,11 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
                 declared=declared,
             )
         )
-    out += outside_probes(cfg, rendered, engine, skipped)
+    out += outside_probes(cfg, deps, engine, skipped)
     return ProbeSet(tuple(out), tuple(skipped))
 
 
-def outside_probes(cfg: StackConfig, rendered: Rendered, engine: Engine, skipped: list[str]) -> list[Probe]:
+def outside_probes(cfg: StackConfig, deps: Dependencies, engine: Engine, skipped: list[str]) -> list[Probe]:
     """One probe per managed namespace: its stranger connects to an address outside the cluster.
 
     With egress default deny the connection must time out. An address the cluster cannot reach
@@ -261,10 +293,13 @@ def outside_probes(cfg: StackConfig, rendered: Rendered, engine: Engine, skipped
     for ns in cfg.namespaces:
         who = stranger_name(ns)
         side = engine.enforcement(stranger(ns), "egress")
+        selecting = deps.selecting(stranger(ns))
+        check = f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}"
         out.append(
             Probe(
                 who=who,
-                digest=verdict_digest(rendered, (ns,), None, f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}"),
+                digest=deps.digest(selecting, None, check),
+                policies=tuple(selecting),
                 namespace=ns,
                 flow=f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}/TCP",
                 labels={},

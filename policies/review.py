@@ -185,7 +185,7 @@ def rule_changes(base: Iterable[Mapping[str, Any]], head: Iterable[Mapping[str, 
     base_flows: dict[tuple, set[str]] = {}
     head_flows: dict[tuple, set[str]] = {}
     b, h = grants(base, base_flows), grants(head, head_flows)
-    # Pair grants by everything but the policy's name: a renamed policy (an FQDN change moves its digest) still pairs.
+    # Pair grants by everything but the policy's name: a rule that moves to a renamed policy still pairs.
     shape_flows: dict[tuple, set[str]] = {}
 
     def by_shape(g, flows):

@@ -268,22 +268,24 @@ def test_result_lines_parse_by_flow_with_the_quoted_flow():
 def test_changing_one_flow_of_the_benchmark_stack_renames_only_the_jobs_it_can_affect():
     from benchmarks.run import stack_config
 
-    def job_names(config):
+    def plan(config):
         cfg = load_config(config)
-        return {grp.resource_name: grp for grp in probes(cfg, render(cfg)).groups}
+        rendered = render(cfg)
+        policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in rendered.policies()}
+        return {grp.resource_name: grp for grp in probes(cfg, rendered).groups}, policies
 
     config = stack_config(50, 10)
-    before = job_names(config)
-    flow = config["zero-trust-aks:flows"][0]  # w0000 -> w0001: namespaces ns000 and ns001
-    workloads = config["zero-trust-aks:workloads"]
-    touched = {workloads[flow["from"]]["namespace"], workloads[flow["to"]]["namespace"]}
-    flow["to"] = "w0011"  # another workload in ns001
-    after = job_names(config)
+    before, old = plan(config)
+    config["zero-trust-aks:flows"][0]["to"] = "w0011"  # w0000 -> w0001 becomes w0000 -> w0011
+    after, new = plan(config)
+    changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+    assert changed == {("ns000", "zt-allow.w0000"), ("ns001", "zt-allow.w0001"), ("ns001", "zt-allow.w0011")}
     kept = before.keys() & after.keys()
     renamed = {k for k in kept if before[k].name != after[k].name}
-
-    def namespaces(grp):
-        return {grp.namespace} | {workloads[p.target]["namespace"] for p in grp.probes if p.target}
-
-    assert renamed == {k for k in kept if namespaces(after[k]) & touched or namespaces(before[k]) & touched}
-    assert 0 < len(renamed) < len(kept)  # some Jobs re-run, the others stay as they are
+    # renamed exactly when a check's verdict inputs changed: a policy selecting either end, or the checks themselves
+    affected = {
+        k for k in kept
+        if (set(before[k].policies) | set(after[k].policies)) & changed or before[k].probes != after[k].probes
+    }
+    assert renamed == affected
+    assert 0 < len(renamed) < len(kept) / 2  # most Jobs stay as they are

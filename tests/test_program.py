@@ -190,15 +190,20 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
     (component,) = run.of_type("zero-trust-aks:kubernetes:ConnectivityProbes")
     jobs = run.of_type("kubernetes:batch/v1:Job")
     assert {j.parent for j in jobs} == {component.urn}
-    # each probe waits for the policies of both namespaces and for the target workload (its Deployment and Service)
-    def policies(ns):
-        return {r.urn for r in run.of_type("kubernetes:cilium.io/v2:CiliumNetworkPolicy") if r.inputs["metadata"]["namespace"] == ns}
+    # each Job waits for the policies that select either end of its checks, and for its targets' objects
+    def urns(*names):
+        return {r.urn for r in run.resources if r.name in names}
 
-    backend = {r.urn for r in run.resources if r.name in ("backend-deployment", "backend-service")}
-    assert len(policies("backend")) == 2 and len(backend) == 2
-    for j in jobs:  # every Job here has a check to backend: its own namespace's policies, backend's, and backend
-        expected = policies(j.inputs["metadata"]["namespace"]) | policies("backend") | backend
-        assert set(j.dependencies) == expected, j.name
+    backend = urns("backend-deployment", "backend-service", "backend-zt-default-deny", "backend-zt-allow.backend")
+    expected = {
+        "frontend": urns("frontend-zt-default-deny", "frontend-zt-allow.frontend") | backend,
+        "stranger@frontend": urns("frontend-zt-default-deny") | backend,  # zt-allow.frontend does not select it
+        "stranger@backend": backend,
+    }
+    assert len(backend) == 4
+    for j in jobs:
+        who = j.inputs["metadata"]["annotations"]["zero-trust-aks/probe"].split(" as ", 1)[1]
+        assert set(j.dependencies) == expected[who], j.name
     assert run.outputs["probes"] == {
         "frontend -> backend:80/TCP": "allow",
         "stranger@backend -> backend:80/TCP": "deny",
