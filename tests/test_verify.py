@@ -332,14 +332,20 @@ def test_an_aks_stack_reads_the_kubeconfig_output_through_the_cli_into_memory_on
     assert calls[0][1:6] == ["stack", "output", "kubeconfig", "--show-secrets", "--stack"] and calls[0][6] == "dev"
 
 
-def test_a_kubeconfig_output_that_is_not_a_mapping_is_one_error_line(dev):
+def stack_output_error(dev, code: int, stdout: str, stderr: str = "") -> list[str]:
+    """The error lines when ``pulumi stack output kubeconfig`` answers this way."""
+
     def fake_run(cmd, **kw):
-        return subprocess.CompletedProcess(cmd, 0, stdout="just text\n", stderr="")
+        return subprocess.CompletedProcess(cmd, code, stdout=stdout, stderr=stderr)
 
     with pytest.raises(verify_cli.BadInput) as e:
         with verify_cli.kubeconfig_for(dev[0], "dev", None, None, which=lambda _: "pulumi", run=fake_run):
             pass
-    assert e.value.lines == ["--stack dev: the kubeconfig output is not a kubeconfig"]
+    return e.value.lines
+
+
+def test_a_kubeconfig_output_that_is_not_a_mapping_is_one_error_line(dev):
+    assert stack_output_error(dev, 0, "just text\n") == ["--stack dev: the kubeconfig output is not a kubeconfig"]
 
 
 def test_an_aks_stack_without_the_pulumi_cli_asks_for_a_kubeconfig(capsys, monkeypatch):
@@ -350,14 +356,10 @@ def test_an_aks_stack_without_the_pulumi_cli_asks_for_a_kubeconfig(capsys, monke
     )
 
 
-def test_a_failing_stack_output_is_one_error_line(dev, capsys):
-    def fake_run(cmd, **kw):
-        return subprocess.CompletedProcess(cmd, 255, stdout="", stderr="error: no stack named 'dev' found\n")
-
-    with pytest.raises(verify_cli.BadInput) as e:
-        with verify_cli.kubeconfig_for(dev[0], "dev", None, None, which=lambda _: "pulumi", run=fake_run):
-            pass
-    assert e.value.lines == ["--stack dev: `pulumi stack output kubeconfig` failed: error: no stack named 'dev' found"]
+def test_a_failing_stack_output_is_one_error_line(dev):
+    assert stack_output_error(dev, 255, "", "error: no stack named 'dev' found\n") == [
+        "--stack dev: `pulumi stack output kubeconfig` failed: error: no stack named 'dev' found"
+    ]
 
 
 # -- the real kubernetes client against a recorded API server --------------------------------------------------
