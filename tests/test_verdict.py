@@ -402,6 +402,20 @@ def test_a_cidr_rule_whose_except_cuts_into_a_peer_is_not_decided_offline():
     assert not v.allowed and not v.exact and "covers on-prem only in part" in v.reason
 
 
+def test_an_address_wholly_inside_a_rules_except_is_denied_exactly():
+    rule = {"toCIDRSet": [{"cidr": "10.50.0.0/16", "except": ["10.50.1.0/24"]}]}
+    v = decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, addresses("host", ("10.50.1.7/32",)), 443)
+    assert not v.allowed and v.exact
+
+
+def test_a_rule_covering_one_address_peer_in_part_leaves_the_verdict_for_another_peer_exact():
+    rule = {"toCIDRSet": [{"cidr": "10.50.0.0/16", "except": ["10.50.1.0/24"]}]}
+    engine = Engine([cnp("frontend", "p", endpointSelector={}, egress=[rule])], endpoints=[ONPREM, STRIPE])
+    assert not engine.decide(FRONTEND, ONPREM, 443).exact
+    v = engine.decide(FRONTEND, STRIPE, 443)
+    assert not v.allowed and v.exact and "on-prem" not in v.reason
+
+
 def test_a_cidr_rule_with_the_peers_own_except_covers_the_peer():
     rule = {"toCIDRSet": [{"cidr": "10.50.0.0/16", "except": ["10.50.9.0/24"]}]}
     assert decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, ONPREM, 443).allowed

@@ -146,7 +146,7 @@ class Engine:
         self._selected[sel] = hit
         return hit
 
-    def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[str, ...]]:
+    def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[int, ...]]:
         """The reserved and address identities a rule's entities and CIDRs select, and those it covers in part."""
         hit = self._outside.get(id(pr))
         if hit is None:
@@ -161,7 +161,7 @@ class Engine:
                 if cover == "all":
                     ids.add(n)
                 elif cover == "part":
-                    partial.append(ep.display)
+                    partial.append(n)
             hit = self._outside[id(pr)] = (frozenset(ids), tuple(partial))
         return hit
 
@@ -240,21 +240,21 @@ class Engine:
                     entry = pr.port_entry(port, protocol, named)
                     if entry is None:
                         if named is None and pr.named_port_applies(protocol):
-                            view.offline.append(f"{pr.ref} names a port")
+                            view.offline.append((f"{pr.ref} names a port", None))
                         continue
                     if pr.offline:
-                        view.offline.append(f"{pr.ref} has {pr.offline} peers")
+                        view.offline.append((f"{pr.ref} has {pr.offline} peers", None))
                         continue
                     if pr.requires:
-                        view.offline.append(f"{pr.ref} uses {'from' if direction == 'ingress' else 'to'}Requires")
+                        view.offline.append((f"{pr.ref} uses {'from' if direction == 'ingress' else 'to'}Requires", None))
                     peers = None if pr.selectors == WILDCARD else frozenset().union(*map(self._select, pr.selectors))
                     if peers is not None and (pr.entities or pr.cidrs):
                         outside, partial = self._outside_peers(pr)
                         peers |= outside
-                        view.offline += [f"{pr.ref} covers {what} only in part" for what in partial]
+                        view.offline += [(f"{pr.ref} covers {self._eps[p].display} only in part", frozenset({p})) for p in partial]
                     l7 = isinstance(entry, PortEntry) and entry.l7
                     if pr.authenticated:
-                        view.offline.append(f"{pr.ref} requires mutual authentication")
+                        view.offline.append((f"{pr.ref} requires mutual authentication", None))
                     target.append((peers, pr, l7))
         return view
 
@@ -310,7 +310,8 @@ class Engine:
         view = self._view(subject, direction, port, protocol)
         allowed, how, pr, l7 = _judge(view, peer)
         what = f"of {self._eps[subject].display}"
-        exact = not view.offline and not l7
+        offline = [text for text, only in view.offline if only is None or peer in only]
+        exact = not offline and not l7
         if how == "open":
             return Side(True, f"{what} not enforced: {not_enforced(view, direction)}")
         if how == "deny":
@@ -324,7 +325,7 @@ class Engine:
                 True, f"{what} default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies, exact
             )
         by = ", ".join(dict.fromkeys(r.policy for r in view.enforcing if r.default_deny[direction]))
-        undecided = f" ({'; '.join(dict.fromkeys(view.offline))})" if view.offline else ""
+        undecided = f" ({'; '.join(dict.fromkeys(offline))})" if offline else ""
         return Side(
             False,
             f"{what} is in default deny (by {by}) and no rule allows {self._eps[peer].display} on {port}/{protocol}{undecided}",
@@ -380,7 +381,8 @@ def cidr_cover(rules: tuple[tuple[str, tuple[str, ...]], ...], ep: Endpoint) -> 
         ]
         if len(inside) == len(blocks) and not holes:
             return "all"
-        touched = touched or bool(overlapping)
+        # A block that lies wholly in one of this rule's holes is not touched by it.
+        touched = touched or any(not any(b.version == h.version and b.subnet_of(h) for h in holes) for b in overlapping)
     return "part" if touched else "none"
 
 
@@ -395,7 +397,8 @@ class _View:
     rejected: tuple[tuple[str, str], ...] = ()
     deny: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
     allow: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
-    offline: list[str] = field(default_factory=list)
+    offline: list[tuple[str, frozenset[int] | None]] = field(default_factory=list)
+    """What the engine cannot decide offline, and the peers it concerns (None: every peer)."""
 
 
 def _judge(view: _View, peer: int) -> tuple[bool, str, PeerRule | None, bool]:
