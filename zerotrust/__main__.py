@@ -20,6 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     plan.add_argument("--base", type=Path, help="a stack file from the base branch: print the connectivity diff")
     plan.add_argument(
+        "--observed",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="flow logs (hubble observe -o json, Container Network Logs events.log, or Log Analytics rows as JSON): "
+        "replay them against the plan; exit 1 when the plan would drop observed traffic",
+    )
+    plan.add_argument(
         "--policy-config",
         type=Path,
         help="guardrail levels, in pulumi's --policy-pack-config format (default: guardrails/config/<stack>.json)",
@@ -62,7 +71,7 @@ def run_plan(args: argparse.Namespace) -> int:
             check_out_dir(args.out)
         if args.policy_config is not None and not args.policy_config.is_file():
             raise PlanError([f"--policy-config {args.policy_config}: no such file"])
-        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR, args.policy_config)
+        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR, args.policy_config, observed=args.observed)
         base_diff = None
         if args.base is not None:
             if not args.base.exists():

@@ -12,6 +12,7 @@ import difflib
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import pulumi
 import yaml
 
+from policies import budget as budget_
 from policies import guardrails as g
 from policies import matrix as mx
-from policies import budget as budget_
+from policies import observed as observed_
+from policies import replay as replay_
 from policies import review
 from policies.verdict import stranger_name
 from policies.config import ConfigErrors, StackConfig, load_config
@@ -47,10 +50,13 @@ class Plan:
     guardrails: g.Report
     levels_source: str
     budget: budget_.Budget | None = None
+    observed: replay_.ReplayReport | None = None
+    observations: observed_.Observations | None = None
 
     @property
     def ok(self) -> bool:
-        return self.matrix.ok and self.guardrails.ok
+        """The plan holds: declared equals enforced, the guardrails pass, no observed traffic would be dropped."""
+        return self.matrix.ok and self.guardrails.ok and not (self.observed and self.observed.would_drop)
 
 
 def levels_file(project_dir: Path, stack: str) -> Path:
@@ -105,7 +111,11 @@ def make_plan(
     project_dir: Path = PROJECT_DIR,
     policy_config: Path | None = None,
     today: datetime.date | None = None,
+    observed: Sequence[Path] = (),
 ) -> Plan:
+    missing = [f"--observed {p}: no such file" for p in observed if not p.is_file()]
+    if missing:
+        raise PlanError(missing)
     try:
         stack = read_stack(project_dir, stack_name, stack_file)
     except StackFileError as e:
@@ -139,7 +149,11 @@ def make_plan(
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels, waivers)
     b = budget_.estimate(objects, cfg.cilium_version)
-    return Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
+    plan = Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
+    if observed:
+        plan.observations = observed_.read(observed)
+        plan.observed = replay_.replay(cfg, policies, workloads, plan.observations, cfg.cilium_version)
+    return plan
 
 
 def _levels_source(path: Path | None, project_dir: Path, stack: str) -> str:
@@ -366,6 +380,45 @@ def budget_lines(b: budget_.Budget | None, markdown: bool) -> list[str]:
             "| workload | entries | share |", "|---|---:|---:|", *rows, ""]
 
 
+def observed_json(plan: Plan) -> dict[str, Any] | None:
+    r, obs = plan.observed, plan.observations
+    if r is None or obs is None:
+        return None
+    return {
+        "connections": r.connections,
+        "wouldDrop": [d.as_dict() for d in r.would_drop],
+        "undecided": [d.as_dict() for d in r.undecided],
+        "neverObserved": list(r.never_observed),
+        "unknown": list(r.unknown),
+        "skipped": {**dict(obs.skipped), "malformed": obs.malformed},
+        "lines": obs.lines,
+    }
+
+
+def observed_lines(plan: Plan, markdown: bool) -> list[str]:
+    """What the plan would drop of the observed traffic, and the declared flows never seen."""
+    r, obs = plan.observed, plan.observations
+    if r is None or obs is None:
+        return []
+    head = (
+        f"observed: {obs.lines} lines, {r.connections} distinct connections; "
+        f"{len(r.would_drop)} would be dropped by this plan, {len(r.never_observed)} declared flows never observed"
+    )
+    rows = [f"would drop {d.src} -> {d.dst}:{d.port}/{d.protocol} ({d.count} seen, {d.first} .. {d.last}): {d.dropped_by}" for d in r.would_drop]
+    rows += [
+        f"undecided offline {d.src} -> {d.dst}:{d.port}/{d.protocol} ({d.count} seen): {d.dropped_by}" for d in r.undecided
+    ]
+    rows += [f"never observed: {f}" for f in r.never_observed]
+    rows += [f"unknown pod (matches no workload): {u}" for u in r.unknown]
+    rows += [f"skipped {n} {why}" for why, n in sorted(obs.skipped.items())] + [f"malformed {m}" for m in obs.malformed]
+    if not markdown:
+        return [head] + rows
+    status = "would DROP observed traffic" if r.would_drop else "drops no observed traffic"
+    # Names in a capture come from the cluster (pod labels, DNS answers): code spans keep them from
+    # being read as markdown or HTML in a pull-request comment.
+    return [f"### Observed traffic: {status}", "", head, ""] + [f"- `{x.replace('`', chr(39))}`" for x in rows] + [""]
+
+
 def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
     m = plan.matrix
     doc: dict[str, Any] = {
@@ -375,6 +428,7 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
         "resources": [{"type": t, "name": n, "depth": d} for d, t, n in resource_rows(plan.run)],
         "flows": [flow_object(plan.config, f) for f in plan.config.flows],
         "budget": budget_json(plan.budget),
+        "observed": observed_json(plan),
         "declared": [mx.fmt(k) for k in sorted(m.expected)],
         "allowed": [mx.fmt(k) for k in sorted(m.allowed)],
         "findings": [{"kind": f.kind, "flow": f.flow, "message": f.message} for f in m.findings],
@@ -418,6 +472,7 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     if m.findings:
         out += ["### Findings", ""] + [f"- {f.message}" for f in m.findings] + [""]
     out += guardrail_lines(plan, markdown=True) + [""]
+    out += observed_lines(plan, markdown=True)
     out += budget_lines(plan.budget, markdown=True)
     if base_diff is not None:
         out += ["### Change against the base", ""]
@@ -519,6 +574,8 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
             console.print("unchanged against the base")
     for f in m.findings:
         console.print(f"[red]finding:[/red] {escape(f.message)}")
+    for line in observed_lines(plan, markdown=False):
+        console.print(escape(line), style="red" if line.startswith("would drop") else None)
     for line in budget_lines(plan.budget, markdown=False):
         console.print(escape(line))
     for line in guardrail_lines(plan, markdown=False):
@@ -526,3 +583,6 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
     verdict = "[green]holds[/green]" if m.ok else "[red]does NOT hold[/red]"
     console.print(f"declared flows == enforced flows: {verdict}")
     console.print(f"guardrails: {'[green]pass[/green]' if plan.guardrails.ok else '[red]FAIL[/red]'}")
+    if plan.observed is not None:
+        drops = len(plan.observed.would_drop)
+        console.print(f"observed traffic: {'[red]%d connections would be dropped[/red]' % drops if drops else '[green]none dropped[/green]'}")
