@@ -27,9 +27,9 @@ Each flow becomes at most one connection, initiator -> destination:port/protocol
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +68,14 @@ class End:
     ip: str | None = None
     names: tuple[str, ...] = ()
     """DNS names the other side's DNS proxy learned for this address (``destination_names``)."""
+    pod: str | None = None
+    """The pod's name, kept only when a field-masked record has no labels and no workload."""
 
     @property
     def display(self) -> str:
         if self.reserved:
             return f"{self.reserved}{f' {self.ip}' if self.ip else ''}"
-        who = self.workload or ",".join(f"{k}={v}" for k, v in self.labels) or "pod"
+        who = self.workload or ",".join(f"{k}={v}" for k, v in self.labels) or self.pod or "pod"
         return f"{self.namespace}/{who}"
 
 
@@ -89,6 +91,12 @@ class Connection:
     verdicts: set[str] = field(default_factory=set)
 
 
+DEDUPE_WINDOW = 65536
+"""How many recent (connection, 5-tuple) markers are kept to recognise a connection's second
+observation point. Both records of one connection lie milliseconds apart in a capture, so a
+window bounds memory (it grows with distinct connections, not with lines)."""
+
+
 @dataclass
 class Observations:
     connections: dict[tuple, Connection] = field(default_factory=dict)
@@ -96,6 +104,7 @@ class Observations:
     malformed: list[str] = field(default_factory=list)
     lines: int = 0
     _seen: set[int] = field(default_factory=set)
+    _order: deque = field(default_factory=deque)
 
     def add(self, src: End, dst: End, port: int, protocol: str, when: str, verdict: str, instance: Any, weight: int = 1) -> None:
         key = (src, dst, port, protocol)
@@ -107,6 +116,9 @@ class Observations:
             return  # the same connection seen at its other observation point
         if instance is not None:
             self._seen.add(marker)
+            self._order.append(marker)
+            if len(self._order) > DEDUPE_WINDOW:
+                self._seen.discard(self._order.popleft())  # the oldest marker
         c.count += weight
         if when:
             c.first = min(c.first, when) if c.first else when
@@ -173,7 +185,8 @@ def _end(raw: Any) -> End:
     workload = workloads[0].get("name") if workloads and isinstance(workloads[0], Mapping) else None
     if reserved is None and namespace is None:
         reserved = reserved_of(raw.get("identity"))  # a field-masked record may keep only the number
-    return End(namespace, tuple(sorted(labels)), workload, reserved)
+    pod = raw.get("pod_name") or None if not labels and not workload and reserved is None else None
+    return End(namespace, tuple(sorted(labels)), workload, reserved, pod=pod)
 
 
 def _add_flow(flow: Mapping[str, Any], obs: Observations) -> None:
@@ -198,9 +211,8 @@ def _add_flow(flow: Mapping[str, Any], obs: Observations) -> None:
         return
     ip = flow.get("IP") or {}
     src, dst = _end(flow.get("source")), _end(flow.get("destination"))
-    src = End(src.namespace, src.labels, src.workload, src.reserved, ip.get("source") if src.reserved else None)
-    names = tuple(flow.get("destination_names") or ())
-    dst = End(dst.namespace, dst.labels, dst.workload, dst.reserved, ip.get("destination") if dst.reserved else None, names)
+    src = replace(src, ip=ip.get("source") if src.reserved else None)
+    dst = replace(dst, ip=ip.get("destination") if dst.reserved else None, names=tuple(flow.get("destination_names") or ()))
     instance = (ip.get("source"), ports.get("source_port"), ip.get("destination"))
     obs.add(src, dst, int(ports["destination_port"]), protocol, str(flow.get("time") or ""), str(flow.get("verdict") or ""), instance)
 

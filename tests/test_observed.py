@@ -178,3 +178,25 @@ def test_names_from_a_capture_cannot_inject_markdown_into_the_pull_request_repor
     assert main(["plan", "--stack", "dev", "--format", "markdown", "--observed", str(capture)]) == 1
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- `would drop")]
     assert row.endswith("`") and row.count("`") == 2
+
+
+UPSTREAM = FIXTURES / "upstream-lines.jsonl"
+
+
+def test_real_upstream_lines_become_the_connections_their_captures_show():
+    obs = observed.read([UPSTREAM])
+    conns = by_ends(obs)
+    ratings = "bookinfo/app=ratings,sidecar.opentelemetry.io/injected=bookinfo.otelcol-bookinfo,version=v1"
+    productpage = "bookinfo/app=productpage,sidecar.opentelemetry.io/injected=bookinfo.otelcol-bookinfo,version=v1"
+    assert conns == {
+        (ratings, productpage, 9080, "TCP"): 2,  # two client pods' SYNs (one seen only by its labels)
+        (ratings, "kube-system/k8s-app=kube-dns", 53, "UDP"): 1,
+        ("default/xwing", "default/deathstar-7848d6c4d5-th9v2", 80, "TCP"): 1,  # a field-masked policy drop
+    }
+    assert obs.skipped == {"replies": 2, "direction unknown (no is_reply, not a SYN)": 1}  # the GKE ACK to world
+    assert obs.malformed == []
+
+
+def test_a_real_policy_drop_keeps_its_verdict_and_a_redirect_to_the_proxy_counts_as_a_connection():
+    verdicts = {c.port: c.verdicts for c in observed.read([UPSTREAM]).connections.values()}
+    assert verdicts[80] == {"DROPPED"} and verdicts[9080] == {"FORWARDED", "REDIRECTED"}
