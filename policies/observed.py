@@ -169,8 +169,26 @@ def _read_lines(path: Path, lines: Iterable[str], obs: Observations) -> None:
             obs.malformed.append(f"{path.name}:{number}: {type(e).__name__} reading the flow")
 
 
+_ENDS: dict[tuple, End] = {}
+"""Parsed ends by their raw fields: a capture repeats the same few thousand pods a million times."""
+
+
 def _end(raw: Any) -> End:
     raw = raw if isinstance(raw, Mapping) else {}
+    workloads = raw.get("workloads") or ()
+    key = (
+        raw.get("namespace"), tuple(map(str, raw.get("labels") or ())), raw.get("identity"), raw.get("pod_name"),
+        workloads[0].get("name") if workloads and isinstance(workloads[0], Mapping) else None,
+    )
+    end = _ENDS.get(key)
+    if end is None:
+        if len(_ENDS) > 100_000:
+            _ENDS.clear()
+        end = _ENDS[key] = _parse_end(raw, key[4])
+    return end
+
+
+def _parse_end(raw: Mapping[str, Any], workload: str | None) -> End:
     labels, reserved, namespace = [], None, raw.get("namespace") or None
     for label in raw.get("labels") or []:
         source, _, rest = str(label).partition(":")
@@ -181,8 +199,6 @@ def _end(raw: Any) -> End:
             reserved = reserved or key.removesuffix("-ipv4").removesuffix("-ipv6")
         elif source == "k8s" and not key.startswith(_IGNORED_LABEL_PREFIXES):
             labels.append((key, value))
-    workloads = raw.get("workloads") or []
-    workload = workloads[0].get("name") if workloads and isinstance(workloads[0], Mapping) else None
     if reserved is None and namespace is None:
         reserved = reserved_of(raw.get("identity"))  # a field-masked record may keep only the number
     pod = raw.get("pod_name") or None if not labels and not workload and reserved is None else None
@@ -211,8 +227,11 @@ def _add_flow(flow: Mapping[str, Any], obs: Observations) -> None:
         return
     ip = flow.get("IP") or {}
     src, dst = _end(flow.get("source")), _end(flow.get("destination"))
-    src = replace(src, ip=ip.get("source") if src.reserved else None)
-    dst = replace(dst, ip=ip.get("destination") if dst.reserved else None, names=tuple(flow.get("destination_names") or ()))
+    if src.reserved:
+        src = replace(src, ip=ip.get("source"))
+    names = flow.get("destination_names")
+    if dst.reserved or names:
+        dst = replace(dst, ip=ip.get("destination") if dst.reserved else None, names=tuple(names or ()))
     instance = (ip.get("source"), ports.get("source_port"), ip.get("destination"))
     obs.add(src, dst, int(ports["destination_port"]), protocol, str(flow.get("time") or ""), str(flow.get("verdict") or ""), instance)
 
