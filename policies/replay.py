@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from policies.cilium_versions import Version
@@ -32,6 +32,8 @@ class Replayed:
     last: str
     dropped_by: str
     """Why the plan would drop it: the verdict engine's reason."""
+    ends: tuple[End, End] | None = field(default=None, compare=False, repr=False)
+    """The observed ends, as read (for ``learn``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,7 +113,8 @@ def replay(
         unknown.update(unknowns)
         v = engine.decide(src_ep, dst_ep, c.port, c.protocol)
         if not v.allowed:
-            (drops if v.exact else undecided).append(Replayed(src, dst, c.port, c.protocol, c.count, c.first, c.last, v.reason))
+            row = Replayed(src, dst, c.port, c.protocol, c.count, c.first, c.last, v.reason, (c.src, c.dst))
+            (drops if v.exact else undecided).append(row)
     declared = [
         f"{f.source} -> {f.to}:{cfg.flow_port(f)}/{cfg.flow_protocol(f)}"
         for f in cfg.flows

@@ -20,9 +20,11 @@ ROWS = FIXTURES / "dev-container-network-logs.json"
 SHOP = PROJECT_DIR / "examples" / "Pulumi.shop.yaml"
 
 
-def flow_line(src: dict, dst: dict, dst_ip: str, port: int, *, sport: int = 40000, proto: str = "TCP", **extra) -> str:
+def flow_line(
+    src: dict, dst: dict, dst_ip: str, port: int, *, sport: int = 40000, proto: str = "TCP", src_ip: str = "10.0.0.5", **extra
+) -> str:
     l4 = {proto: {"source_port": sport, "destination_port": port, **({"flags": {"SYN": True}} if proto == "TCP" else {})}}
-    flow = {"time": "2026-11-20T09:00:00Z", "verdict": "FORWARDED", "IP": {"source": "10.0.0.5", "destination": dst_ip},
+    flow = {"time": "2026-11-20T09:00:00Z", "verdict": "FORWARDED", "IP": {"source": src_ip, "destination": dst_ip},
             "l4": l4, "source": src, "destination": dst, "is_reply": False, **extra}
     return json.dumps({"flow": flow})
 

@@ -1,4 +1,5 @@
-"""Command-line tools: ``python -m zerotrust plan --stack dev``, ``python -m zerotrust verify --stack dev``."""
+"""Command-line tools: ``python -m zerotrust plan --stack dev``, ``python -m zerotrust verify --stack dev``,
+``python -m zerotrust learn --stack dev --flows flows.jsonl``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ from pathlib import Path
 from zerotrust.mockrun import PROJECT_DIR
 
 
+FLOW_LOGS = "flow logs (hubble observe -o json, Container Network Logs events.log, or Log Analytics rows as JSON)"
+
+
+def stack_arguments(parser: argparse.ArgumentParser, what: str = "") -> None:
+    parser.add_argument("--stack", required=True, help=f"stack name (reads Pulumi.<stack>.yaml{what})")
+    parser.add_argument("--stack-file", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zerotrust", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     plan = sub.add_parser("plan", help="the offline plan of a stack: resources, manifests and proven connectivity")
-    plan.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
-    plan.add_argument("--stack-file", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    stack_arguments(plan)
     plan.add_argument("--out", type=Path, help="write every Kubernetes object as YAML under this directory")
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     plan.add_argument("--base", type=Path, help="a stack file from the base branch: print the connectivity diff")
@@ -25,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=[],
         metavar="FILE",
-        help="flow logs (hubble observe -o json, Container Network Logs events.log, or Log Analytics rows as JSON): "
-        "replay them against the plan; exit 1 when the plan would drop observed traffic",
+        help=f"{FLOW_LOGS}: replay them against the plan; exit 1 when the plan would drop observed traffic",
     )
     plan.add_argument(
         "--policy-config",
@@ -34,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         help="guardrail levels, in pulumi's --policy-pack-config format (default: guardrails/config/<stack>.json)",
     )
     verify = sub.add_parser("verify", help="check a live cluster: nodes, Cilium agents, the stack's policies, and probe every flow")
-    verify.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml for the flows and policies)")
-    verify.add_argument("--stack-file", type=Path, help="read this stack file instead of Pulumi.<stack>.yaml")
+    stack_arguments(verify, " for the flows and policies")
     verify.add_argument(
         "--kubeconfig",
         type=Path,
@@ -44,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--context", help="kubeconfig context (default: the stack's, or the current one)")
     verify.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the probes (default 300)")
     verify.add_argument("--format", choices=("text", "json"), default="text")
+    learn = sub.add_parser(
+        "learn", help="propose the peers and flows that would allow the observed connections the plan drops"
+    )
+    stack_arguments(learn)
+    learn.add_argument("--flows", type=Path, nargs="+", required=True, metavar="FILE", help=FLOW_LOGS)
+    learn.add_argument("--format", choices=("yaml", "json", "markdown"), default="yaml")
     args = parser.parse_args(argv)
+    if args.command == "learn":
+        return run_learn(args)
     if args.command == "verify":
         from zerotrust.verify_cli import run_verify
 
@@ -97,6 +111,35 @@ def run_plan(args: argparse.Namespace) -> int:
     else:
         print_text(plan, base_diff, written, args.out)
     return 0 if plan.ok else 1
+
+
+def run_learn(args: argparse.Namespace) -> int:
+    from policies import learn
+    from zerotrust.plan import PlanError, make_plan
+
+    try:
+        missing = [f"--flows {p}: no such file" for p in args.flows if not p.is_file()]
+        if missing:
+            raise PlanError(missing)
+        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR, observed=args.flows)
+    except PlanError as e:
+        for line in e.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    assert plan.observed is not None and plan.observations is not None
+    proposal = learn.propose(plan.config, plan.observed)
+    obs = plan.observations
+    header = (
+        f"zero-trust-aks learn: stack {plan.stack.stack}, {obs.lines} lines, {plan.observed.connections} distinct connections"
+        + (f", {len(obs.malformed)} malformed lines skipped" if obs.malformed else "")
+    )
+    if args.format == "json":
+        print(json.dumps(learn.as_json(proposal), indent=2))
+    elif args.format == "markdown":
+        print(learn.as_markdown(proposal, header))
+    else:
+        print(learn.as_yaml(proposal, header), end="")
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Every problem becomes one line that names the full key path, e.g.::
 from policies.config.errors import ConfigErrors, format_path
 from policies.config.load import load_config
 from policies.config.models import (
+    PEER_ENTITIES,
     PROBE_IMAGE,
     PROJECT,
     AdvancedNetworking,
@@ -34,6 +35,7 @@ from policies.config.models import (
 )
 
 __all__ = [
+    "PEER_ENTITIES",
     "PROBE_IMAGE",
     "PROJECT",
     "AdvancedNetworking",

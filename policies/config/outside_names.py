@@ -36,6 +36,16 @@ SHARED_DOMAINS = frozenset(
 )
 
 
+def name_matches(pattern: str, name: str) -> bool:
+    """Whether a ``toFqdns`` entry admits a DNS name, as Cilium matches it: exact (case-insensitive,
+    a trailing dot ignored), or ``*.`` then any one label (Cilium's ``*`` is ``[-a-zA-Z0-9_]*``)."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if not pattern.startswith("*."):
+        return pattern == name
+    head, dot, rest = name.partition(".")
+    return bool(dot) and rest == pattern[2:] and all(c.isalnum() or c in "-_" for c in head)
+
+
 @lru_cache(maxsize=1)
 def _psl():
     from publicsuffixlist import PublicSuffixList
