@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.cilium_versions import CiliumFeatures
+from policies.verdict import networkpolicy
 from policies.verdict.identity import NS_KEY
 from policies.verdict.selectors import PolicyRejected, Requirement, Selector, peer_selector, subject_selector
 
@@ -113,7 +114,10 @@ def policy_ref(m: Mapping[str, Any]) -> str:
 
 
 def compile_policy(manifest: Mapping[str, Any], cilium: CiliumFeatures) -> list[Rule]:
-    """A CNP/CCNP -> its rules; raises ``PolicyRejected`` where Cilium rejects the object."""
+    """A CNP/CCNP (or a Kubernetes NetworkPolicy, as Cilium translates it) -> its rules; raises
+    ``PolicyRejected`` where Cilium rejects the object."""
+    if manifest.get("kind") == networkpolicy.KIND:
+        manifest = networkpolicy.to_cilium(manifest)
     kind = manifest.get("kind")
     ref = policy_ref(manifest)
     namespace = None if kind == CCNP else (manifest.get("metadata") or {}).get("namespace", "default")

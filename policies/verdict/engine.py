@@ -20,6 +20,7 @@ from typing import Any
 
 from policies.cilium_versions import DEFAULT_CILIUM, Version, features
 from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, PortEntry, Rule, compile_policy, policy_ref
+from policies.verdict import networkpolicy
 from policies.verdict.explain import not_enforced
 from policies.verdict.identity import CLUSTER_ENTITIES, Endpoint
 from policies.verdict.selectors import PolicyRejected, Selector
@@ -69,7 +70,7 @@ class Engine:
         self.rejected: list[tuple[str, str]] = []
         self._by_ns: dict[str | None, list[Rule]] = {}
         for m in manifests:
-            if m.get("kind") not in (CNP, CCNP):
+            if m.get("kind") not in (CNP, CCNP, networkpolicy.KIND):
                 continue
             try:
                 rules = compile_policy(m, self.cilium)
