@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+import yaml
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,3 +204,41 @@ def test_real_upstream_lines_become_the_connections_their_captures_show():
 def test_a_real_policy_drop_keeps_its_verdict_and_a_redirect_to_the_proxy_counts_as_a_connection():
     verdicts = {c.port: c.verdicts for c in observed.read([UPSTREAM]).connections.values()}
     assert verdicts[80] == {"DROPPED"} and verdicts[9080] == {"FORWARDED", "REDIRECTED"}
+
+
+def cluster_file(tmp_path: Path, *items: dict) -> Path:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(items)}))
+    return path
+
+
+def egress_to_api(name: str) -> dict:
+    rule = {"toCIDRSet": [{"cidr": "20.50.2.0/24"}], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": name, "namespace": "frontend"},
+            "spec": {"endpointSelector": {}, "egress": [rule]}}
+
+
+def test_a_policy_already_in_the_cluster_is_replayed_with_the_plans_own_and_its_allow_rules_add_up(tmp_path):
+    plan = make_plan("dev", observed=[HUBBLE], cluster_policies=cluster_file(tmp_path, egress_to_api("legacy-egress")))
+    assert plan.observed.would_drop == ()  # the call to 20.50.2.40:443 is allowed by the cluster's policy
+
+
+def test_a_cluster_copy_of_one_of_the_stacks_own_policies_is_replaced_by_the_planned_one(tmp_path):
+    plan = make_plan("dev", observed=[HUBBLE], cluster_policies=cluster_file(tmp_path, egress_to_api("zt-allow.frontend")))
+    assert [d.dst for d in plan.observed.would_drop] == ["world 20.50.2.40 (api.example.com)"]
+
+
+def test_a_networkpolicy_in_the_cluster_counts_in_the_replay(tmp_path):
+    allow = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "out", "namespace": "frontend"},
+             "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                      "egress": [{"to": [{"ipBlock": {"cidr": "20.50.0.0/16"}}], "ports": [{"port": 443}]}]}}
+    plan = make_plan("dev", observed=[HUBBLE], cluster_policies=cluster_file(tmp_path, allow))
+    assert plan.observed.would_drop == ()
+
+
+def test_cluster_policies_that_are_not_yaml_are_one_error_line(tmp_path, capsys):
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("items: [\n")
+    assert main(["plan", "--stack", "dev", "--observed", str(HUBBLE), "--cluster-policies", str(bad)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --cluster-policies {bad}: not YAML")

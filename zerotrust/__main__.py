@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"{FLOW_LOGS}: replay them against the plan; exit 1 when the plan would drop observed traffic",
     )
     plan.add_argument(
+        "--cluster-policies",
+        type=Path,
+        metavar="FILE",
+        help="with --observed: the policies already in the cluster (kubectl get cnp,ccnp,networkpolicies -A -o yaml), "
+        "replayed together with the plan's own",
+    )
+    plan.add_argument(
         "--policy-config",
         type=Path,
         help="guardrail levels, in pulumi's --policy-pack-config format (default: guardrails/config/<stack>.json)",
@@ -85,7 +92,11 @@ def run_plan(args: argparse.Namespace) -> int:
             check_out_dir(args.out)
         if args.policy_config is not None and not args.policy_config.is_file():
             raise PlanError([f"--policy-config {args.policy_config}: no such file"])
-        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR, args.policy_config, observed=args.observed)
+        if args.cluster_policies is not None and not args.observed:
+            raise PlanError(["--cluster-policies: only with --observed (the policies are replayed with the observed traffic)"])
+        plan = make_plan(
+            args.stack, args.stack_file, PROJECT_DIR, args.policy_config, observed=args.observed, cluster_policies=args.cluster_policies
+        )
         base_diff = None
         if args.base is not None:
             if not args.base.exists():

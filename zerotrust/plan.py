@@ -112,10 +112,12 @@ def make_plan(
     policy_config: Path | None = None,
     today: datetime.date | None = None,
     observed: Sequence[Path] = (),
+    cluster_policies: Path | None = None,
 ) -> Plan:
     missing = [f"--observed {p}: no such file" for p in observed if not p.is_file()]
     if missing:
         raise PlanError(missing)
+    in_cluster = read_cluster_policies(cluster_policies) if cluster_policies is not None else []
     try:
         stack = read_stack(project_dir, stack_name, stack_file)
     except StackFileError as e:
@@ -152,8 +154,35 @@ def make_plan(
     plan = Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
     if observed:
         plan.observations = observed_.read(observed)
-        plan.observed = replay_.replay(cfg, policies, workloads, plan.observations, cfg.cilium_version)
+        ours = {_policy_key(p) for p in policies}
+        others = [p for p in in_cluster if _policy_key(p) not in ours]  # the plan replaces its own
+        plan.observed = replay_.replay(cfg, policies + others, workloads, plan.observations, cfg.cilium_version)
     return plan
+
+
+POLICY_KINDS = ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "NetworkPolicy")
+
+
+def _policy_key(m: dict[str, Any]) -> tuple[str, str, str]:
+    meta = m.get("metadata") or {}
+    return (str(m.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def read_cluster_policies(path: Path) -> list[dict[str, Any]]:
+    """The policies in ``kubectl get cnp,ccnp,networkpolicies -A -o yaml`` (a List) or a multi-document file."""
+    if not path.is_file():
+        raise PlanError([f"--cluster-policies {path}: no such file"])
+    try:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as e:
+        raise PlanError([f"--cluster-policies {path}: not YAML: {str(e).splitlines()[0]}"]) from None
+    items: list[dict[str, Any]] = []
+    for doc in docs:
+        if isinstance(doc, dict) and isinstance(doc.get("items"), list):
+            items += [i for i in doc["items"] if isinstance(i, dict)]
+        elif isinstance(doc, dict):
+            items.append(doc)
+    return [i for i in items if i.get("kind") in POLICY_KINDS]
 
 
 def _levels_source(path: Path | None, project_dir: Path, stack: str) -> str:
