@@ -47,6 +47,8 @@ class Proposal:
     peers: dict[str, dict[str, Any]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    declined: list[Replayed] = field(default_factory=list)
+    """The dropped connections no config can allow: each has a note or an unknown pod."""
 
     @property
     def empty(self) -> bool:
@@ -66,16 +68,18 @@ class _Learner:
         level = cfg.acns_level
         self.fqdn_ok = (level is None or "fqdn" in level.allows) and cfg.zero_trust.default_deny == "ingress-and-egress"
         self._flows: dict[str, ProposedFlow] = {}
+        self.pending: dict[str, dict[str, Any]] = {}
+        """New peers the connection being learned names, kept only if its flow is."""
 
     def peer(self, base: str, spec: dict[str, Any]) -> str:
         """A new peer's name (reusing one with the same spec), never clashing with a workload or peer."""
-        for name, existing in self.p.peers.items():
+        for name, existing in (*self.p.peers.items(), *self.pending.items()):
             if existing == spec:
                 return name
         name, n = _label(base), 2
-        while name in self.cfg.workloads or name in self.cfg.peers or name in self.p.peers:
+        while name in self.cfg.workloads or name in self.cfg.peers or name in self.p.peers or name in self.pending:
             name, n = f"{_label(base)[:60]}-{n}", n + 1
-        self.p.peers[name] = spec
+        self.pending[name] = spec
         return name
 
     def ref(self, end: End, name: str, dst: bool) -> str | list[str] | None:
@@ -139,36 +143,17 @@ class _Learner:
                 return True
         return False
 
-    def add(self, row: Replayed) -> None:
-        assert row.ends is not None
-        src_end, dst_end = row.ends
-        src, dst = self.ref(src_end, row.src, dst=False), self.ref(dst_end, row.dst, dst=True)
-        if src is None or dst is None:
+    def add(self, row: Replayed, exact: bool) -> None:
+        self.pending = {}
+        flow = self.flow_for(row)
+        if flow is None or (exact and self.declared(flow)):
+            if flow is not None:
+                self.p.notes.append(f"{row.src} -> {row.dst}:{row.port}/{row.protocol} is declared and still dropped: {row.dropped_by}")
+            self.p.declined.append(row)
             return
-        assert isinstance(src, str)
-        what = f"{row.src} -> {row.dst}:{row.port}/{row.protocol}"
-        peers = set(self.cfg.peers) | set(self.p.peers)
-        if src in peers and (isinstance(dst, list) or dst in peers):
-            self.p.notes.append(f"{what}: between two peers (or a peer and outside names), not this stack's to enforce")
-            return
-        flow: dict[str, Any] = {"from": src}
-        if isinstance(dst, list):
-            flow["toFqdns"] = dst
-        else:
-            flow["to"] = dst
-            w = self.cfg.workloads.get(dst)
-            if w is not None:
-                if w.find_port(row.port, row.protocol) is None:
-                    self.p.notes.append(f"{what}: {dst} does not serve {row.port}/{row.protocol}; add it to its ports")
-                    return
-                peer = self.cfg.peers.get(src) or self.p.peers.get(src) or {}
-                entity = getattr(peer, "entity", None) if not isinstance(peer, dict) else peer.get("entity")
-                if entity == "world" and dst not in self.cfg.exposed:
-                    self.p.notes.append(f"{what}: set {PROJECT}:workloads.{dst}.expose: loadBalancer to take traffic from the internet")
-                    return
-        flow |= {"port": row.port, "protocol": row.protocol}
         if self.declared(flow):
-            return
+            return  # an undecided connection a declared flow already covers (toFqdns)
+        self.p.peers.update(self.pending)  # only the peers an accepted flow names
         key = json.dumps({k: v for k, v in flow.items() if k != "toFqdns"} | {"fqdn": "toFqdns" in flow}, sort_keys=True)
         old = self._flows.get(key)
         if old is None:
@@ -180,12 +165,44 @@ class _Learner:
         old.first = min(filter(None, (old.first, row.first)), default="")
         old.last = max(old.last, row.last)
 
+    def flow_for(self, row: Replayed) -> dict[str, Any] | None:
+        """The flow that would allow a dropped connection, or None (and a note saying why) when none can."""
+        assert row.ends is not None
+        src_end, dst_end = row.ends
+        src, dst = self.ref(src_end, row.src, dst=False), self.ref(dst_end, row.dst, dst=True)
+        if src is None or dst is None:
+            return None
+        assert isinstance(src, str)
+        what = f"{row.src} -> {row.dst}:{row.port}/{row.protocol}"
+        peers = set(self.cfg.peers) | set(self.p.peers) | set(self.pending)
+        if src in peers and (isinstance(dst, list) or dst in peers):
+            self.p.notes.append(f"{what}: between two peers (or a peer and outside names), not this stack's to enforce")
+            return None
+        flow: dict[str, Any] = {"from": src}
+        if isinstance(dst, list):
+            flow["toFqdns"] = dst
+        else:
+            flow["to"] = dst
+            w = self.cfg.workloads.get(dst)
+            if w is not None:
+                if w.find_port(row.port, row.protocol) is None:
+                    self.p.notes.append(f"{what}: {dst} does not serve {row.port}/{row.protocol}; add it to its ports")
+                    return None
+                peer = self.cfg.peers.get(src) or self.p.peers.get(src) or self.pending.get(src) or {}
+                entity = getattr(peer, "entity", None) if not isinstance(peer, dict) else peer.get("entity")
+                if entity == "world" and dst not in self.cfg.exposed:
+                    self.p.notes.append(f"{what}: set {PROJECT}:workloads.{dst}.expose: loadBalancer to take traffic from the internet")
+                    return None
+        return flow | {"port": row.port, "protocol": row.protocol}
+
 
 def propose(cfg: StackConfig, report: ReplayReport) -> Proposal:
     """The config that would allow every connection the replay would drop (or cannot decide)."""
     learner = _Learner(cfg)
-    for row in (*report.would_drop, *report.undecided):
-        learner.add(row)
+    for row in report.would_drop:
+        learner.add(row, exact=True)
+    for row in report.undecided:
+        learner.add(row, exact=False)
     p = learner.p
     p.flows = sorted(learner._flows.values(), key=lambda f: (-f.count, json.dumps(f.flow, sort_keys=True)))
     p.unknown = sorted(set(p.unknown) | set(report.unknown))

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies import learn
+from policies import matrix as mx
+from policies import observed as observed_
+from policies import replay as replay_
+from policies.config import load_config
+from policies.render import render
 from policies.config import PROJECT
 from policies.config.outside_names import name_matches
 from tests.test_observed import HUBBLE, ROWS, SHOP, WORLD, flow_line, pod, write
@@ -153,3 +160,71 @@ def test_learn_with_a_missing_file_is_one_error_line(tmp_path, capsys):
 )
 def test_a_toFqdns_entry_admits_names_as_cilium_matches_them(pattern, name, matches):
     assert name_matches(pattern, name) is matches
+
+
+# -- the round trip as a property, on the pure core (no mock engine: fast enough for many examples) --
+
+SHOP_CONFIG = yaml.safe_load(SHOP.read_text())["config"]
+SHOP_PODS = [
+    pod(w["namespace"], app=name) for name, w in SHOP_CONFIG[f"{PROJECT}:workloads"].items()
+] + [pod("ops", app="grafana"), pod("shop-core", app="batch-job"), pod("ingress-nginx", **{"app.kubernetes.io/name": "ingress-nginx"})]
+OUTSIDE = [
+    ("52.9.9.1", []), ("203.0.113.5", []), ("198.51.100.7", []), ("198.51.100.200", []), ("10.200.0.4", []),
+    ("54.1.1.1", ["api.stripe.com"]), ("34.2.2.2", ["hooks.example.org"]),
+]
+
+
+def replay_config(config: dict, capture: Path):
+    cfg = load_config(config)
+    objects = render(cfg).all()
+    policies = [o for o in objects if o["apiVersion"].startswith("cilium.io/")]
+    return cfg, replay_.replay(cfg, policies, mx.workloads_from_manifests(objects), observed_.read([capture]), cfg.cilium_version)
+
+
+@st.composite
+def captures(draw):
+    lines = []
+    for i in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["pod-pod", "pod-out", "out-pod", "pod-apiserver"]))
+        src = draw(st.sampled_from(SHOP_PODS))
+        dst = draw(st.sampled_from(SHOP_PODS))
+        port = draw(st.sampled_from([8080, 9090, 5432, 6379, 443, 53]))
+        ip, names = draw(st.sampled_from(OUTSIDE))
+        if kind == "pod-pod":
+            lines.append(flow_line(src, dst, "10.0.0.9", port, sport=i))
+        elif kind == "pod-out":
+            lines.append(flow_line(src, WORLD, ip, port, sport=i, **({"destination_names": names} if names else {})))
+        elif kind == "out-pod":
+            lines.append(flow_line(WORLD, dst, "10.0.0.9", port, sport=i, src_ip=ip))
+        else:
+            lines.append(flow_line(src, {"identity": 7, "labels": ["reserved:kube-apiserver"]}, "10.0.0.1", 443, sport=i))
+    return lines
+
+
+@settings(max_examples=40, deadline=None)
+@given(captures())
+def test_applying_what_learn_proposes_leaves_only_the_connections_it_declined_dropped(tmp_path_factory, lines):
+    capture = tmp_path_factory.mktemp("capture") / "flows.jsonl"
+    capture.write_text("\n".join(lines) + "\n")
+    cfg, before = replay_config(SHOP_CONFIG, capture)
+    proposal = learn.propose(cfg, before)
+    _, after = replay_config(learn.apply(SHOP_CONFIG, proposal), capture)  # the applied config validates
+    def key(row):
+        return (row.ends, row.port, row.protocol)
+
+    assert {key(d) for d in after.would_drop} <= {key(d) for d in proposal.declined}
+    named = {f.flow["from"] for f in proposal.flows} | {f.flow.get("to") for f in proposal.flows}
+    assert set(proposal.peers) <= named  # no peer without a flow that needs it
+
+
+def test_the_markdown_output_on_the_shop_lists_peers_flows_and_unknown_pods_as_code(tmp_path, capsys):
+    capture = write(
+        tmp_path,
+        flow_line(pod("ops", app="grafana"), pod("shop-web", app="web"), "10.0.0.8", 8080, sport=1),
+        flow_line(pod("shop-core", app="batch-job"), pod("shop-web", app="web"), "10.0.0.8", 8080, sport=2),
+    )
+    assert main(["learn", "--stack", "shop", "--stack-file", str(SHOP), "--format", "markdown", "--flows", str(capture)]) == 0
+    out = capsys.readouterr().out
+    assert '| `ops-grafana` | `{"namespace": "ops", "labels": {"app": "grafana"}}` |' in out
+    assert '| `{"from": "ops-grafana", "to": "web", "port": 8080, "protocol": "TCP"}` | 1 |' in out
+    assert "- `shop-core/app=batch-job`" in out
