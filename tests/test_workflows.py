@@ -135,6 +135,15 @@ def test_the_pull_request_comment_is_computed_by_the_base_branchs_code_over_the_
     assert 'select(.user.login == \\"github-actions[bot]\\"' in post
 
 
+def test_pull_requests_replay_the_base_branchs_captured_traffic_never_their_own():
+    plan = next(s["run"] for s in load("pull-request.yml")["jobs"]["plan"]["steps"] if "zerotrust plan" in s.get("run", ""))
+    assert 'git archive "$BASE_SHA" "observed/$stack"' in plan and '"${observed_args[@]}"' in plan
+    assert 'find "observed/' not in plan  # the pull request's own checkout is never read for captures
+    comment = next(s["run"] for s in load("pull-request-comment.yml")["jobs"]["comment"]["steps"] if "zerotrust plan" in s.get("run", ""))
+    assert 'find "observed/$stack"' in comment and '"${observed_args[@]}"' in comment  # that checkout is the base branch
+    assert "pr/observed" not in comment
+
+
 def test_the_cli_tools_are_pinned_and_checked_against_their_checksums_and_python_needs_hashes():
     action = (GITHUB / "actions" / "pulumi-setup" / "action.yml").read_text()
     doc = yaml.safe_load(action)
