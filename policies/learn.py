@@ -24,7 +24,7 @@ from typing import Any
 from policies.config import PEER_ENTITIES, PROJECT, StackConfig, outside_names
 from policies.matrix import KUBE_DNS
 from policies.observed import End
-from policies.replay import Replayed, ReplayReport
+from policies.replay import Replayed, ReplayReport, host_cidr
 
 SELECTOR_LABELS = ("app", "app.kubernetes.io/name", "k8s-app")
 """The label a new pod peer selects by, the first one the observed pod has."""
@@ -107,8 +107,7 @@ class _Learner:
                     f"{end.ip} is {', '.join(names)}: an address peer is proposed; with "
                     f"{PROJECT}:cluster.advancedNetworking.security: fqdn a toFqdns flow would follow address changes"
                 )
-            host = f"{end.ip}/{128 if ':' in end.ip else 32}"
-            return self.peer(f"addr-{end.ip.replace('.', '-').replace(':', '-')}", {"cidrs": [host]})
+            return self.peer(f"addr-{end.ip.replace('.', '-').replace(':', '-')}", {"cidrs": [host_cidr(end.ip)]})
         if end.reserved is not None:
             if end.reserved in PEER_ENTITIES:
                 return self.peer(end.reserved, {"entity": end.reserved})

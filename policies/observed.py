@@ -26,6 +26,7 @@ Each flow becomes at most one connection, initiator -> destination:port/protocol
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
@@ -227,6 +228,9 @@ def _add_flow(flow: Mapping[str, Any], obs: Observations) -> None:
         return
     ip = flow.get("IP") or {}
     src, dst = _end(flow.get("source")), _end(flow.get("destination"))
+    for address in (ip.get("source") if src.reserved else None, ip.get("destination") if dst.reserved else None):
+        if address is not None:
+            ipaddress.ip_address(address)  # a ValueError makes the line malformed
     if src.reserved:
         src = replace(src, ip=ip.get("source"))
     names = flow.get("destination_names")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.cilium_versions import Version
-from policies.config import StackConfig
+from policies.config import StackConfig, outside_names
 from policies.matrix import KUBE_DNS, WorkloadPods
 from policies.observed import End, Observations
 from policies.verdict import ENTITIES, Endpoint, Engine, addresses, entity
@@ -48,9 +48,9 @@ class ReplayReport:
     would_drop: tuple[Replayed, ...]
     never_observed: tuple[str, ...]
     unknown: tuple[str, ...]
+    """Observed ends in managed namespaces that match no workload (candidates for new workloads)."""
     undecided: tuple[Replayed, ...] = ()
     """Denied offline, but a rule the engine cannot decide offline (toFQDNs, L7, named ports) may allow it."""
-    """Observed ends in managed namespaces that match no workload (candidates for new workloads)."""
 
 
 def name_end(end: End, cfg: StackConfig, pods: Mapping[str, WorkloadPods]) -> tuple[str, Endpoint, bool, tuple[str, ...]]:
@@ -66,9 +66,9 @@ def name_end(end: End, cfg: StackConfig, pods: Mapping[str, WorkloadPods]) -> tu
             ip = ipaddress.ip_address(end.ip)
             for name, p in sorted(cfg.peers.items()):
                 if p.cidrs and any(ip in ipaddress.ip_network(c) for c in p.cidrs) and not any(ip in ipaddress.ip_network(e) for e in p.except_):
-                    return name, addresses(name, (_host(end.ip),)), False, aliases
+                    return name, addresses(name, (host_cidr(end.ip),)), False, aliases
             label = f"world {end.ip}" + (f" ({', '.join(end.names)})" if end.names else "")
-            return label, addresses(label, (_host(end.ip),)), False, aliases
+            return label, addresses(label, (host_cidr(end.ip),)), False, aliases
         if aliases:
             return aliases[0], entity(end.reserved, display=aliases[0]), False, aliases
         reserved = end.reserved if end.reserved in ENTITIES else "world"
@@ -86,7 +86,16 @@ def name_end(end: End, cfg: StackConfig, pods: Mapping[str, WorkloadPods]) -> tu
     return end.display, Endpoint(end.namespace or "default", labels, name=end.workload or ""), managed, ()
 
 
-def _host(ip: str) -> str:
+def _observed(source: str, to: str | None, fqdns: Sequence[str] | None, port: int | None, protocol: str, seen: set) -> bool:
+    """Whether a declared flow matches an observed connection (a toFqdns flow: any of its names)."""
+    if to is not None:
+        return (source, to, port, protocol) in seen
+    names = {d.removeprefix("name:") for s, d, p, proto in seen if s == source and p == port and proto == protocol and d.startswith("name:")}
+    return any(outside_names.name_matches(pattern, n) for pattern in fqdns or () for n in names)
+
+
+def host_cidr(ip: str) -> str:
+    """The one-address range of an address: ``/32`` or ``/128``."""
     return f"{ip}/{128 if ':' in ip else 32}"
 
 
@@ -104,7 +113,7 @@ def replay(
         dst, dst_ep, dst_unknown, dst_aliases = name_end(c.dst, cfg, pods)
         unknowns = [n for n, u in ((src, src_unknown), (dst, dst_unknown)) if u]
         for s_name in (src, *src_aliases):
-            for d_name in (dst, *dst_aliases):
+            for d_name in (dst, *dst_aliases, *(f"name:{n.rstrip('.').lower()}" for n in c.dst.names)):
                 seen.add((s_name, d_name, c.port, c.protocol))
         named.append((c, src, src_ep, dst, dst_ep, unknowns))
     engine = Engine(policies, version, [e for _, _, s, _, d, _ in named for e in (s, d)])
@@ -116,10 +125,11 @@ def replay(
             row = Replayed(src, dst, c.port, c.protocol, c.count, c.first, c.last, v.reason, (c.src, c.dst))
             (drops if v.exact else undecided).append(row)
     declared = [
-        f"{f.source} -> {f.to}:{cfg.flow_port(f)}/{cfg.flow_protocol(f)}"
+        f"{f.source} -> {f.to or ','.join(f.to_fqdns or ())}:{cfg.flow_port(f)}/{cfg.flow_protocol(f)}"
         for f in cfg.flows
-        if f.to is not None and (f.source, f.to, cfg.flow_port(f), cfg.flow_protocol(f)) not in seen
+        if not _observed(f.source, f.to, f.to_fqdns, cfg.flow_port(f), cfg.flow_protocol(f), seen)
     ]
+
     def ordered(rows: list[Replayed]) -> tuple[Replayed, ...]:
         return tuple(sorted(rows, key=lambda r: (-r.count, r.src, r.dst, r.port)))
 

@@ -242,3 +242,17 @@ def test_cluster_policies_that_are_not_yaml_are_one_error_line(tmp_path, capsys)
     assert main(["plan", "--stack", "dev", "--observed", str(HUBBLE), "--cluster-policies", str(bad)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: --cluster-policies {bad}: not YAML")
+
+
+def test_an_outside_address_that_is_not_an_address_makes_its_line_malformed_not_a_traceback(tmp_path):
+    capture = write(tmp_path, flow_line(pod("frontend", app="frontend"), WORLD, "not-an-ip", 443))
+    obs = observed.read([capture])
+    assert obs.connections == {} and obs.malformed == ["flows.jsonl:1: ValueError reading the flow"]
+
+
+def test_a_declared_toFqdns_flow_counts_as_observed_when_a_connection_carries_one_of_its_names(tmp_path):
+    payments = pod("shop-core", app="payments")
+    seen = write(tmp_path, flow_line(payments, WORLD, "54.1.1.1", 443, destination_names=["API.stripe.com."]))
+    assert "payments -> api.stripe.com:443/TCP" not in make_plan("shop", SHOP, observed=[seen]).observed.never_observed
+    unseen = write(tmp_path, flow_line(payments, WORLD, "54.1.1.1", 443, destination_names=["other.example.com"]))
+    assert "payments -> api.stripe.com:443/TCP" in make_plan("shop", SHOP, observed=[unseen]).observed.never_observed

@@ -26,8 +26,6 @@ from typing import Any
 from policies.verdict.identity import NS_KEY, NS_LABELS_PREFIX
 
 KIND = "NetworkPolicy"
-ANY_PEER = {"fromEntities": ["all"]}
-"""Cilium's wildcard endpoint selector, unscoped by namespace: every identity."""
 
 
 def _namespaced_peer(peer: Mapping[str, Any], namespace: str) -> dict[str, Any]:
@@ -61,7 +59,8 @@ def _ports(ports: list[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None
 
 
 def _section(rules: list[Mapping[str, Any]] | None, namespace: str, ingress: bool) -> list[dict[str, Any]]:
-    peers_key, endpoints, cidrs = ("from", "fromEndpoints", "fromCIDRSet") if ingress else ("to", "toEndpoints", "toCIDRSet")
+    peers_key = "from" if ingress else "to"
+    endpoints, cidrs, entities = f"{peers_key}Endpoints", f"{peers_key}CIDRSet", f"{peers_key}Entities"
     out = []
     for rule in rules or []:
         ports = _ports(rule.get("ports"))
@@ -73,7 +72,8 @@ def _section(rules: list[Mapping[str, Any]] | None, namespace: str, ingress: boo
             elif peer.get("podSelector") is not None or peer.get("namespaceSelector") is not None:
                 entries.append({endpoints: [_namespaced_peer(peer, namespace)]})
         if not rule.get(peers_key):
-            entries.append(dict(ANY_PEER) if ingress else {"toEntities": ["all"]})
+            # Cilium's wildcard endpoint selector, unscoped by namespace: every identity.
+            entries.append({entities: ["all"]})
         out += [e | ({"toPorts": ports} if ports else {}) for e in entries]
     return out
 
