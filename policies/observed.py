@@ -37,6 +37,8 @@ from typing import Any
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 KUBE_DNS = ("kube-system", "kube-dns")
 _IGNORED_LABEL_PREFIXES = ("io.kubernetes.pod.namespace", "io.cilium.k8s.")
+BAD_SHAPE = (KeyError, TypeError, ValueError, AttributeError)
+"""What reading a record of the wrong shape raises: the record is reported as malformed, by line."""
 RESERVED_IDENTITIES = {
     1: "host", 2: "world", 3: "unmanaged", 4: "health", 5: "init", 6: "remote-node", 7: "kube-apiserver",
     8: "ingress", 9: "world", 10: "world",
@@ -108,6 +110,8 @@ class Observations:
     _order: deque = field(default_factory=deque)
 
     def add(self, src: End, dst: End, port: int, protocol: str, when: str, verdict: str, instance: Any, weight: int = 1) -> None:
+        if not 0 < port < 65536:
+            raise ValueError(f"port {port} is out of range")
         key = (src, dst, port, protocol)
         c = self.connections.get(key)
         if c is None:
@@ -166,7 +170,7 @@ def _read_lines(path: Path, lines: Iterable[str], obs: Observations) -> None:
             continue
         try:
             _add_flow(flow, obs)
-        except (KeyError, TypeError, ValueError) as e:
+        except BAD_SHAPE as e:
             obs.malformed.append(f"{path.name}:{number}: {type(e).__name__} reading the flow")
 
 
@@ -251,19 +255,27 @@ def _read_rows(path: Path, f, obs: Observations) -> None:
         if not isinstance(row, Mapping):
             obs.malformed.append(f"{path.name}: row {number}: not an object")
             continue
-        if row.get("Reply") in (True, "true", "True"):
-            obs.skipped["replies"] += 1
-            continue
-        layer4 = row.get("Layer4")
-        layer4 = json.loads(layer4) if isinstance(layer4, str) and layer4.startswith("{") else layer4 or {}
-        protocol = next((p for p in PROTOCOLS if p in layer4), None)
-        if protocol is None or "destination_port" not in (layer4.get(protocol) or {}):
-            obs.skipped["not TCP, UDP or SCTP (ICMP and others)"] += 1
-            continue
-        src = _row_end(row, "Source")
-        dst = _row_end(row, "Destination")
-        weight = sum(int(row.get(k) or 0) for k in ("IngressFlowCount", "EgressFlowCount", "UnknownDirectionFlowCount")) or 1
-        obs.add(src, dst, int(layer4[protocol]["destination_port"]), protocol, str(row.get("TimeGenerated") or ""), str(row.get("Verdict") or ""), None, weight)
+        try:
+            _add_row(row, obs)
+        except BAD_SHAPE as e:
+            obs.malformed.append(f"{path.name}: row {number}: {type(e).__name__} reading the row")
+
+
+def _add_row(row: Mapping[str, Any], obs: Observations) -> None:
+    if row.get("Reply") in (True, "true", "True"):
+        obs.skipped["replies"] += 1
+        return
+    layer4 = row.get("Layer4")
+    layer4 = json.loads(layer4) if isinstance(layer4, str) and layer4.startswith("{") else layer4 or {}
+    protocol = next((p for p in PROTOCOLS if p in layer4), None)
+    if protocol is None or "destination_port" not in (layer4.get(protocol) or {}):
+        obs.skipped["not TCP, UDP or SCTP (ICMP and others)"] += 1
+        return
+    src = _row_end(row, "Source")
+    dst = _row_end(row, "Destination")
+    weight = sum(int(row.get(k) or 0) for k in ("IngressFlowCount", "EgressFlowCount", "UnknownDirectionFlowCount")) or 1
+    port = int(layer4[protocol]["destination_port"])
+    obs.add(src, dst, port, protocol, str(row.get("TimeGenerated") or ""), str(row.get("Verdict") or ""), None, weight)
 
 
 def _row_end(row: Mapping[str, Any], side: str) -> End:

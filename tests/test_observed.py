@@ -256,3 +256,25 @@ def test_a_declared_toFqdns_flow_counts_as_observed_when_a_connection_carries_on
     assert "payments -> api.stripe.com:443/TCP" not in make_plan("shop", SHOP, observed=[seen]).observed.never_observed
     unseen = write(tmp_path, flow_line(payments, WORLD, "54.1.1.1", 443, destination_names=["other.example.com"]))
     assert "payments -> api.stripe.com:443/TCP" in make_plan("shop", SHOP, observed=[unseen]).observed.never_observed
+
+
+def test_records_of_the_wrong_shape_are_reported_by_line_and_row_never_a_traceback(tmp_path):
+    good = json.loads(flow_line(pod("frontend", app="frontend"), pod("backend", app="backend"), "10.0.0.6", 80))
+    bad_lines = []
+    for field, value in (("l4", {"TCP": [80]}), ("IP", ["10.0.0.5"]), ("source", {"namespace": ["x"]}), ("l4", {"TCP": {"destination_port": "eighty"}}),
+                         ("l4", {"TCP": {"destination_port": 70000}})):
+        doc = json.loads(json.dumps(good))
+        doc["flow"][field] = value
+        bad_lines.append(json.dumps(doc))
+    lines = write(tmp_path, *bad_lines)
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([
+        {"Reply": False, "SourceNamespace": "a", "Layer4": "{not json", "DestinationNamespace": "b"},
+        {"Reply": False, "SourceNamespace": "a", "Layer4": {"TCP": {"destination_port": 80}}, "SourceWorkloads": "[oops"},
+        {"Reply": False, "SourceNamespace": "a", "Layer4": {"TCP": {"destination_port": 80}}, "EgressFlowCount": "many"},
+    ]))
+    obs = observed.read([lines, rows])
+    assert [m.split(": ")[0] for m in obs.malformed] == [
+        "flows.jsonl:1", "flows.jsonl:2", "flows.jsonl:3", "flows.jsonl:4", "flows.jsonl:5", "rows.json", "rows.json", "rows.json",
+    ]
+    assert obs.connections == {}
