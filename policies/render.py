@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.cilium_versions import features
-from policies.config import PROJECT, Flow, StackConfig, WorkloadConfig
+from policies.config import PROJECT, Flow, StackConfig, WorkloadConfig, outside_names
 
 CILIUM_API = "cilium.io/v2"
 NS_LABEL = "k8s:io.kubernetes.pod.namespace"
@@ -281,7 +281,7 @@ def cluster_dns_names(cfg: StackConfig) -> tuple[str, ...]:
 def dns_ports(names: tuple[str, ...] = ()) -> dict[str, Any]:
     rule: dict[str, Any] = {"ports": [{"port": "53", "protocol": "UDP"}, {"port": "53", "protocol": "TCP"}]}
     if names:
-        rule["rules"] = {"dns": [{"matchPattern": n} if n.startswith("*") else {"matchName": n} for n in names]}
+        rule["rules"] = {"dns": [outside_names.selector(n) for n in names]}
     return rule
 
 
@@ -332,7 +332,7 @@ def egress_rules(cfg: StackConfig, f: Flow) -> list[dict[str, Any]]:
         # The DNS proxy must see the lookups to learn the names' addresses.
         {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(names)]},
         {
-            "toFQDNs": [{"matchPattern": n} if n.startswith("*") else {"matchName": n} for n in names],
+            "toFQDNs": [outside_names.selector(n) for n in names],
             "toPorts": [_ports(cfg, f, with_http=False)],
         },
     ]

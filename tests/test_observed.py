@@ -135,9 +135,9 @@ def test_an_outside_address_is_judged_exactly_against_an_address_peer_and_its_ex
     r = plan.observed
     assert "card-processor -> " not in " ".join(f"{d.src} -> {d.dst}" for d in (*r.would_drop, *r.undecided))
     assert "payments -> card-processor:443/TCP" not in r.never_observed
-    # the except range is denied; the egress also has a DNS-name rule, which the engine does not decide offline
+    # the except range is denied; the egress also has a toFQDNs rule, undecided for an address with no recorded name
     assert [(d.src, d.dst) for d in r.undecided] == [("payments", "world 198.51.100.200")]
-    assert "covers" not in r.undecided[0].dropped_by and "DNS-name" in r.undecided[0].dropped_by
+    assert "covers" not in r.undecided[0].dropped_by and "no DNS name was recorded" in r.undecided[0].dropped_by
 
 
 def test_traffic_from_the_internet_counts_as_observed_for_a_flow_from_a_world_entity_peer(tmp_path):

@@ -194,7 +194,7 @@ def test_the_matrix_notes_allowed_flows_whose_l7_rules_are_not_decided_offline(d
     m = build([o for o in objects if o["kind"] == "CiliumNetworkPolicy"], workloads, declared_flows(cfg, workloads))
     assert m.ok
     assert [n.split(":")[0] for n in m.notes] == ["frontend -> backend"]
-    assert "L7 rules on this port are not decided offline" in m.notes[0]
+    assert "through the L7 proxy: each request is judged by its rules" in m.notes[0]
 
 
 def dns_names_allowed(policies, namespace: str, pod_selector: dict) -> set[str]:

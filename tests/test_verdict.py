@@ -332,7 +332,8 @@ def test_l7_rules_allow_at_l4_but_are_not_decided_offline():
     p = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}], "rules": {"http": [{"method": "GET"}]}}]}])
     v = decide([p], FRONTEND, BACKEND, 80)
     assert v.allowed and not v.exact
-    assert "L7 rules on this port are not decided offline" in v.reason
+    assert "through the L7 proxy: each request is judged by its rules" in v.reason
+    assert v.ingress.http == ({"method": "GET"},) and v.egress.http is None
 
 
 # -- deny rules -----------------------------------------------------------------------------
@@ -430,8 +431,8 @@ def test_a_cidr_rule_with_the_peers_own_except_covers_the_peer():
         (["cluster"], "kube-apiserver", True),
         (["cluster"], "remote-node", True),
         (["kube-apiserver"], "kube-apiserver", True),
-        (["kube-apiserver"], "host", False),
-        (["all"], "host", True),
+        (["kube-apiserver"], "remote-node", False),
+        (["all"], "remote-node", True),
     ],
 )
 def test_entities_select_the_reserved_identities_cilium_gives_them(entities, reserved, admitted):
@@ -483,3 +484,149 @@ def test_a_rule_that_requires_mutual_authentication_is_not_decided_offline():
     v = decide([cnp("backend", "p", endpointSelector={}, ingress=[rule])], FRONTEND, BACKEND, 80)
     assert v.allowed and not v.exact
     assert decide([cnp("backend", "p", endpointSelector={}, ingress=[{**rule, "authentication": {"mode": "disabled"}}])], FRONTEND, BACKEND, 80).exact
+
+
+# -- the local node (allow-localhost) ---------------------------------------------------------------------
+
+HOST = entity("host")
+LOCKED = cnp("backend", "deny-all", endpointSelector={}, ingress=[{}], egress=[{}])
+
+
+def test_the_local_node_reaches_a_pod_in_ingress_default_deny_as_cilium_always_allows_it():
+    v = decide([LOCKED], HOST, BACKEND, 80)
+    assert v.allowed and v.exact and "allow-localhost" in v.reason
+
+
+def test_a_deny_rule_that_selects_the_host_still_wins_over_allow_localhost():
+    deny = cnp("backend", "no-node", endpointSelector={}, ingressDeny=[{"fromEntities": ["host"], "toPorts": [{"ports": [{"port": "80"}]}]}])
+    assert not decide([LOCKED, deny], HOST, BACKEND, 80).allowed
+    assert decide([LOCKED, deny], HOST, BACKEND, 81).allowed
+
+
+def test_other_nodes_are_remote_node_and_get_no_such_allow():
+    assert not decide([LOCKED], entity("remote-node"), BACKEND, 80).allowed
+
+
+def test_a_pods_egress_to_its_node_is_not_implied():
+    assert not decide([LOCKED], BACKEND, HOST, 10250).allowed
+
+
+# -- toFQDNs: the names an address was looked up under ------------------------------------------------------
+
+STRIPE_RULE = {"toFQDNs": [{"matchName": "api.stripe.com"}], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+
+
+def outside(names=None, other=()):
+    return addresses("out", ("54.1.1.1/32",), names=names, other_names=other)
+
+
+@pytest.mark.parametrize(
+    "names, other, allowed, exact",
+    [
+        (("api.stripe.com",), (), True, True),  # the source looked it up under the allowed name
+        (("evil.example",), (), False, True),  # under another name only
+        (None, (), False, False),  # no name recorded: not decided offline
+        (None, ("api.stripe.com",), True, False),  # another pod's lookup, while its answer is cached
+    ],
+    ids=["own lookup", "other name", "no name", "another pod's lookup"],
+)
+def test_a_tofqdns_rule_selects_an_address_by_the_names_it_was_looked_up_under(names, other, allowed, exact):
+    v = decide([cnp("frontend", "p", endpointSelector={}, egress=[STRIPE_RULE])], FRONTEND, outside(names, other), 443)
+    assert (v.allowed, v.exact) == (allowed, exact)
+
+
+def test_a_tofqdns_rule_never_selects_a_pod_or_a_reserved_identity():
+    policies = [cnp("frontend", "p", endpointSelector={}, egress=[{"toFQDNs": [{"matchPattern": "*"}]}])]
+    for peer in (BACKEND, entity("kube-apiserver"), entity("remote-node")):
+        v = decide(policies, FRONTEND, peer, 443)
+        assert not v.allowed and v.exact
+
+
+@pytest.mark.parametrize(
+    "pattern, name, before_1_19, from_1_19",
+    [
+        ("*.example.com", "api.example.com", True, True),
+        ("*.example.com", "example.com", False, False),
+        ("*.example.com", "a.b.example.com", False, False),
+        ("**.example.com", "a.b.example.com", False, True),
+        ("**.example.com", "example.com", False, False),
+        ("api*.example.com", "api-eu.example.com", True, True),
+        ("*", "anything.at.all", True, True),
+        ("**", "anything.at.all", False, True),
+        ("API.Example.COM", "api.example.com.", True, True),
+        ("*.example.com", "x_y.example.com", True, True),
+    ],
+)
+def test_match_patterns_select_names_as_each_cilium_version_matches_them(pattern, name, before_1_19, from_1_19):
+    from policies.verdict import fqdn
+
+    assert fqdn.selects({"matchPattern": pattern}, name, features((1, 18))) is before_1_19
+    assert fqdn.selects({"matchPattern": pattern}, name, features((1, 19))) is from_1_19
+
+
+def test_a_match_pattern_with_characters_cilium_refuses_rejects_the_policy():
+    engine = Engine([cnp("frontend", "p", endpointSelector={}, egress=[{"toFQDNs": [{"matchPattern": "api.example.com/*"}]}])])
+    assert [ref for ref, _ in engine.rejected] == ["frontend/p"]
+
+
+# -- the L7 rules a request must pass ------------------------------------------------------------------------
+
+PORT80 = {"ports": [{"port": "80", "protocol": "TCP"}]}
+
+
+def test_an_allow_without_l7_rules_for_the_same_peer_lets_every_request_through():
+    http = cnp("backend", "http", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [PORT80 | {"rules": {"http": [{"method": "GET"}]}}]}])
+    l4 = cnp("backend", "l4", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [PORT80]}])
+    assert decide([http, l4], FRONTEND, BACKEND, 80).ingress.http is None
+    assert decide([http], FRONTEND, BACKEND, 80).ingress.http == ({"method": "GET"},)
+
+
+def test_the_http_rules_of_every_allow_that_matches_the_peer_add_up():
+    a = cnp("backend", "a", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER], "toPorts": [PORT80 | {"rules": {"http": [{"method": "GET"}]}}]}])
+    b = cnp("backend", "b", endpointSelector={}, ingress=[{"toPorts": [PORT80 | {"rules": {"http": [{"path": "/health"}]}}]}])
+    assert sorted(map(str, decide([a, b], FRONTEND, BACKEND, 80).ingress.http)) == ["{'method': 'GET'}", "{'path': '/health'}"]
+
+
+def test_kafka_rules_are_named_as_l7_a_record_does_not_decide():
+    p = cnp("backend", "k", endpointSelector={}, ingress=[{"toPorts": [PORT80 | {"rules": {"kafka": [{"topic": "orders"}]}}]}])
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert v.allowed and not v.exact and v.ingress.other_l7 == "rules.kafka"
+
+
+@pytest.mark.parametrize(
+    "rule, method, url, admitted",
+    [
+        ({"method": "GET", "path": "/api/.*"}, "GET", "http://api:8080/api/items?page=2", True),
+        ({"method": "GET", "path": "/api/items"}, "GET", "http://api:8080/api/items?page=2", False),  # the query is part of :path
+        ({"method": "GET|HEAD"}, "HEAD", "http://api/x", True),
+        ({"method": "GET"}, "GETX", "http://api/x", False),  # a whole-value match
+        ({"path": "/"}, "GET", "http://api", True),
+        ({"host": "api\\.shop\\.svc.*"}, "GET", "http://api.shop.svc:8080/", True),
+        ({"headers": ["X-Team: blue"]}, "GET", "http://api/", None),  # the record lists no such header
+        ({"headerMatches": [{"name": "X-Token", "secret": {"name": "s"}}]}, "GET", "http://api/", None),
+    ],
+)
+def test_an_http_rule_admits_requests_as_envoy_matches_them(rule, method, url, admitted):
+    from policies.verdict.http import Request, rule_admits
+
+    assert rule_admits(rule, Request(method, url, headers=())) is admitted
+
+
+def test_a_header_rule_is_decided_from_the_headers_a_record_carries():
+    from policies.verdict.http import Request, rule_admits
+
+    assert rule_admits({"headers": ["X-Team: blue"]}, Request("GET", "http://a/", (("x-team", "blue"),))) is True
+    assert rule_admits({"headers": ["X-Team: blue"]}, Request("GET", "http://a/", (("X-Team", "red"),))) is False
+    assert rule_admits({"headers": ["X-Team"]}, Request("GET", "http://a/", (("X-Team", "red"),))) is True
+
+
+def test_dns_rules_of_the_allows_to_kube_dns_add_up_and_an_allow_without_them_admits_every_name():
+    kube_dns = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns"}}
+    dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
+    port53 = {"ports": [{"port": "53", "protocol": "UDP"}]}
+    a = cnp("frontend", "a", endpointSelector={}, egress=[{"toEndpoints": [kube_dns], "toPorts": [port53 | {"rules": {"dns": [{"matchPattern": "*.cluster.local"}]}}]}])
+    b = cnp("frontend", "b", endpointSelector={}, egress=[{"toEndpoints": [kube_dns], "toPorts": [port53 | {"rules": {"dns": [{"matchName": "api.stripe.com"}]}}]}])
+    c = cnp("frontend", "c", endpointSelector={}, egress=[{"toEndpoints": [kube_dns], "toPorts": [port53]}])
+    v = decide([a, b], FRONTEND, dns, 53, "UDP")
+    assert v.allowed and v.exact and len(v.egress.dns) == 2
+    assert decide([a, b, c], FRONTEND, dns, 53, "UDP").egress.dns is None

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from policies.cilium_versions import DEFAULT_CILIUM, Version, features
+from policies.verdict import fqdn
+
 FQDN = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$"
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 
@@ -36,14 +39,15 @@ SHARED_DOMAINS = frozenset(
 )
 
 
-def name_matches(pattern: str, name: str) -> bool:
-    """Whether a ``toFqdns`` entry admits a DNS name, as Cilium matches it: exact (case-insensitive,
-    a trailing dot ignored), or ``*.`` then any one label (Cilium's ``*`` is ``[-a-zA-Z0-9_]*``)."""
-    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if not pattern.startswith("*."):
-        return pattern == name
-    head, dot, rest = name.partition(".")
-    return bool(dot) and rest == pattern[2:] and all(c.isalnum() or c in "-_" for c in head)
+def selector(name: str) -> dict[str, str]:
+    """A ``toFqdns`` entry as Cilium takes it (in ``toFQDNs`` and in DNS rules): ``matchPattern`` or ``matchName``."""
+    return {"matchPattern": name} if name.startswith("*") else {"matchName": name}
+
+
+def name_matches(pattern: str, name: str, version: Version = DEFAULT_CILIUM) -> bool:
+    """Whether a ``toFqdns`` entry admits a DNS name, as the cluster's Cilium matches the selector it is
+    rendered as (``policies.verdict.fqdn``)."""
+    return fqdn.selects(selector(pattern), name, features(version))
 
 
 @lru_cache(maxsize=1)

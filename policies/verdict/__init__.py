@@ -17,16 +17,24 @@ cites the Cilium doc or code its rules come from:
 - ``selectors``: label selectors and Cilium's namespace scoping;
 - ``compile``: manifests -> rules, and what Cilium rejects;
 - ``engine``: the verdicts (both directions, default deny, deny before allow);
+- ``outside``, ``fqdn``: entities, CIDRs and DNS names (identities outside the pods);
+- ``http``: HTTP rules against recorded requests;
 - ``explain``: the words of a verdict.
 
 Peers outside the pods are identities of their own: ``entity("world")``,
-``entity("kube-apiserver")``... and ``addresses(name, cidrs, excepts)``; entity and
-CIDR rules are decided for them (a CIDR rule never selects a pod or a node; one
-that covers an address range only in part is not decided offline).
+``entity("kube-apiserver")``... and ``addresses(name, cidrs, excepts, names)``; entity,
+CIDR and toFQDNs rules are decided for them (``outside``: a CIDR rule never selects a pod or
+a node; one that covers an address range only in part is not decided offline; a toFQDNs
+rule selects an address by the DNS names it was looked up under, ``fqdn``). The local node
+(``host``) always reaches its pods (Cilium's allow-localhost) unless a deny rule selects it.
 
-Not decided offline (the verdict says so and ``exact`` is False): FQDN,
-service and group peers, ``fromRequires``/``toRequires``, named ports and L7
-rules (HTTP, Kafka). DNS rules restrict names, not reachability, so port 53 stays exact.
+An allow through the L7 proxy says which HTTP and DNS rules each request must pass
+(``Side.http``, ``Side.dns``; ``http`` judges a recorded request against them).
+
+Not decided offline (the verdict says so and ``exact`` is False): service and group
+peers, ``fromRequires``/``toRequires``, named egress ports, a toFQDNs rule for an address
+with no recorded name, and L7 rules until requests are judged against them.
+DNS rules restrict names, not reachability, so port 53 stays exact.
 """
 
 from policies.verdict.compile import CCNP, CNP, PeerRule, PortEntry, Rule, compile_policy, policy_ref

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.cilium_versions import CiliumFeatures
-from policies.verdict import networkpolicy
+from policies.verdict import fqdn, networkpolicy
 from policies.verdict.identity import NS_KEY
 from policies.verdict.selectors import PolicyRejected, Requirement, Selector, peer_selector, subject_selector
 
@@ -30,7 +30,6 @@ _INGRESS_L3 = ("fromEndpoints", "fromEntities", "fromCIDR", "fromCIDRSet", "from
 _EGRESS_L3 = ("toEndpoints", "toEntities", "toCIDR", "toCIDRSet", "toServices", "toFQDNs", "toNodes", "toGroups")
 _CIDR_KINDS = ("fromCIDR", "fromCIDRSet", "toCIDR", "toCIDRSet")
 _OFFLINE = {
-    "toFQDNs": "DNS-name",
     "toServices": "service",
     "fromGroups": "group",
     "toGroups": "group",
@@ -42,8 +41,19 @@ class PortEntry:
     lo: int
     hi: int
     protocols: frozenset[str]
-    l7: bool = False
     named: str | None = None
+    http: tuple[Mapping[str, Any], ...] | None = None
+    """``rules.http``: the requests this entry admits (None: no HTTP rules)."""
+    other_l7: str | None = None
+    """L7 rules other than HTTP (Kafka, generic L7, TLS), which no record decides: what they are."""
+    dns: tuple[Mapping[str, Any], ...] | None = None
+    """``rules.dns``: the names the DNS proxy lets a pod look up (None: no DNS rules). They restrict
+    names, not whether the DNS server is reached, so the L3/L4 verdict stays exact."""
+
+    @property
+    def l7(self) -> bool:
+        """Whether the entry sends its traffic to the L7 proxy (requests are judged one by one)."""
+        return self.http is not None or self.other_l7 is not None
 
     def matches(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> bool:
         """Whether the entry admits ``port``/``protocol``; a named port only through ``named``
@@ -75,8 +85,9 @@ class PeerRule:
     """from/toCIDR(Set): (cidr, excepts). They never select pods or nodes, only addresses outside."""
     authenticated: bool = False
     """``authentication.mode`` other than ``disabled``: the allow also needs mutual authentication."""
-    fqdn_names: int = 0
-    """toFQDNs names and patterns: each resolves to at least one identity."""
+    fqdns: tuple[Mapping[str, Any], ...] = ()
+    """toFQDNs selectors (``matchName``/``matchPattern``): addresses outside the cluster, by the DNS names
+    the source's DNS proxy saw them under (``policies.verdict.fqdn``)."""
 
     def port_entry(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
@@ -179,6 +190,7 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     endpoints_key = "fromEndpoints" if ingress else "toEndpoints"
     entities_key = "fromEntities" if ingress else "toEntities"
     offline = None
+    fqdns: tuple[Mapping[str, Any], ...] = ()
     entities: frozenset[str] = frozenset()
     cidrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if any(k in entry for k in l3_kinds):
@@ -195,6 +207,8 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
                 selectors = (Selector(frozenset({Requirement("k8s", NS_KEY, "Exists")})),)
         elif any(entry.get(k) for k in _CIDR_KINDS):
             cidrs = _compile_cidrs(ref, where, entry, ingress)
+        elif not ingress and entry.get("toFQDNs"):
+            fqdns = _compile_fqdns(ref, where, entry["toFQDNs"])
         else:
             kind = next((k for k in l3_kinds if entry.get(k)), None)
             offline = _OFFLINE.get(kind) if kind else None
@@ -208,8 +222,21 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
     mode = (entry.get("authentication") or {}).get("mode") if isinstance(entry.get("authentication"), Mapping) else None
     authenticated = mode not in (None, "disabled")
-    fqdn_names = len(entry.get("toFQDNs") or []) if not ingress else 0
-    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated, fqdn_names)
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated, fqdns)
+
+
+def _compile_fqdns(ref, where, raw) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(raw, list):
+        raise PolicyRejected(f"{ref} {where}.toFQDNs: must be a list")
+    out = []
+    for i, sel in enumerate(raw):
+        if not isinstance(sel, Mapping) or not (sel.get("matchName") or sel.get("matchPattern")):
+            raise PolicyRejected(f"{ref} {where}.toFQDNs[{i}]: needs matchName or matchPattern")
+        why = fqdn.pattern_problem(str(sel["matchPattern"])) if sel.get("matchPattern") else None
+        if why:
+            raise PolicyRejected(f"{ref} {where}.toFQDNs[{i}].matchPattern: {why}")
+        out.append({k: str(v) for k, v in sel.items() if k in ("matchName", "matchPattern") and v})
+    return tuple(out)
 
 
 def _compile_cidrs(ref, where, entry, ingress) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -234,10 +261,12 @@ def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEn
     for i, pr in enumerate(to_ports):
         rules = pr.get("rules") or {}
         # DNS rules restrict which names a pod may look up, not whether it reaches the DNS server: the
-        # L3/L4 verdict stays exact. HTTP, Kafka and generic L7 rules decide per request, offline unknown.
-        l7 = any(rules.get(k) for k in ("http", "kafka", "l7")) or bool(
-            pr.get("serverNames") or pr.get("terminatingTLS") or pr.get("originatingTLS")
-        )
+        # L3/L4 verdict stays exact. HTTP rules decide per request (judged against a capture's
+        # requests); Kafka, generic L7 and TLS settings are not decided from a record.
+        http = tuple(h for h in rules.get("http") or () if isinstance(h, Mapping)) if rules.get("http") else None
+        dns = tuple(d for d in rules.get("dns") or () if isinstance(d, Mapping)) if rules.get("dns") else None
+        other = [k for k in ("kafka", "l7") if rules.get(k)] + [k for k in ("serverNames", "terminatingTLS", "originatingTLS") if pr.get(k)]
+        other_l7 = ", ".join(("rules." + k if k in ("kafka", "l7") else k) for k in other) or None
         for j, pp in enumerate(pr.get("ports") or []):
             at = f"{ref} {where}.toPorts[{i}].ports[{j}]"
             proto = pp.get("protocol") or "ANY"
@@ -249,12 +278,12 @@ def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEn
                 raise PolicyRejected(f"{at}.port: must be a string (the CRD rejects {port!r})")
             port = port or "0"
             if not port.isdigit():
-                out.append(PortEntry(0, 0, protocols, l7, named=port))
+                out.append(PortEntry(0, 0, protocols, named=port, http=http, other_l7=other_l7, dns=dns))
                 continue
             lo = int(port)
             if lo > 65535:
                 raise PolicyRejected(f"{at}.port: {port} is out of range")
             end = pp.get("endPort")
             hi = end if (cilium.end_port and isinstance(end, int) and end > lo) else lo
-            out.append(PortEntry(lo, hi, protocols, l7))
+            out.append(PortEntry(lo, hi, protocols, http=http, other_l7=other_l7, dns=dns))
     return tuple(out)

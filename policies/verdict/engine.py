@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,16 @@ from policies.cilium_versions import DEFAULT_CILIUM, Version, features
 from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, PortEntry, Rule, compile_policy, policy_ref
 from policies.verdict import networkpolicy
 from policies.verdict.explain import not_enforced
-from policies.verdict.identity import CLUSTER_ENTITIES, Endpoint
+from policies.verdict.identity import Endpoint
+from policies.verdict.outside import cidr_cover, entity_selects, fqdn_cover
 from policies.verdict.selectors import PolicyRejected, Selector
+
+LOCALHOST = PeerRule("allow-localhost", "ingress", False, (), None, None)
+"""Cilium's own ingress allow from the local node (``reserved:host``) to every pod it runs: kubelet's
+probes depend on it. ``--allow-localhost`` resolves to ``always`` on Kubernetes, and AKS does not let
+it change; a deny rule that selects the host still wins (pkg/policy/mapstate.go
+``determineAllowLocalhostIngress``, inserted deny-preferred)."""
+
 
 @dataclass(frozen=True)
 class Side:
@@ -31,6 +38,12 @@ class Side:
     reason: str
     policies: tuple[str, ...] = ()
     exact: bool = True
+    http: tuple[Mapping[str, Any], ...] | None = None
+    """Allowed through the L7 proxy: the HTTP rules every request must pass (None: no HTTP rules apply)."""
+    other_l7: str | None = None
+    """Allowed through the L7 proxy by rules no record decides (Kafka, generic L7, TLS): which."""
+    dns: tuple[Mapping[str, Any], ...] | None = None
+    """Allowed through the DNS proxy: the DNS rules every lookup must pass (None: no DNS rules apply)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ class Engine:
                 self._by_ns.setdefault(r.namespace, []).append(r)
         # Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...).
         self.has_offline_parts = any(
-            pr.offline or pr.requires or pr.authenticated or any(e.l7 or e.named for e in pr.ports or ())
+            pr.offline or pr.requires or pr.authenticated or pr.fqdns or any(e.l7 or e.named for e in pr.ports or ())
             for rules in self._by_ns.values()
             for r in rules
             for section in r.sections.values()
@@ -101,7 +114,7 @@ class Engine:
         self._views: dict[tuple, _View] = {}
         self._rules: dict[int, list[Rule]] = {}
         self._subjects: dict[int, frozenset[int]] = {}  # id(rule) -> the identities it selects
-        self._outside: dict[int, tuple[frozenset[int], tuple[str, ...]]] = {}  # id(peer rule) -> (ids, partial covers)
+        self._outside: dict[int, tuple[frozenset[int], tuple[tuple[int, str, bool], ...]]] = {}  # id(peer rule) -> (ids, notes)
 
     # -- identities ---------------------------------------------------------------------
 
@@ -147,23 +160,29 @@ class Engine:
         self._selected[sel] = hit
         return hit
 
-    def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[int, ...]]:
-        """The reserved and address identities a rule's entities and CIDRs select, and those it covers in part."""
+    def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[tuple[int, str, bool], ...]]:
+        """The reserved and address identities a rule's entities, CIDRs and DNS names select, and notes
+        (identity, why, exact): on those it is not known to select exactly (covered in part, or through
+        another pod's lookup), and on addresses its DNS names exactly do not select."""
         hit = self._outside.get(id(pr))
         if hit is None:
-            ids, partial = set(), []
+            ids, notes = set(), []
             for n, ep in enumerate(self._eps):
                 if ep.reserved is None:
                     continue
                 if entity_selects(pr.entities, ep.reserved):
                     ids.add(n)
                     continue
-                cover = cidr_cover(pr.cidrs, ep) if pr.cidrs else "none"
-                if cover == "all":
+                if pr.fqdns:
+                    cover, why = fqdn_cover(pr.fqdns, ep, self.cilium)
+                else:
+                    cover = cidr_cover(pr.cidrs, ep) if pr.cidrs else "none"
+                    why = f"covers {ep.display} only in part" if cover == "part" else ""
+                if cover in ("all", "lookup"):
                     ids.add(n)
-                elif cover == "part":
-                    partial.append(n)
-            hit = self._outside[id(pr)] = (frozenset(ids), tuple(partial))
+                if cover in ("lookup", "part") or (cover == "none" and why):
+                    notes.append((n, why, cover == "none"))
+            hit = self._outside[id(pr)] = (frozenset(ids), tuple(notes))
         return hit
 
     def policy_map_entries(self, ep: Endpoint) -> int:
@@ -188,7 +207,7 @@ class Engine:
                         ids = set().union(*map(self._select, pr.selectors)) if pr.selectors else set()
                         if pr.entities or pr.cidrs:
                             ids |= self._outside_peers(pr)[0]
-                        peers = len(ids) + pr.fqdn_names
+                        peers = len(ids) + len(pr.fqdns)
                     total += peers * ports
         return total
 
@@ -232,6 +251,8 @@ class Engine:
             empty_hint=tuple(r.policy for r in rules if direction in r.empty_sections),
         )
         view.rejected = self._rejected_in(self._eps[n].namespace)
+        if direction == "ingress":
+            view.allow.append((frozenset(self._reserved.get("host", ())), LOCALHOST, True))
         for r in enforcing:
             for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
                 for pr in r.sections[kind]:
@@ -249,14 +270,15 @@ class Engine:
                     if pr.requires:
                         view.offline.append((f"{pr.ref} uses {'from' if direction == 'ingress' else 'to'}Requires", None))
                     peers = None if pr.selectors == WILDCARD else frozenset().union(*map(self._select, pr.selectors))
-                    if peers is not None and (pr.entities or pr.cidrs):
-                        outside, partial = self._outside_peers(pr)
+                    if peers is not None and (pr.entities or pr.cidrs or pr.fqdns):
+                        outside, notes = self._outside_peers(pr)
                         peers |= outside
-                        view.offline += [(f"{pr.ref} covers {self._eps[p].display} only in part", frozenset({p})) for p in partial]
-                    l7 = isinstance(entry, PortEntry) and entry.l7
+                        for p, why, exact in notes:
+                            text = f"{pr.ref}: {why}" if pr.fqdns else f"{pr.ref} {why}"
+                            (view.hints if exact else view.offline).append((text, frozenset({p})))
                     if pr.authenticated:
                         view.offline.append((f"{pr.ref} requires mutual authentication", None))
-                    target.append((peers, pr, l7))
+                    target.append((peers, pr, entry))
         return view
 
     # -- verdicts -----------------------------------------------------------------------------
@@ -309,23 +331,28 @@ class Engine:
     def side(self, subject: int, direction: str, peer: int, port: int, protocol: str) -> Side:
         """One direction's verdict with its reason."""
         view = self._view(subject, direction, port, protocol)
-        allowed, how, pr, l7 = _judge(view, peer)
+        allowed, how, pr, _ = _judge(view, peer)
         what = f"of {self._eps[subject].display}"
         offline = [text for text, only in view.offline if only is None or peer in only]
-        exact = not offline and not l7
         if how == "open":
             return Side(True, f"{what} not enforced: {not_enforced(view, direction)}")
         if how == "deny":
-            return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), exact)
+            return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), not offline)
+        if how == "allow" and pr is LOCALHOST:
+            return Side(True, f"{what} allowed: Cilium always lets the local node reach its pods (allow-localhost)")
         if how == "allow":
-            note = " (L7 rules on this port are not decided offline)" if l7 else ""
-            return Side(True, f"{what} allowed by {pr.ref}{note}", (pr.policy,), exact)
+            http, other, dns = _l7(view, peer)
+            l7 = http is not None or other is not None
+            note = " (through the L7 proxy: each request is judged by its rules)" if l7 else ""
+            return Side(True, f"{what} allowed by {pr.ref}{note}", (pr.policy,), not offline and not l7, http, other, dns)
+        exact = not offline
         policies = tuple(dict.fromkeys(r.policy for r in view.enforcing))
         if how == "default-allow":
             return Side(
                 True, f"{what} default-allow: every enforcing rule sets enableDefaultDeny.{direction}: false", policies, exact
             )
         by = ", ".join(dict.fromkeys(r.policy for r in view.enforcing if r.default_deny[direction]))
+        offline += [text for text, only in view.hints if peer in only]
         undecided = f" ({'; '.join(dict.fromkeys(offline))})" if offline else ""
         return Side(
             False,
@@ -349,44 +376,6 @@ def _port_blocks(e: PortEntry) -> int:
     return blocks * len(e.protocols)
 
 
-def entity_selects(entities: frozenset[str], reserved: str) -> bool:
-    """Whether from/toEntities select a reserved identity (pkg/policy/api/entity.go)."""
-    if not entities:
-        return False
-    if "all" in entities or reserved in entities:
-        return True
-    if reserved == "world":
-        return bool(entities & {"world-ipv4", "world-ipv6"})
-    return reserved in CLUSTER_ENTITIES and "cluster" in entities
-
-
-def cidr_cover(rules: tuple[tuple[str, tuple[str, ...]], ...], ep: Endpoint) -> str:
-    """How CIDR rules cover the addresses an identity stands for: "all", "part" or "none".
-
-    ``world`` without CIDRs stands for every address outside the cluster; CIDR rules never
-    cover pods, nodes or the API server (they have identities of their own).
-    """
-    if ep.reserved != "world":
-        return "none"
-    blocks = [ipaddress.ip_network(c) for c in ep.cidrs] or [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
-    own_excepts = [ipaddress.ip_network(c) for c in ep.excepts]
-    touched = False
-    for cidr, excepts in rules:
-        net = ipaddress.ip_network(cidr)
-        inside = [b for b in blocks if b.version == net.version and b.subnet_of(net)]
-        overlapping = [b for b in blocks if b.version == net.version and b.overlaps(net)]
-        holes = [
-            e for e in map(ipaddress.ip_network, excepts)
-            if any(b.version == e.version and b.overlaps(e) for b in blocks)
-            and not any(o.version == e.version and e.subnet_of(o) for o in own_excepts)
-        ]
-        if len(inside) == len(blocks) and not holes:
-            return "all"
-        # A block that lies wholly in one of this rule's holes is not touched by it.
-        touched = touched or any(not any(b.version == h.version and b.subnet_of(h) for h in holes) for b in overlapping)
-    return "part" if touched else "none"
-
-
 @dataclass
 class _View:
     """What applies to one pod identity, in one direction, on one port/protocol."""
@@ -396,25 +385,43 @@ class _View:
     enforcing: tuple[Rule, ...]
     empty_hint: tuple[str, ...]
     rejected: tuple[tuple[str, str], ...] = ()
-    deny: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
-    allow: list[tuple[frozenset[int] | None, PeerRule, bool]] = field(default_factory=list)
+    deny: list[tuple[frozenset[int] | None, PeerRule, PortEntry | bool]] = field(default_factory=list)
+    allow: list[tuple[frozenset[int] | None, PeerRule, PortEntry | bool]] = field(default_factory=list)
     offline: list[tuple[str, frozenset[int] | None]] = field(default_factory=list)
     """What the engine cannot decide offline, and the peers it concerns (None: every peer)."""
+    hints: list[tuple[str, frozenset[int]]] = field(default_factory=list)
+    """Why a rule exactly does not select a peer that it might seem to (an address under other DNS names)."""
 
 
-def _judge(view: _View, peer: int) -> tuple[bool, str, PeerRule | None, bool]:
-    """(allowed, how, deciding rule, L7?): the one place a side is decided."""
+def _judge(view: _View, peer: int) -> tuple[bool, str, PeerRule | None, PortEntry | bool | None]:
+    """(allowed, how, deciding rule, its port entry): the one place a side is decided."""
     if not view.enforced:
-        return True, "open", None, False
+        return True, "open", None, None
     for peers, pr, _ in view.deny:
         if peers is None or peer in peers:
-            return False, "deny", pr, False
-    for peers, pr, l7 in view.allow:
+            return False, "deny", pr, None
+    for peers, pr, entry in view.allow:
         if peers is None or peer in peers:
-            return True, "allow", pr, l7
+            return True, "allow", pr, entry
     if not view.default_deny:
-        return True, "default-allow", None, False
-    return False, "default-deny", None, False
+        return True, "default-allow", None, None
+    return False, "default-deny", None, None
+
+
+def _l7(view: _View, peer: int) -> tuple[tuple[Mapping[str, Any], ...] | None, str | None, tuple[Mapping[str, Any], ...] | None]:
+    """The L7 rules an allowed peer's requests pass: Cilium merges every allow that matches the peer on
+    the port, and one without L7 rules lets every request through (pkg/policy/l4.go wildcardL3L4Rules).
+
+    Returns (HTTP rules or None, what other L7 rules apply or None, DNS rules or None).
+    """
+    entries = [e for peers, _, e in view.allow if peers is None or peer in peers]
+    ports = [e for e in entries if isinstance(e, PortEntry)]
+    dns = tuple(rule for e in ports for rule in e.dns or ()) if len(ports) == len(entries) and all(e.dns is not None for e in ports) else None
+    if not all(isinstance(e, PortEntry) and e.l7 for e in entries):
+        return None, None, dns
+    other = next((e.other_l7 for e in ports if e.other_l7), None)
+    http = tuple(rule for e in ports for rule in e.http or ())
+    return (http if any(e.http is not None for e in ports) else None), other, dns
 
 
 def decide(

@@ -76,6 +76,20 @@ class Endpoint:
     excepts: tuple[str, ...] = ()
     named_ports: Mapping[str, tuple[int, str]] | None = None
     """The pods' container ports by name (name -> (port, protocol)); None when unknown."""
+    names: tuple[str, ...] | None = None
+    """An address outside the cluster: the DNS names the source's DNS proxy saw it under (None: unknown)."""
+    other_names: tuple[str, ...] = ()
+    """An address outside the cluster: names other pods looked it up under (Cilium shares their answers)."""
+
+    @property
+    def address(self) -> str | None:
+        """The one address an address identity stands for (a /32 or /128), else None."""
+        if len(self.cidrs) == 1 and not self.excepts:
+            net = self.cidrs[0]
+            host = net.split("/")[0]
+            if net.endswith("/32" if ":" not in net else "/128"):
+                return host
+        return None
 
     @property
     def display(self) -> str:
@@ -89,6 +103,10 @@ class Endpoint:
             out = {("reserved", self.reserved, "")}
             out |= {("cidr", c, "") for c in self.cidrs}
             out |= {("cidr-except", c, "") for c in self.excepts}
+            if self.names is not None:
+                out.add(("dns-names", "", ""))
+                out |= {("dns", n, "own") for n in self.names}
+            out |= {("dns", n, "other") for n in self.other_names}
             return frozenset(out)
         out = {("k8s", k, v) for k, v in self.labels.items() if keep_label(k)}
         out.add(("k8s", NS_KEY, self.namespace))
@@ -122,6 +140,15 @@ def entity(name: str, display: str = "") -> Endpoint:
     return Endpoint("", name=display or name, reserved=name)
 
 
-def addresses(name: str, cidrs: tuple[str, ...], excepts: tuple[str, ...] = ()) -> Endpoint:
-    """Addresses outside the cluster (``world``, narrowed to ``cidrs`` less ``excepts``)."""
-    return Endpoint("", name=name, reserved="world", cidrs=tuple(cidrs), excepts=tuple(excepts))
+def addresses(
+    name: str,
+    cidrs: tuple[str, ...],
+    excepts: tuple[str, ...] = (),
+    names: tuple[str, ...] | None = None,
+    other_names: tuple[str, ...] = (),
+) -> Endpoint:
+    """Addresses outside the cluster (``world``, narrowed to ``cidrs`` less ``excepts``), with the DNS
+    names the source looked them up under (``names``; None: unknown) and those only other pods used."""
+    return Endpoint(
+        "", name=name, reserved="world", cidrs=tuple(cidrs), excepts=tuple(excepts), names=names, other_names=tuple(other_names)
+    )
