@@ -10,18 +10,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies import learn
-from policies import matrix as mx
-from policies import observed as observed_
-from policies import replay as replay_
-from policies.config import load_config
-from policies.render import render
-from policies.config import PROJECT
+from policies.observed import learn
+from policies.config import PROJECT, ConfigErrors, load_config
 from policies.config.outside_names import name_matches
-from tests.test_observed import HUBBLE, ROWS, SHOP, WORLD, flow_line, pod, write
+from tests.capture import HUBBLE, ROWS, SHOP, WORLD, flow_line, guardrail_report, la_row, pod, replay_config, stack_config, write
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 from zerotrust.plan import make_plan
+
+DEV_FILE = PROJECT_DIR / "Pulumi.dev.yaml"
 
 
 def learned(stack: str, stack_file: Path | None, *captures: Path) -> tuple[learn.Proposal, dict]:
@@ -93,7 +90,10 @@ def test_an_address_in_a_peers_except_range_is_never_proposed(tmp_path):
     capture = write(tmp_path, flow_line(pod("shop-core", app="payments"), WORLD, "198.51.100.200", 443))
     proposal, _ = learned("shop", SHOP, capture)
     assert proposal.empty
-    assert proposal.notes == ["198.51.100.200 is in the except ranges of peer card-processor: excluded there on purpose, not proposed"]
+    assert proposal.notes == [
+        "payments -> world 198.51.100.200:443/TCP: 198.51.100.200 is in the except ranges of peer card-processor: "
+        "excluded there on purpose, not proposed"
+    ]
 
 
 def test_a_name_a_declared_toFqdns_flow_already_covers_is_not_proposed_again(tmp_path):
@@ -164,7 +164,7 @@ def test_a_toFqdns_entry_admits_names_as_cilium_matches_them(pattern, name, matc
 
 # -- the round trip as a property, on the pure core (no mock engine: fast enough for many examples) --
 
-SHOP_CONFIG = yaml.safe_load(SHOP.read_text())["config"]
+SHOP_CONFIG = stack_config(SHOP)
 SHOP_PODS = [
     pod(w["namespace"], app=name) for name, w in SHOP_CONFIG[f"{PROJECT}:workloads"].items()
 ] + [pod("ops", app="grafana"), pod("shop-core", app="batch-job"), pod("ingress-nginx", **{"app.kubernetes.io/name": "ingress-nginx"})]
@@ -172,13 +172,6 @@ OUTSIDE = [
     ("52.9.9.1", []), ("203.0.113.5", []), ("198.51.100.7", []), ("198.51.100.200", []), ("10.200.0.4", []),
     ("54.1.1.1", ["api.stripe.com"]), ("34.2.2.2", ["hooks.example.org"]),
 ]
-
-
-def replay_config(config: dict, capture: Path):
-    cfg = load_config(config)
-    objects = render(cfg).all()
-    policies = [o for o in objects if o["apiVersion"].startswith("cilium.io/")]
-    return cfg, replay_.replay(cfg, policies, mx.workloads_from_manifests(objects), observed_.read([capture]), cfg.cilium_version)
 
 
 @st.composite
@@ -201,20 +194,110 @@ def captures(draw):
     return lines
 
 
-@settings(max_examples=40, deadline=None)
-@given(captures())
-def test_applying_what_learn_proposes_leaves_only_the_connections_it_declined_dropped(tmp_path_factory, lines):
-    capture = tmp_path_factory.mktemp("capture") / "flows.jsonl"
-    capture.write_text("\n".join(lines) + "\n")
-    cfg, before = replay_config(SHOP_CONFIG, capture)
-    proposal = learn.propose(cfg, before)
-    _, after = replay_config(learn.apply(SHOP_CONFIG, proposal), capture)  # the applied config validates
+def round_trip(config: dict, capture: Path, learner=learn.propose) -> learn.Proposal:
+    """What ``learn`` must hold on any capture: its proposal merged into the stack validates and passes the
+    mandatory guardrails; replayed again, only connections it declined still drop; it declines only with a
+    reason (a note naming the connection, or a pod that matches no workload); it proposes no unused peer."""
+    cfg, before = replay_config(config, capture)
+    proposal = learner(cfg, before)
+    applied = learn.apply(config, proposal)
+    try:
+        load_config(applied)
+    except ConfigErrors as e:
+        raise AssertionError(f"the merged proposal does not validate: {e.lines}") from None
+    report = guardrail_report(applied)
+    assert report.ok, [v.message for v in report.mandatory]
+    _, after = replay_config(applied, capture)
+
     def key(row):
         return (row.ends, row.port, row.protocol)
 
     assert {key(d) for d in after.would_drop} <= {key(d) for d in proposal.declined}
+    for d in proposal.declined:
+        what = f"{d.src} -> {d.dst}:{d.port}/{d.protocol}"
+        assert any(n.startswith(what) for n in proposal.notes) or {d.src, d.dst} & set(proposal.unknown), f"declined without a reason: {what}"
     named = {f.flow["from"] for f in proposal.flows} | {f.flow.get("to") for f in proposal.flows}
     assert set(proposal.peers) <= named  # no peer without a flow that needs it
+    return proposal
+
+
+@settings(max_examples=40, deadline=None)
+@given(captures())
+def test_applying_what_learn_proposes_validates_passes_the_guardrails_and_leaves_only_what_it_declined_dropped(tmp_path_factory, lines):
+    capture = tmp_path_factory.mktemp("capture") / "flows.jsonl"
+    capture.write_text("\n".join(lines) + "\n")
+    round_trip(SHOP_CONFIG, capture)
+
+
+def test_the_round_trip_property_fails_for_a_learner_that_declines_everything(tmp_path):
+    capture = write(tmp_path, flow_line(pod("ops", app="grafana"), pod("shop-web", app="web"), "10.244.0.8", 8080))
+
+    def decline_everything(cfg, report):
+        return learn.Proposal(declined=list(report.would_drop) + list(report.undecided))
+
+    round_trip(SHOP_CONFIG, capture)
+    with pytest.raises(AssertionError, match="declined without a reason: ops-grafana|ops/app=grafana"):
+        round_trip(SHOP_CONFIG, capture, decline_everything)
+
+
+def test_an_outside_destination_without_an_address_is_a_note_never_a_flow_to_all_of_world(tmp_path):
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([la_row("shop-core", "payments", "", "", 443, DestinationIdentity=2)]))
+    proposal = round_trip(SHOP_CONFIG, rows)
+    assert proposal.empty and "payments -> internet:443/TCP: the capture has no address for the outside end" in proposal.notes[0]
+
+
+def test_an_outside_client_without_an_address_is_the_world_entity_peer(tmp_path):
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([la_row("", "", "shop-web", "web", 8080, SourceIdentity=2)]))
+    config = {**SHOP_CONFIG, f"{PROJECT}:workloads": {**SHOP_CONFIG[f"{PROJECT}:workloads"],
+                                                      "web": {**SHOP_CONFIG[f"{PROJECT}:workloads"]["web"], "expose": "loadBalancer"}}}
+    proposal = round_trip(config, rows)
+    assert [f.flow for f in proposal.flows] == [{"from": "internet", "to": "web", "port": 8080, "protocol": "TCP"}] and proposal.peers == {}
+
+
+def test_a_declared_flow_that_another_policy_still_drops_is_declined_with_a_note(tmp_path):
+    cfg, _ = replay_config(SHOP_CONFIG, write(tmp_path, "{}"))
+    from policies import matrix as mx
+    from policies import observed as observed_
+    from policies.observed import replay as replay_
+    from policies.render import render
+
+    objects = render(cfg).all()
+    deny = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "freeze", "namespace": "shop-core"},
+            "spec": {"endpointSelector": {"matchLabels": {"app": "orders"}},
+                     "egressDeny": [{"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop-data"}}]}]}}
+    capture = write(tmp_path, flow_line(pod("shop-core", app="orders"), pod("shop-data", app="redis"), "10.244.0.20", 6379))
+    report = replay_.replay(cfg, [o for o in objects if o["apiVersion"].startswith("cilium.io/")] + [deny],
+                            mx.workloads_from_manifests(objects), observed_.read([capture]), cfg.cilium_version)
+    proposal = learn.propose(cfg, report)
+    assert proposal.empty and [d.src for d in proposal.declined] == ["orders"]
+    assert proposal.notes[0].startswith("orders -> redis:6379/TCP is declared and still dropped: denied shop-core/orders")
+
+
+def test_outside_names_become_an_address_peer_when_egress_default_deny_is_off(tmp_path):
+    config = {**stack_config(DEV_FILE), f"{PROJECT}:zeroTrust": {"defaultDeny": "ingress"}}
+    config[f"{PROJECT}:cluster"] = {**config[f"{PROJECT}:cluster"], "advancedNetworking": {"security": "fqdn"}}
+    cfg = load_config(config)
+    from policies.observed.replay import Replayed
+    from policies.observed.records import End
+
+    row = Replayed("frontend", "world 52.1.1.1 (api.example.com)", 443, "TCP", 1, "", "", "denied by a cluster policy",
+                   (End("frontend", (("app", "frontend"),), workload="frontend"), End(reserved="world", ip="52.1.1.1", names=("api.example.com",))))
+    proposal = learn.propose(cfg, learn.ReplayReport(1, (row,), (), ()))
+    assert [f.flow for f in proposal.flows] == [{"from": "frontend", "to": "addr-52-1-1-1", "port": 443, "protocol": "TCP"}]
+    assert "with zero-trust-aks:zeroTrust.defaultDeny: ingress-and-egress a toFqdns flow" in proposal.notes[0]
+    load_config(learn.apply(config, proposal))  # a toFqdns flow would not validate here
+
+
+def test_many_names_for_one_connection_are_split_over_flows_of_at_most_the_per_flow_limit(tmp_path):
+    from policies.config.limits import MAX_FQDNS_PER_FLOW
+
+    names = [f"h{i}.example.org" for i in range(MAX_FQDNS_PER_FLOW + 3)]
+    capture = write(tmp_path, *(flow_line(pod("shop-core", app="payments"), WORLD, f"52.0.{i // 250}.{i % 250 + 1}", 443, sport=i,
+                                          destination_names=[n]) for i, n in enumerate(names)))
+    proposal = round_trip(SHOP_CONFIG, capture)
+    assert sorted(len(f.flow["toFqdns"]) for f in proposal.flows) == [3, MAX_FQDNS_PER_FLOW]
 
 
 def test_the_markdown_output_on_the_shop_lists_peers_flows_and_unknown_pods_as_code(tmp_path, capsys):

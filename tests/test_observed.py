@@ -1,94 +1,323 @@
-"""Observed traffic: reading Hubble and Container Network Logs, and replaying it against a plan."""
+"""Reading captured traffic: every record shape Hubble and Log Analytics produce, and what each becomes."""
 
 from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
-import yaml
-
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import observed
-from zerotrust.__main__ import main
-from zerotrust.mockrun import PROJECT_DIR
-from zerotrust.plan import make_plan
+from tests.capture import (
+    HOST,
+    HUBBLE,
+    ROWS,
+    UPSTREAM,
+    WORLD,
+    api_tables,
+    az_json,
+    by_ends,
+    camel,
+    flow,
+    flow_line,
+    la_row,
+    pod,
+    upstream,
+    write,
+)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "observed"
-HUBBLE = FIXTURES / "dev-hubble.jsonl"
-ROWS = FIXTURES / "dev-container-network-logs.json"
-SHOP = PROJECT_DIR / "examples" / "Pulumi.shop.yaml"
-
-
-def flow_line(
-    src: dict, dst: dict, dst_ip: str, port: int, *, sport: int = 40000, proto: str = "TCP", src_ip: str = "10.0.0.5", **extra
-) -> str:
-    l4 = {proto: {"source_port": sport, "destination_port": port, **({"flags": {"SYN": True}} if proto == "TCP" else {})}}
-    flow = {"time": "2026-11-20T09:00:00Z", "verdict": "FORWARDED", "IP": {"source": src_ip, "destination": dst_ip},
-            "l4": l4, "source": src, "destination": dst, "is_reply": False, **extra}
-    return json.dumps({"flow": flow})
-
-
-def pod(namespace: str, **labels: str) -> dict:
-    return {"namespace": namespace, "labels": [f"k8s:{k}={v}" for k, v in labels.items()]}
-
-
-WORLD = {"identity": 2, "labels": ["reserved:world"]}
+RATINGS = "bookinfo/app=ratings,sidecar.opentelemetry.io/injected=bookinfo.otelcol-bookinfo,version=v1"
+PRODUCTPAGE = "bookinfo/app=productpage,sidecar.opentelemetry.io/injected=bookinfo.otelcol-bookinfo,version=v1"
+SYN = {(RATINGS, PRODUCTPAGE, 9080, "TCP"): 1}
+"""What upstream line 1 (a forwarded SYN, ratings -> productpage:9080) must become, in every shape."""
 
 
-def write(tmp_path: Path, *lines: str) -> Path:
-    path = tmp_path / "flows.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def read_text(tmp_path, text: str, name: str = "capture.json") -> observed.Observations:
+    path = tmp_path / name
+    path.write_text(text)
+    return observed.read([path])
 
 
-def by_ends(obs: observed.Observations) -> dict[tuple[str, str, int, str], int]:
-    return {(c.src.display, c.dst.display, c.port, c.protocol): c.count for c in obs.connections.values()}
+# -- shapes: each the same connection -------------------------------------------------------------
+
+
+def test_a_hubble_line_becomes_its_connection(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(1)) + "\n")
+    assert by_ends(obs) == SYN and obs.files[0].shape == "lines" and obs.files[0].kinds == {"Hubble flow": 1}
+
+
+def test_a_bare_flow_line_of_the_hubble_cli_before_0_11_becomes_the_same_connection(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(1)["flow"]) + "\n")
+    assert by_ends(obs) == SYN and list(obs.files[0].kinds) == ["bare flow (hubble CLI before v0.11)"]
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["envelopes", "bare flows"])
+def test_a_json_array_of_records_is_streamed_item_by_item(tmp_path, bare):
+    record = upstream(1)["flow"] if bare else upstream(1)
+    obs = read_text(tmp_path, json.dumps([record, upstream(3)], indent=2))
+    assert by_ends(obs) == SYN and obs.files[0].shape == "array" and obs.files[0].records == 2
+    assert obs.files[0].skipped == {"replies": 1}
+
+
+def test_pretty_printed_records_one_after_another_are_read_value_by_value(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(1), indent=2) + "\n" + json.dumps(upstream(2), indent=4) + "\n")
+    assert obs.files[0].shape == "values" and obs.files[0].records == 2
+    assert by_ends(obs) == {(RATINGS, PRODUCTPAGE, 9080, "TCP"): 2}  # two client ports: two connections
+
+
+def test_concatenated_records_on_one_line_are_read_too(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(1)) + json.dumps(upstream(2)))
+    assert obs.files[0].shape == "values" and by_ends(obs) == {(RATINGS, PRODUCTPAGE, 9080, "TCP"): 2}
+
+
+def test_protojson_camel_case_names_read_as_the_proto_names(tmp_path):
+    record = camel(upstream(1))
+    assert "isReply" in record["flow"] and "destinationPort" in record["flow"]["l4"]["TCP"]
+    obs = read_text(tmp_path, json.dumps(record) + "\n")
+    assert by_ends(obs) == SYN and list(obs.files[0].kinds) == ["Hubble flow, camelCase names"]
+
+
+def test_a_camel_case_reply_is_still_a_reply(tmp_path):
+    obs = read_text(tmp_path, json.dumps(camel(upstream(3))) + "\n")
+    assert obs.connections == {} and obs.files[0].skipped == {"replies": 1}
+
+
+def test_an_exporter_aggregate_weighs_its_connection_by_its_flow_counts(tmp_path):
+    record = upstream(1)
+    record["flow"]["aggregate"] = {"ingress_flow_count": 3, "egress_flow_count": 2}
+    obs = read_text(tmp_path, json.dumps(record) + "\n")
+    assert by_ends(obs) == {(RATINGS, PRODUCTPAGE, 9080, "TCP"): 5}
+    assert list(obs.files[0].kinds) == ["Hubble flow, exporter aggregate"]
+
+
+def test_a_utf8_byte_order_mark_does_not_hide_the_first_record(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(upstream(1)).encode() + b"\n")
+    assert by_ends(observed.read([path])) == SYN
+
+
+# -- Log Analytics -----------------------------------------------------------------------------------
+
+FRONTEND_BACKEND = {("frontend/frontend", "backend/backend", 80, "TCP"): 2}
+
+
+def test_the_query_apis_own_json_is_streamed_row_by_row(tmp_path):
+    obs = read_text(tmp_path, api_tables([la_row("frontend", "frontend", "backend", "backend", 80)]))
+    assert obs.files[0].shape == "tables" and by_ends(obs) == FRONTEND_BACKEND
+
+
+def test_the_query_apis_json_on_one_line_is_read_too(tmp_path):
+    obs = read_text(tmp_path, api_tables([la_row("frontend", "frontend", "backend", "backend", 80)], indent=None))
+    assert obs.files[0].shape == "lines" and by_ends(obs) == FRONTEND_BACKEND
+
+
+def test_az_json_output_with_every_value_a_string_reads_as_the_rows(tmp_path):
+    rows = [la_row("frontend", "frontend", "backend", "backend", 80, DropReason=None), la_row("backend", "backend", "frontend", "frontend", 80, Reply=True)]
+    text = az_json(rows)
+    assert '"Reply": "False"' in text and '"DropReason": "None"' in text and '"Layer4": "{' in text
+    obs = read_text(tmp_path, text)
+    assert by_ends(obs) == FRONTEND_BACKEND and obs.files[0].skipped == {"replies": 1}
+
+
+def test_rows_exported_as_json_lines_are_rows(tmp_path):
+    obs = read_text(tmp_path, json.dumps(la_row("frontend", "frontend", "backend", "backend", 80)) + "\n")
+    assert by_ends(obs) == FRONTEND_BACKEND and list(obs.files[0].kinds) == ["Log Analytics row"]
+
+
+def test_a_row_whose_reply_is_null_is_direction_unknown_unless_it_is_a_policy_drop(tmp_path):
+    rows = [
+        la_row("frontend", "frontend", "backend", "backend", 80, Reply=None),
+        la_row("frontend", "frontend", "backend", "backend", 8080, Reply=None, Verdict="DROPPED", DropReason="POLICY_DENIED"),
+        la_row("frontend", "frontend", "backend", "backend", 9090, Reply=None, Verdict="DROPPED", DropReason="CT_MAP_INSERTION_FAILED"),
+    ]
+    obs = read_text(tmp_path, json.dumps(rows))
+    assert by_ends(obs) == {("frontend/frontend", "backend/backend", 8080, "TCP"): 2}
+    assert obs.files[0].skipped == {"direction unknown (no is_reply, not a SYN, not a policy drop)": 2}
+
+
+def test_an_empty_summarized_workload_column_falls_back_to_the_workloads_list(tmp_path):
+    row = la_row("frontend", "frontend", "backend", "backend", 80, SourceWorkload="", DestinationWorkload="")
+    assert by_ends(read_text(tmp_path, az_json([row]))) == FRONTEND_BACKEND
+
+
+def test_an_object_with_one_column_name_of_the_table_is_not_taken_for_a_row(tmp_path):
+    obs = read_text(tmp_path, json.dumps([{"TimeGenerated": "2026-11-20T09:00:00Z", "message": "hello"}]))
+    assert obs.files[0].skipped == {"not a flow record or Log Analytics row": 1} and obs.files[0].kinds == {}
+
+
+def test_rows_of_the_recommended_query_read_their_summarized_columns(tmp_path):
+    row = {
+        "Verdict": "FORWARDED", "DropReason": "", "Reply": False, "Protocol": "UDP", "DestinationPort": 5353,
+        "SourceNamespace": "frontend", "SourceWorkload": "frontend", "SourcePodName": "", "SourceIdentity": 21001, "SourceAddress": "",
+        "DestinationNamespace": "", "DestinationWorkload": "", "DestinationPodName": "", "DestinationIdentity": 2,
+        "DestinationAddress": "52.1.2.3", "FirstSeen": "2026-11-01T00:00:00Z", "TimeGenerated": "2026-11-20T00:00:00Z",
+        "IngressFlowCount": 0, "EgressFlowCount": 40, "UnknownDirectionFlowCount": 2,
+    }
+    obs = read_text(tmp_path, az_json([row]))
+    (c,) = obs.connections.values()
+    assert (c.src.display, c.dst.display, c.port, c.protocol, c.count) == ("frontend/frontend", "world 52.1.2.3", 5353, "UDP", 42)
+    assert (c.first, c.last) == ("2026-11-01T00:00:00Z", "2026-11-20T00:00:00Z")
+
+
+def test_a_row_uses_the_ip_column_and_pod_names_where_it_has_them(tmp_path):
+    row = la_row("frontend", "", "", "", 443, SourcePodName="debug-7d4b9c8f6d-x2x5k", DestinationIdentity=2,
+                 IP={"source": "10.244.1.5", "destination": "20.50.2.40"})
+    (c,) = read_text(tmp_path, json.dumps([row])).connections.values()
+    assert c.src.pod == "debug-7d4b9c8f6d-x2x5k" and (c.dst.reserved, c.dst.ip) == ("world", "20.50.2.40")
+
+
+def test_the_committed_rows_skip_replies_read_layer4_given_as_text_and_weigh_by_their_flow_counts():
+    obs = observed.read([ROWS])
+    assert by_ends(obs) == {("frontend/frontend", "backend/backend", 80, "TCP"): 8, ("backend/backend", "frontend/frontend", 80, "TCP"): 2}
+    assert obs.skipped["replies"] == 1
+
+
+# -- ends ---------------------------------------------------------------------------------------------
+
+
+def test_a_pod_the_l7_proxy_reports_as_reserved_world_is_that_pod_by_its_name(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(9)) + "\n")  # productpage -> details, destination labelled reserved:world
+    (c,) = obs.connections.values()
+    assert c.dst.reserved is None and (c.dst.namespace, c.dst.pod, c.dst.labels_known) == ("bookinfo", "details-v1-79f774bdb9-m4j4k", False)
+    assert [r.text for r in c.requests.values()] == ["GET /details/0"] and c.count == 0 and c.seen == 1
+
+
+def test_an_http_request_between_labelled_pods_rides_its_connection_without_counting_a_new_one(tmp_path):
+    syn = json.loads(flow_line(pod("bookinfo", app="productpage"), pod("bookinfo", app="reviews"), "10.244.0.110", 9080, sport=35128))
+    request = upstream(10)
+    request["flow"]["source"], request["flow"]["destination"] = syn["flow"]["source"], syn["flow"]["destination"]
+    obs = read_text(tmp_path, json.dumps(syn) + "\n" + json.dumps(request) + "\n")
+    (c,) = obs.connections.values()
+    assert (c.count, c.l7_records, [r.text for r in c.requests.values()]) == (1, 1, ["GET /reviews/0"])
+
+
+def test_the_nodes_own_connection_to_a_pod_starts_at_host(tmp_path):
+    (c,) = read_text(tmp_path, json.dumps(upstream(8)) + "\n").connections.values()
+    assert (c.src.reserved, c.src.ip, c.dst.namespace, c.port) == ("host", "10.224.0.4", "jaeger", 14269)
+
+
+@pytest.mark.parametrize("end", [{"identity": 9}, {"identity": 10}, {"identity": 16777216}, {"identity": 16777300},
+                                 {"labels": ["reserved:world-ipv4"]}, {"labels": ["reserved:world-ipv6"]},
+                                 {"labels": ["cidr:20.0.0.0/8", "reserved:world"]}, {"labels": ["cidr:20.50.2.0/24"]}],
+                         ids=["identity 9", "identity 10", "the first local identity", "a local CIDR identity", "world-ipv4",
+                              "world-ipv6", "a CIDR identity", "CIDR labels only"])
+def test_every_way_a_record_names_the_outside_reads_as_world(tmp_path, end):
+    obs = read_text(tmp_path, flow_line(pod("frontend", app="frontend"), end, "20.50.2.40", 443) + "\n")
+    (c,) = obs.connections.values()
+    assert (c.dst.reserved, c.dst.ip) == ("world", "20.50.2.40")
+
+
+def test_identity_7_without_labels_is_the_api_server_and_identity_0_is_nobody(tmp_path):
+    obs = read_text(tmp_path, flow_line(pod("frontend", app="frontend"), {"identity": 7}, "20.1.1.1", 443, sport=1) + "\n"
+                    + flow_line(pod("frontend", app="frontend"), {"identity": 0}, "20.1.1.2", 443, sport=2) + "\n")
+    assert {c.dst.display for c in obs.connections.values()} == {"kube-apiserver 20.1.1.1", "unattributed 20.1.1.2"}
+
+
+def test_a_masked_end_with_only_a_namespace_and_a_pod_name_keeps_the_name_and_an_empty_end_is_unattributed(tmp_path):
+    obs = observed.read([UPSTREAM])
+    masked = next(c for c in obs.connections.values() if c.port == 80)  # the field-masked export.rst drop
+    assert (masked.src.namespace, masked.src.pod, masked.dst.pod) == ("default", "xwing", "deathstar-7848d6c4d5-th9v2")
+    (c,) = read_text(tmp_path, flow_line({}, pod("backend", app="backend"), "10.244.0.62", 80) + "\n").connections.values()
+    assert c.src.unattributed and c.src.display == "unattributed 10.244.0.5"
+
+
+def test_an_older_capture_that_names_the_namespace_only_as_a_label_still_places_the_pod(tmp_path):
+    src = {"labels": ["k8s:app=frontend", "k8s:io.kubernetes.pod.namespace=frontend"]}
+    (conn,) = read_text(tmp_path, flow_line(src, pod("backend", app="backend"), "10.0.0.6", 80) + "\n").connections.values()
+    assert conn.src.namespace == "frontend" and conn.src.labels == (("app", "frontend"),)
+
+
+def test_the_labels_cilium_adds_to_an_identity_are_kept_apart_from_the_pods_own():
+    (c,) = [c for c in observed.read([UPSTREAM]).connections.values() if c.protocol == "UDP"]
+    assert ("io.cilium.k8s.policy.serviceaccount", "bookinfo-ratings") in c.src.cilium_labels
+    assert all(not k.startswith("io.cilium") for k, _ in c.src.labels)
+
+
+# -- direction ----------------------------------------------------------------------------------------
+
+
+def test_a_syn_without_a_reply_flag_starts_a_connection_and_a_syn_ack_is_a_reply(tmp_path):
+    src, dst = pod("a", app="x"), pod("b", app="y")
+    syn = flow(src, dst, "10.0.0.6", 80)
+    del syn["is_reply"]
+    synack = flow(dst, src, "10.0.0.5", 40000, sport=80)
+    del synack["is_reply"]
+    synack["l4"]["TCP"]["flags"] = {"SYN": True, "ACK": True}
+    obs = read_text(tmp_path, json.dumps({"flow": syn}) + "\n" + json.dumps({"flow": synack}) + "\n")
+    assert by_ends(obs) == {("a/app=x", "b/app=y", 80, "TCP"): 1} and obs.skipped["replies"] == 1
+
+
+@pytest.mark.parametrize("protocol, reason", [("UDP", {"drop_reason_desc": "POLICY_DENIED"}), ("TCP", {"drop_reason_desc": "POLICY_DENY"}),
+                                              ("UDP", {"drop_reason_desc": "AUTH_REQUIRED"}), ("UDP", {"drop_reason": 133})],
+                         ids=["POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED", "the deprecated number 133"])
+def test_a_policy_drop_without_a_reply_flag_is_the_initiators_packet(tmp_path, protocol, reason):
+    record = flow(pod("frontend", app="frontend"), pod("backend", app="backend"), "10.0.0.6", 53, proto=protocol,
+                  verdict="DROPPED", **reason)
+    del record["is_reply"]
+    if protocol == "TCP":
+        record["l4"]["TCP"]["flags"] = {"ACK": True, "PSH": True}
+    assert by_ends(read_text(tmp_path, json.dumps({"flow": record}) + "\n")) == {("frontend/app=frontend", "backend/app=backend", 53, protocol): 1}
+
+
+def test_a_forwarded_udp_record_or_a_drop_for_another_reason_without_a_reply_flag_is_direction_unknown(tmp_path):
+    forwarded = flow(pod("frontend", app="frontend"), pod("backend", app="backend"), "10.0.0.6", 53, proto="UDP")
+    ct_drop = flow(pod("frontend", app="frontend"), pod("backend", app="backend"), "10.0.0.6", 53, proto="UDP", verdict="DROPPED",
+                   drop_reason_desc="CT_MAP_INSERTION_FAILED")
+    for record in (forwarded, ct_drop):
+        del record["is_reply"]
+    obs = read_text(tmp_path, "\n".join(json.dumps({"flow": r}) for r in (forwarded, ct_drop)) + "\n")
+    assert obs.connections == {} and obs.skipped == {"direction unknown (no is_reply, not a SYN, not a policy drop)": 2}
+
+
+def test_an_older_capture_marks_a_reply_only_with_reply_true(tmp_path):
+    record = flow(pod("backend", app="backend"), pod("frontend", app="frontend"), "10.0.0.5", 40000, proto="UDP", sport=53, reply=True)
+    del record["is_reply"]
+    obs = read_text(tmp_path, json.dumps({"flow": record}) + "\n")
+    assert obs.connections == {} and obs.files[0].skipped == {"replies": 1}
+
+
+def test_a_bare_flow_reply_is_counted_as_a_bare_flow(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(3)["flow"], separators=(",", ":")) + "\n")
+    assert obs.files[0].kinds == {"bare flow (hubble CLI before v0.11)": 1} and obs.files[0].skipped == {"replies": 1}
 
 
 def test_one_connection_seen_at_both_nodes_counts_once_and_replies_are_not_connections():
-    obs = observed.read([HUBBLE])
-    conns = by_ends(obs)
-    # two connections frontend -> backend:80 (two source ports); the destination node's record adds none
-    assert conns[("frontend/frontend", "backend/backend", 80, "TCP")] == 2
+    conns = by_ends(observed.read([HUBBLE]))
+    assert conns[("frontend/frontend", "backend/backend", 80, "TCP")] == 2  # two source ports; the second node's record adds none
     assert conns[("frontend/frontend", "kube-system/coredns", 53, "UDP")] == 1
-    assert obs.skipped["replies"] == 2  # the DNS response and the SYN-ACK
+    assert observed.read([HUBBLE]).skipped["replies"] == 2
 
 
 def test_records_that_are_not_connections_are_counted_by_reason_and_a_cut_line_is_named_by_file_and_line():
     obs = observed.read([HUBBLE])
     assert obs.skipped["not a flow (node status, lost or agent events)"] == 1
     assert obs.skipped["not TCP, UDP or SCTP (ICMP and others)"] == 1
-    assert obs.skipped["direction unknown (no is_reply, not a SYN)"] == 1
+    assert obs.skipped["direction unknown (no is_reply, not a SYN, not a policy drop)"] == 1
     assert obs.malformed == [f"{HUBBLE.name}:11: not JSON (a line cut by log rotation?)"]
 
 
-def test_a_syn_without_a_reply_flag_starts_a_connection_and_a_syn_ack_is_a_reply(tmp_path):
-    src, dst = pod("a", app="x"), pod("b", app="y")
-    syn = json.loads(flow_line(src, dst, "10.0.0.6", 80))
-    del syn["flow"]["is_reply"]
-    synack = json.loads(flow_line(dst, src, "10.0.0.5", 40000, sport=80))
-    del synack["flow"]["is_reply"]
-    synack["flow"]["l4"]["TCP"]["flags"] = {"SYN": True, "ACK": True}
-    obs = observed.read([write(tmp_path, json.dumps(syn), json.dumps(synack))])
-    assert by_ends(obs) == {("a/app=x", "b/app=y", 80, "TCP"): 1}
-    assert obs.skipped["replies"] == 1
+JAEGER = "jaeger/app=jaeger,app.kubernetes.io/name=jaeger-default"
 
 
-def test_an_older_capture_that_names_the_namespace_only_as_a_label_still_places_the_pod(tmp_path):
-    src = {"labels": ["k8s:app=frontend", "k8s:io.kubernetes.pod.namespace=frontend"]}
-    obs = observed.read([write(tmp_path, flow_line(src, pod("backend", app="backend"), "10.0.0.6", 80))])
-    (conn,) = obs.connections.values()
-    assert conn.src.namespace == "frontend" and conn.src.labels == (("app", "frontend"),)
+def test_real_upstream_lines_become_the_connections_their_captures_show():
+    conns = by_ends(observed.read([UPSTREAM]))
+    assert conns == {
+        (RATINGS, PRODUCTPAGE, 9080, "TCP"): 2,  # two client pods' SYNs (one seen only by its labels)
+        (RATINGS, "kube-system/k8s-app=kube-dns", 53, "UDP"): 1,  # a DNS lookup
+        ("default/xwing", "default/deathstar-7848d6c4d5-th9v2", 80, "TCP"): 1,  # a field-masked policy drop
+        ("host 10.224.0.4", JAEGER, 14269, "TCP"): 1,  # kubelet
+        ("bookinfo/app=productpage,version=v1", "bookinfo/details-v1-79f774bdb9-m4j4k", 9080, "TCP"): 1,  # an HTTP request, the pod known by name
+        ("bookinfo/app=productpage,version=v1", "bookinfo/app=reviews,version=v2", 9080, "TCP"): 1,
+        ("istio-system/app=prometheus,release=istio", "kube-system/kube-dns-b4f5c58c7-7qmtw", 10054, "TCP"): 1,
+    }
 
 
-def test_log_analytics_rows_skip_replies_read_layer4_given_as_text_and_weigh_by_their_flow_counts():
-    obs = observed.read([ROWS])
-    conns = by_ends(obs)
-    assert conns == {("frontend/frontend", "backend/backend", 80, "TCP"): 8, ("backend/backend", "frontend/frontend", 80, "TCP"): 2}
-    assert obs.skipped["replies"] == 1
+def test_the_upstream_lines_skip_replies_and_the_gke_ack_whose_direction_they_do_not_give():
+    obs = observed.read([UPSTREAM])
+    assert obs.skipped == {"replies": 2, "direction unknown (no is_reply, not a SYN, not a policy drop)": 1}
+    assert obs.malformed == [] and obs.files[0].records == 11 and obs.files[0].connections == 8
 
 
 @settings(max_examples=25, deadline=None)
@@ -101,161 +330,7 @@ def test_the_connections_read_do_not_depend_on_the_order_of_the_lines(tmp_path_f
     assert by_ends(observed.read([path])) == by_ends(observed.read([HUBBLE]))
 
 
-def test_replaying_the_dev_capture_names_the_undeclared_outside_call_the_plan_would_drop():
-    plan = make_plan("dev", observed=[HUBBLE])
-    r = plan.observed
-    assert r is not None and not plan.ok
-    assert [(d.src, d.dst, d.port) for d in r.would_drop] == [("frontend", "world 20.50.2.40 (api.example.com)", 443)]
-    assert "egress of frontend/frontend is in default deny" in r.would_drop[0].dropped_by
-    assert r.never_observed == () and r.undecided == () and r.unknown == ()
-
-
-def test_a_declared_flow_missing_from_the_capture_is_listed_as_never_observed(tmp_path):
-    capture = write(tmp_path, flow_line(pod("frontend", app="frontend"), pod("kube-system", **{"k8s-app": "kube-dns"}), "10.0.0.10", 53, proto="UDP"))
-    plan = make_plan("dev", observed=[capture])
-    assert plan.observed.never_observed == ("frontend -> backend:80/TCP",)
-    assert plan.observed.would_drop == () and plan.ok
-
-
-def test_a_pod_of_a_managed_namespace_that_matches_no_workload_is_reported_and_its_traffic_judged_as_a_stranger(tmp_path):
-    capture = write(tmp_path, flow_line(pod("frontend", app="debug"), pod("backend", app="backend"), "10.0.0.6", 80))
-    plan = make_plan("dev", observed=[capture])
-    assert plan.observed.unknown == ("frontend/app=debug",)
-    assert [(d.src, d.dst) for d in plan.observed.would_drop] == [("frontend/app=debug", "backend")]
-
-
-def test_an_outside_address_is_judged_exactly_against_an_address_peer_and_its_except_ranges(tmp_path):
-    payments = pod("shop-core", app="payments")
-    capture = write(
-        tmp_path,
-        flow_line(payments, WORLD, "198.51.100.7", 443, sport=1),  # inside card-processor
-        flow_line(payments, WORLD, "198.51.100.200", 443, sport=2),  # in its except range
-    )
-    plan = make_plan("shop", SHOP, observed=[capture])
-    r = plan.observed
-    assert "card-processor -> " not in " ".join(f"{d.src} -> {d.dst}" for d in (*r.would_drop, *r.undecided))
-    assert "payments -> card-processor:443/TCP" not in r.never_observed
-    # the except range is denied; the egress also has a toFQDNs rule, undecided for an address with no recorded name
-    assert [(d.src, d.dst) for d in r.undecided] == [("payments", "world 198.51.100.200")]
-    assert "covers" not in r.undecided[0].dropped_by and "no DNS name was recorded" in r.undecided[0].dropped_by
-
-
-def test_traffic_from_the_internet_counts_as_observed_for_a_flow_from_a_world_entity_peer(tmp_path):
-    capture = write(tmp_path, flow_line(WORLD, pod("shop-edge", app="edge"), "10.0.0.7", 8080))
-    plan = make_plan("shop", SHOP, observed=[capture])
-    assert "internet -> edge:8080/TCP" not in plan.observed.never_observed
-    assert plan.observed.would_drop == ()
-
-
-def test_the_plan_command_exits_one_when_observed_traffic_would_be_dropped_and_reports_it_in_json(capsys):
-    assert main(["plan", "--stack", "dev", "--format", "json", "--observed", str(HUBBLE)]) == 1
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["ok"] is False
-    assert [d["to"] for d in doc["observed"]["wouldDrop"]] == ["world 20.50.2.40 (api.example.com)"]
-    assert doc["observed"]["skipped"]["malformed"] == [f"{HUBBLE.name}:11: not JSON (a line cut by log rotation?)"]
-
-
-def test_a_missing_observed_file_is_one_error_line_and_nothing_is_written(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["plan", "--stack", "dev", "--out", str(out), "--observed", str(tmp_path / "nope.jsonl"), str(HUBBLE)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: --observed {tmp_path / 'nope.jsonl'}: no such file"]
-    assert not out.exists()
-
-
-def test_an_end_without_a_namespace_is_named_by_its_numeric_reserved_identity(tmp_path):
-    rows = [
-        {"Reply": False, "SourceNamespace": "frontend", "SourceWorkloads": [{"name": "frontend"}], "DestinationIdentity": 7,
-         "Layer4": {"TCP": {"destination_port": 443}}},
-        {"Reply": False, "SourceNamespace": "frontend", "SourceWorkloads": [{"name": "frontend"}], "DestinationIdentity": 16777219,
-         "Layer4": {"TCP": {"destination_port": 443}}},
-    ]
-    path = tmp_path / "rows.json"
-    path.write_text(json.dumps(rows))
-    assert {c.dst.reserved for c in observed.read([path]).connections.values()} == {"kube-apiserver", "world"}
-
-
-def test_names_from_a_capture_cannot_inject_markdown_into_the_pull_request_report(tmp_path, capsys):
-    evil = {**WORLD}
-    capture = write(tmp_path, flow_line(pod("frontend", app="frontend"), evil, "20.0.0.1", 443,
-                                        destination_names=["x`<img src=y>[click](https://evil)"]))
-    assert main(["plan", "--stack", "dev", "--format", "markdown", "--observed", str(capture)]) == 1
-    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- `would drop")]
-    assert row.endswith("`") and row.count("`") == 2
-
-
-UPSTREAM = FIXTURES / "upstream-lines.jsonl"
-
-
-def test_real_upstream_lines_become_the_connections_their_captures_show():
-    obs = observed.read([UPSTREAM])
-    conns = by_ends(obs)
-    ratings = "bookinfo/app=ratings,sidecar.opentelemetry.io/injected=bookinfo.otelcol-bookinfo,version=v1"
-    productpage = "bookinfo/app=productpage,sidecar.opentelemetry.io/injected=bookinfo.otelcol-bookinfo,version=v1"
-    assert conns == {
-        (ratings, productpage, 9080, "TCP"): 2,  # two client pods' SYNs (one seen only by its labels)
-        (ratings, "kube-system/k8s-app=kube-dns", 53, "UDP"): 1,
-        ("default/xwing", "default/deathstar-7848d6c4d5-th9v2", 80, "TCP"): 1,  # a field-masked policy drop
-    }
-    assert obs.skipped == {"replies": 2, "direction unknown (no is_reply, not a SYN)": 1}  # the GKE ACK to world
-    assert obs.malformed == []
-
-
-def test_a_real_policy_drop_keeps_its_verdict_and_a_redirect_to_the_proxy_counts_as_a_connection():
-    verdicts = {c.port: c.verdicts for c in observed.read([UPSTREAM]).connections.values()}
-    assert verdicts[80] == {"DROPPED"} and verdicts[9080] == {"FORWARDED", "REDIRECTED"}
-
-
-def cluster_file(tmp_path: Path, *items: dict) -> Path:
-    path = tmp_path / "cluster.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(items)}))
-    return path
-
-
-def egress_to_api(name: str) -> dict:
-    rule = {"toCIDRSet": [{"cidr": "20.50.2.0/24"}], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
-    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": name, "namespace": "frontend"},
-            "spec": {"endpointSelector": {}, "egress": [rule]}}
-
-
-def test_a_policy_already_in_the_cluster_is_replayed_with_the_plans_own_and_its_allow_rules_add_up(tmp_path):
-    plan = make_plan("dev", observed=[HUBBLE], cluster_policies=cluster_file(tmp_path, egress_to_api("legacy-egress")))
-    assert plan.observed.would_drop == ()  # the call to 20.50.2.40:443 is allowed by the cluster's policy
-
-
-def test_a_cluster_copy_of_one_of_the_stacks_own_policies_is_replaced_by_the_planned_one(tmp_path):
-    plan = make_plan("dev", observed=[HUBBLE], cluster_policies=cluster_file(tmp_path, egress_to_api("zt-allow.frontend")))
-    assert [d.dst for d in plan.observed.would_drop] == ["world 20.50.2.40 (api.example.com)"]
-
-
-def test_a_networkpolicy_in_the_cluster_counts_in_the_replay(tmp_path):
-    allow = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "out", "namespace": "frontend"},
-             "spec": {"podSelector": {}, "policyTypes": ["Egress"],
-                      "egress": [{"to": [{"ipBlock": {"cidr": "20.50.0.0/16"}}], "ports": [{"port": 443}]}]}}
-    plan = make_plan("dev", observed=[HUBBLE], cluster_policies=cluster_file(tmp_path, allow))
-    assert plan.observed.would_drop == ()
-
-
-def test_cluster_policies_that_are_not_yaml_are_one_error_line(tmp_path, capsys):
-    bad = tmp_path / "cluster.yaml"
-    bad.write_text("items: [\n")
-    assert main(["plan", "--stack", "dev", "--observed", str(HUBBLE), "--cluster-policies", str(bad)]) == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"error: --cluster-policies {bad}: not YAML")
-
-
-def test_an_outside_address_that_is_not_an_address_makes_its_line_malformed_not_a_traceback(tmp_path):
-    capture = write(tmp_path, flow_line(pod("frontend", app="frontend"), WORLD, "not-an-ip", 443))
-    obs = observed.read([capture])
-    assert obs.connections == {} and obs.malformed == ["flows.jsonl:1: ValueError reading the flow"]
-
-
-def test_a_declared_toFqdns_flow_counts_as_observed_when_a_connection_carries_one_of_its_names(tmp_path):
-    payments = pod("shop-core", app="payments")
-    seen = write(tmp_path, flow_line(payments, WORLD, "54.1.1.1", 443, destination_names=["API.stripe.com."]))
-    assert "payments -> api.stripe.com:443/TCP" not in make_plan("shop", SHOP, observed=[seen]).observed.never_observed
-    unseen = write(tmp_path, flow_line(payments, WORLD, "54.1.1.1", 443, destination_names=["other.example.com"]))
-    assert "payments -> api.stripe.com:443/TCP" in make_plan("shop", SHOP, observed=[unseen]).observed.never_observed
+# -- what cannot be read -------------------------------------------------------------------------------
 
 
 def test_records_of_the_wrong_shape_are_reported_by_line_and_row_never_a_traceback(tmp_path):
@@ -275,6 +350,80 @@ def test_records_of_the_wrong_shape_are_reported_by_line_and_row_never_a_traceba
     ]))
     obs = observed.read([lines, rows])
     assert [m.split(": ")[0] for m in obs.malformed] == [
-        "flows.jsonl:1", "flows.jsonl:2", "flows.jsonl:3", "flows.jsonl:4", "flows.jsonl:5", "rows.json", "rows.json", "rows.json",
+        "flows.jsonl:1", "flows.jsonl:2", "flows.jsonl:3", "flows.jsonl:4", "flows.jsonl:5", "rows.json:item 1", "rows.json:item 2",
+        "rows.json:item 3",
     ]
-    assert obs.connections == {}
+    assert obs.connections == {} and [f.malformed for f in obs.files] == [5, 3]
+
+
+def test_an_outside_address_that_is_not_an_address_makes_its_line_malformed_not_a_traceback(tmp_path):
+    obs = read_text(tmp_path, flow_line(pod("frontend", app="frontend"), WORLD, "not-an-ip", 443) + "\n", "flows.jsonl")
+    assert obs.connections == {} and obs.malformed == ["flows.jsonl:1: ValueError reading the flow"]
+
+
+def test_a_json_array_that_breaks_off_keeps_what_came_before_and_names_where_it_broke(tmp_path):
+    text = json.dumps([upstream(1), upstream(2)])
+    obs = read_text(tmp_path, text[: len(text) - 40])
+    assert by_ends(obs) == SYN and obs.files[0].malformed == 1 and "item 2: the JSON breaks off" in obs.malformed[0]
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("", "the file is empty"),
+        ("not json\nat all\n", "2 malformed (first: capture.json:1: not JSON (a line cut by log rotation?))"),
+        (json.dumps({"flow": None}) + "\n" + json.dumps({"lost_events": {}}) + "\n", "1 not a flow record or Log Analytics row; 1 not a flow"),
+    ],
+    ids=["empty", "not JSON", "no flows"],
+)
+def test_a_file_of_which_nothing_could_be_read_says_so_with_its_first_reasons(tmp_path, text, why):
+    obs = read_text(tmp_path, text)
+    (line,) = obs.unreadable
+    assert line.startswith("capture.json: no flow records or Log Analytics rows could be read") and why in line
+
+
+def test_a_file_of_only_icmp_or_replies_was_read_even_though_it_adds_no_connection(tmp_path):
+    obs = read_text(tmp_path, json.dumps(upstream(3)) + "\n")
+    assert obs.connections == {} and obs.unreadable == []
+
+
+def test_an_http_and_a_dns_request_keep_what_their_rules_are_judged_on(tmp_path):
+    dns = upstream(4)
+    obs = read_text(tmp_path, json.dumps(dns) + "\n" + json.dumps(upstream(9)) + "\n")
+    queries = [c.queries for c in obs.connections.values() if c.port == 53]
+    assert queries == [{"productpage.bookinfo.svc.cluster.local"}]
+
+
+def test_an_outside_destination_keeps_the_names_its_source_looked_it_up_under(tmp_path):
+    line = flow_line(pod("frontend", app="frontend"), WORLD, "52.1.1.1", 443, destination_names=["API.Example.com.", "api.example.com"])
+    (c,) = read_text(tmp_path, line + "\n").connections.values()
+    assert c.dst.names == ("api.example.com",)
+    (c,) = read_text(tmp_path, flow_line(pod("frontend", app="frontend"), WORLD, "52.1.1.1", 443) + "\n").connections.values()
+    assert c.dst.names is None
+
+
+def test_the_host_end_of_a_connection_keeps_its_address(tmp_path):
+    (c,) = read_text(tmp_path, flow_line(HOST, pod("backend", app="backend"), "10.244.0.62", 80, src_ip="10.224.0.4") + "\n").connections.values()
+    assert c.src.display == "host 10.224.0.4"
+
+
+def test_a_pod_a_proxy_record_names_without_labels_takes_the_labels_another_record_gives_the_same_pod(tmp_path):
+    details = {"namespace": "bookinfo", "labels": ["k8s:app=details", "k8s:version=v1"], "pod_name": "details-v1-79f774bdb9-m4j4k"}
+    syn = flow_line(pod("bookinfo", app="productpage"), details, "10.244.1.193", 9080, sport=52818)
+    request = upstream(9)  # productpage -> details, the destination reported as reserved:world with its pod name
+    request["flow"]["source"] = pod("bookinfo", app="productpage")
+    obs = read_text(tmp_path, syn + "\n" + json.dumps(request) + "\n")
+    (c,) = obs.connections.values()
+    assert c.dst.labels == (("app", "details"), ("version", "v1")) and (c.count, c.l7_records) == (1, 1)
+    assert [r.text for r in c.requests.values()] == ["GET /details/0"]
+
+
+def test_a_reply_is_counted_without_parsing_but_a_request_quoting_the_reply_key_in_a_header_is_still_read(tmp_path):
+    request = upstream(10)
+    request["flow"]["l7"]["http"]["headers"].append({"key": "X-Note", "value": '"is_reply":true'})
+    text = json.dumps(upstream(3), separators=(",", ":")) + "\n" + json.dumps(request, separators=(",", ":")) + "\n"
+    assert '\\"is_reply\\":true' in text
+    obs = read_text(tmp_path, text)
+    assert obs.files[0].skipped == {"replies": 1} and obs.files[0].kinds == {"Hubble flow": 2}
+    (c,) = obs.connections.values()
+    assert [r.text for r in c.requests.values()] == ["GET /reviews/0"]

@@ -1,5 +1,5 @@
 """Command-line tools: ``python -m zerotrust plan --stack dev``, ``python -m zerotrust verify --stack dev``,
-``python -m zerotrust learn --stack dev --flows flows.jsonl``."""
+``python -m zerotrust learn --stack dev --flows flows.jsonl``, ``python -m zerotrust query --stack dev``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 from zerotrust.mockrun import PROJECT_DIR
 
 
-FLOW_LOGS = "flow logs (hubble observe -o json, Container Network Logs events.log, or Log Analytics rows as JSON)"
+FLOW_LOGS = (
+    "captured traffic: Hubble flows (hubble observe -o json, exporter files, Container Network Logs events.log) or Log Analytics "
+    "results (az monitor log-analytics query -o json, or the query API's JSON), in any shape: lines, arrays, pretty-printed"
+)
 
 
 def stack_arguments(parser: argparse.ArgumentParser, what: str = "") -> None:
@@ -63,9 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     stack_arguments(learn)
     learn.add_argument("--flows", type=Path, nargs="+", required=True, metavar="FILE", help=FLOW_LOGS)
     learn.add_argument("--format", choices=("yaml", "json", "markdown"), default="yaml")
+    query = sub.add_parser(
+        "query", help="the Log Analytics query (KQL) that aggregates a stack's traffic server-side, for plan --observed and learn"
+    )
+    stack_arguments(query)
+    query.add_argument("--days", type=int, default=7, help="how many days of ContainerNetworkLogs to aggregate (default 7)")
     args = parser.parse_args(argv)
     if args.command == "learn":
         return run_learn(args)
+    if args.command == "query":
+        return run_query(args)
     if args.command == "verify":
         from zerotrust.verify_cli import run_verify
 
@@ -125,7 +135,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_learn(args: argparse.Namespace) -> int:
-    from policies import learn
+    from policies.observed import learn
     from zerotrust.plan import PlanError, make_plan
 
     try:
@@ -150,6 +160,23 @@ def run_learn(args: argparse.Namespace) -> int:
         print(learn.as_markdown(proposal, header))
     else:
         print(learn.as_yaml(proposal, header), end="")
+    return 0
+
+
+def run_query(args: argparse.Namespace) -> int:
+    from policies.config import ConfigErrors, load_config
+    from policies.observed.log_analytics import query_text
+    from policies.stackfile import StackFileError, read_stack
+
+    try:
+        if not 1 <= args.days <= 730:
+            raise ConfigErrors(["--days: from 1 to 730 (Log Analytics keeps at most two years)"])
+        cfg = load_config(read_stack(PROJECT_DIR, args.stack, args.stack_file).config)
+    except (StackFileError, ConfigErrors) as e:
+        for line in e.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    print(query_text(args.stack, cfg.namespaces, args.days), end="")
     return 0
 
 

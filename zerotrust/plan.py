@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import json
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from policies import budget as budget_
 from policies import guardrails as g
 from policies import matrix as mx
 from policies import observed as observed_
-from policies import replay as replay_
+from policies.observed import replay as replay_
 from policies import review
 from policies.verdict import stranger_name
 from policies.config import ConfigErrors, StackConfig, load_config
@@ -154,6 +155,8 @@ def make_plan(
     plan = Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
     if observed:
         plan.observations = observed_.read(observed)
+        if plan.observations.unreadable:
+            raise PlanError([f"--observed {line}" for line in plan.observations.unreadable])
         ours = {_policy_key(p) for p in policies}
         others = [p for p in in_cluster if _policy_key(p) not in ours]  # the plan replaces its own
         plan.observed = replay_.replay(cfg, policies + others, workloads, plan.observations, cfg.cilium_version)
@@ -273,11 +276,23 @@ def matrix_list(m: mx.Matrix) -> list[str]:
     return out
 
 
+_MERMAID_TEXT = re.compile(r"[^A-Za-z0-9 ._:/@,()*+-]")
+
+
+def _mermaid_text(text: str) -> str:
+    """A label Mermaid shows as text: names from a capture never close a node or inject markup."""
+    return _MERMAID_TEXT.sub("_", text)
+
+
 def mermaid(plan: Plan) -> str:
-    """The allowed flows as a graph: workloads grouped by namespace, peers and outside names drawn, L7 edges labelled."""
-    cfg, m = plan.config, plan.matrix
+    """The allowed flows as a graph: workloads grouped by namespace, peers and outside names drawn, L7 edges
+    labelled; with a replay, declared flows never observed are dashed and observed connections the plan
+    would drop are red."""
+    cfg, m, r = plan.config, plan.matrix, plan.observed
     lines = ["graph LR"]
     ids: dict[str, str] = {}
+    edges: list[str] = []
+    red: list[int] = []
 
     def node_id(name: str) -> str:
         return ids.setdefault(name, f"n{len(ids)}")
@@ -298,19 +313,32 @@ def mermaid(plan: Plan) -> str:
             lines.append(f'  {node_id(name)}{{{{"{name}: {what}"}}}}')
     l7 = {(f.source, f.to, cfg.flow_port(f)) for f in cfg.flows if f.http}
     strangers = {stranger_name(ns) for ns in cfg.namespaces}
+    unseen = set(r.never_observed) if r is not None else set()
     for src, dst, port, proto in sorted(m.allowed):
         if dst == mx.KUBE_DNS or src in strangers or src not in ids or dst not in ids:
             continue
         label = f"{port}/{proto}" + (" HTTP" if (src, dst, port) in l7 else "")
-        lines.append(f"  {ids[src]} -->|{label}| {ids[dst]}")
+        never = mx.fmt((src, dst, port, proto)) in unseen
+        edges.append(f"  {ids[src]} -.->|{label} never observed| {ids[dst]}" if never else f"  {ids[src]} -->|{label}| {ids[dst]}")
     for f in cfg.flows:
         if f.to_fqdns and f.source in ids:
             target = node_id("fqdn:" + ",".join(f.to_fqdns))
             lines.append(f'  {target}[/"{", ".join(f.to_fqdns)}"/]')
-            lines.append(f"  {ids[f.source]} -.->|{cfg.flow_port(f)}/{cfg.flow_protocol(f)}| {target}")
+            never = f"{f.source} -> {','.join(f.to_fqdns)}:{cfg.flow_port(f)}/{cfg.flow_protocol(f)}" in unseen
+            edges.append(f"  {ids[f.source]} -.->|{cfg.flow_port(f)}/{cfg.flow_protocol(f)}{' never observed' if never else ''}| {target}")
+    for d in r.would_drop if r is not None else ():
+        for end in (d.src, d.dst):
+            if end not in ids:
+                lines.append(f'  {node_id(end)}(["{_mermaid_text(end)}"])')
+        what = f"{d.port}/{d.protocol}" + ("" if d.layer == "L3/L4" else f" {d.layer}") + " DROPS"
+        red.append(len(edges))
+        edges.append(f"  {ids[d.src]} -->|{what}| {ids[d.dst]}")
     dns_sources = sorted({k[0] for k in m.allowed if k[1] == mx.KUBE_DNS})
     if dns_sources:
         lines.append(f'  dns(["kube-dns:53 (from {len(dns_sources)} sources)"])')
+    lines += edges
+    if red:
+        lines.append(f"  linkStyle {','.join(map(str, red))} stroke:#d00,stroke-width:3px,color:#d00")
     return "\n".join(lines)
 
 
@@ -419,8 +447,10 @@ def observed_json(plan: Plan) -> dict[str, Any] | None:
         "undecided": [d.as_dict() for d in r.undecided],
         "neverObserved": list(r.never_observed),
         "unknown": list(r.unknown),
+        "unattributed": [u.as_dict() for u in r.unattributed],
         "skipped": {**dict(obs.skipped), "malformed": obs.malformed},
         "lines": obs.lines,
+        "files": [f.as_dict() for f in obs.files],
     }
 
 
@@ -430,16 +460,20 @@ def observed_lines(plan: Plan, markdown: bool) -> list[str]:
     if r is None or obs is None:
         return []
     head = (
-        f"observed: {obs.lines} lines, {r.connections} distinct connections; "
+        f"observed: {obs.lines} records, {r.connections} distinct connections; "
         f"{len(r.would_drop)} would be dropped by this plan, {len(r.never_observed)} declared flows never observed"
     )
-    rows = [f"would drop {d.src} -> {d.dst}:{d.port}/{d.protocol} ({d.count} seen, {d.first} .. {d.last}): {d.dropped_by}" for d in r.would_drop]
-    rows += [
-        f"undecided offline {d.src} -> {d.dst}:{d.port}/{d.protocol} ({d.count} seen): {d.dropped_by}" for d in r.undecided
-    ]
+    rows = [f"would drop{'' if d.layer == 'L3/L4' else ' at ' + d.layer} {d.line}: {d.dropped_by}" for d in r.would_drop]
+    rows += [f"undecided offline {d.line}: {d.dropped_by}" for d in r.undecided]
     rows += [f"never observed: {f}" for f in r.never_observed]
     rows += [f"unknown pod (matches no workload): {u}" for u in r.unknown]
-    rows += [f"skipped {n} {why}" for why, n in sorted(obs.skipped.items())] + [f"malformed {m}" for m in obs.malformed]
+    rows += [f"unattributed {u.end} ({u.count} seen, not judged): {u.why}" for u in r.unattributed]
+    for f in obs.files:
+        kinds = ", ".join(f"{n} {k}" for k, n in f.kinds.most_common())
+        skipped = "".join(f"; skipped {n} {why}" for why, n in sorted(f.skipped.items()))
+        rows.append(f"file {f.name} ({f.shape}): {f.records} records ({kinds or 'none readable'}), {f.connections} counted as connections"
+                    f"{skipped}" + (f"; {f.malformed} malformed" if f.malformed else ""))
+    rows += [f"malformed {m}" for m in obs.malformed]
     if not markdown:
         return [head] + rows
     status = "would DROP observed traffic" if r.would_drop else "drops no observed traffic"
@@ -515,7 +549,8 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
             out += [d.rstrip("\n") for d in base_diff.objects.values()]
             out += ["```", "</details>"]
         out.append("")
-    out += ["### Allowed flows", "", "```mermaid", mermaid(plan), "```", ""]
+    legend = " (dashed: declared, never observed; red: observed, would be dropped)" if plan.observed is not None else ""
+    out += [f"### Allowed flows{legend}", "", "```mermaid", mermaid(plan), "```", ""]
     if len(m.sources) * len(m.targets) <= 400:
         header, rows = matrix_table(m)
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

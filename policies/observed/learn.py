@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.config import PEER_ENTITIES, PROJECT, StackConfig, outside_names
+from policies.config.limits import MAX_FQDNS_PER_FLOW
 from policies.matrix import KUBE_DNS
-from policies.observed import End
-from policies.replay import Replayed, ReplayReport, host_cidr
+from policies.observed.records import End, host_cidr
+from policies.observed.replay import Replayed, ReplayReport
 
 SELECTOR_LABELS = ("app", "app.kubernetes.io/name", "k8s-app")
 """The label a new pod peer selects by, the first one the observed pod has."""
@@ -66,7 +67,8 @@ class _Learner:
         self.cfg = cfg
         self.p = Proposal()
         level = cfg.acns_level
-        self.fqdn_ok = (level is None or "fqdn" in level.allows) and cfg.zero_trust.default_deny == "ingress-and-egress"
+        self.fqdn_level = level is None or "fqdn" in level.allows
+        self.fqdn_ok = self.fqdn_level and cfg.zero_trust.default_deny == "ingress-and-egress"
         self._flows: dict[str, ProposedFlow] = {}
         self.pending: dict[str, dict[str, Any]] = {}
         """New peers the connection being learned names, kept only if its flow is."""
@@ -82,36 +84,48 @@ class _Learner:
         self.pending[name] = spec
         return name
 
-    def ref(self, end: End, name: str, dst: bool) -> str | list[str] | None:
+    def ref(self, end: End, name: str, dst: bool, what: str) -> str | list[str] | None:
         """What a flow names for this end: a workload or peer name, outside names (toFqdns), or None (cannot)."""
+        if end.reserved == "world" and not end.ip and dst:
+            self.p.notes.append(
+                f"{what}: the capture has no address for the outside end (aggregated Log Analytics rows carry none), and "
+                "a flow to all of world is never proposed: capture it with Hubble, or with the addresses `python -m zerotrust query` keeps"
+            )
+            return None
         if name in self.cfg.workloads or name in self.cfg.peers:
             return name
         if name == KUBE_DNS:
-            self.p.notes.append(f"DNS to kube-dns would be dropped: set {PROJECT}:zeroTrust.allowDns: true")
+            self.p.notes.append(f"{what}: DNS to kube-dns would be dropped: set {PROJECT}:zeroTrust.allowDns: true")
             return None
+        if end.reserved == "world" and not end.ip:
+            entity = next((n for n, p in sorted(self.cfg.peers.items()) if p.entity == "world"), None)
+            return entity or self.peer("internet", {"entity": "world"})
         if end.reserved == "world" and end.ip:
             ip = ipaddress.ip_address(end.ip)
             for peer_name, peer in sorted(self.cfg.peers.items()):
                 if any(ip in ipaddress.ip_network(e) for e in peer.except_):
-                    self.p.notes.append(f"{end.ip} is in the except ranges of peer {peer_name}: excluded there on purpose, not proposed")
+                    self.p.notes.append(f"{what}: {end.ip} is in the except ranges of peer {peer_name}: excluded there on purpose, not proposed")
                     return None
             if not dst and ip.is_global:
                 # Clients on the internet: one entity peer, not a peer per client address.
                 entity = next((n for n, p in sorted(self.cfg.peers.items()) if p.entity == "world"), None)
                 return entity or self.peer("internet", {"entity": "world"})
-            names = [n.rstrip(".").lower() for n in end.names if re.match(outside_names.FQDN, n.lower())]
+            names = [n.rstrip(".").lower() for n in end.names or () if re.match(outside_names.FQDN, n.lower())]
             if dst and names and self.fqdn_ok:
                 return sorted(set(names))
             if names:
+                needs = (
+                    f"{PROJECT}:zeroTrust.defaultDeny: ingress-and-egress" if self.fqdn_level
+                    else f"{PROJECT}:cluster.advancedNetworking.security: fqdn"
+                )
                 self.p.notes.append(
-                    f"{end.ip} is {', '.join(names)}: an address peer is proposed; with "
-                    f"{PROJECT}:cluster.advancedNetworking.security: fqdn a toFqdns flow would follow address changes"
+                    f"{what}: {end.ip} is {', '.join(names)}: an address peer is proposed; with {needs} a toFqdns flow would follow address changes"
                 )
             return self.peer(f"addr-{end.ip.replace('.', '-').replace(':', '-')}", {"cidrs": [host_cidr(end.ip)]})
         if end.reserved is not None:
             if end.reserved in PEER_ENTITIES:
                 return self.peer(end.reserved, {"entity": end.reserved})
-            self.p.notes.append(f"traffic of the reserved identity {end.reserved!r} cannot be declared as a flow")
+            self.p.notes.append(f"{what}: traffic of the reserved identity {end.reserved!r} cannot be declared as a flow")
             return None
         if end.namespace in self.cfg.namespaces:
             if end.display not in self.p.unknown:
@@ -137,13 +151,19 @@ class _Learner:
             if "to" in flow and f.to == flow["to"]:
                 return True
             if "toFqdns" in flow and f.to_fqdns and all(
-                any(outside_names.name_matches(p, n) for p in f.to_fqdns) for n in flow["toFqdns"]
+                any(outside_names.name_matches(p, n, self.cfg.cilium_version) for p in f.to_fqdns) for n in flow["toFqdns"]
             ):
                 return True
         return False
 
     def add(self, row: Replayed, exact: bool) -> None:
         self.pending = {}
+        if row.layer != "L3/L4":
+            what = ", ".join(row.requests) or "its requests"
+            fix = "a toFqdns flow for a name lets its pods look it up" if row.layer == "DNS" else "widen the flow's http rules if they are intended"
+            self.p.notes.append(f"{row.src} -> {row.dst}:{row.port}/{row.protocol}: {row.layer} rules reject {what}; {fix}")
+            self.p.declined.append(row)
+            return
         flow = self.flow_for(row)
         if flow is None or (exact and self.declared(flow)):
             if flow is not None:
@@ -168,11 +188,11 @@ class _Learner:
         """The flow that would allow a dropped connection, or None (and a note saying why) when none can."""
         assert row.ends is not None
         src_end, dst_end = row.ends
-        src, dst = self.ref(src_end, row.src, dst=False), self.ref(dst_end, row.dst, dst=True)
+        what = f"{row.src} -> {row.dst}:{row.port}/{row.protocol}"
+        src, dst = self.ref(src_end, row.src, False, what), self.ref(dst_end, row.dst, True, what)
         if src is None or dst is None:
             return None
         assert isinstance(src, str)
-        what = f"{row.src} -> {row.dst}:{row.port}/{row.protocol}"
         peers = set(self.cfg.peers) | set(self.p.peers) | set(self.pending)
         if src in peers and (isinstance(dst, list) or dst in peers):
             self.p.notes.append(f"{what}: between two peers (or a peer and outside names), not this stack's to enforce")
@@ -203,7 +223,15 @@ def propose(cfg: StackConfig, report: ReplayReport) -> Proposal:
     for row in report.undecided:
         learner.add(row, exact=False)
     p = learner.p
-    p.flows = sorted(learner._flows.values(), key=lambda f: (-f.count, json.dumps(f.flow, sort_keys=True)))
+    flows = []
+    for f in learner._flows.values():
+        names = f.flow.get("toFqdns")
+        if names and len(names) > MAX_FQDNS_PER_FLOW:  # one flow holds at most that many names
+            for i in range(0, len(names), MAX_FQDNS_PER_FLOW):
+                flows.append(ProposedFlow(f.flow | {"toFqdns": names[i : i + MAX_FQDNS_PER_FLOW]}, f.count, f.first, f.last))
+        else:
+            flows.append(f)
+    p.flows = sorted(flows, key=lambda f: (-f.count, json.dumps(f.flow, sort_keys=True)))
     p.unknown = sorted(set(p.unknown) | set(report.unknown))
     p.notes = list(dict.fromkeys(p.notes))
     return p
