@@ -58,7 +58,7 @@ if cfg.zero_trust.verify and probe_set.probes:
         """What a Job's verdicts depend on: the policies selecting either end of a check, and its targets."""
         deps = [namespaces[ns].policy(name) for ns, name in g.policies]
         for target in g.targets:
-            deps += namespaces[cfg.workloads[target].namespace].workloads[target]
+            deps += namespaces[cfg.workloads[target].namespace].workloads.get(target, [])
         return deps
 
     ConnectivityProbes(

@@ -153,7 +153,7 @@ def main() -> None:
         plan = make_plan("bench", stack, PROJECT_DIR)
         objects = plan.run.kubernetes_objects()
         policies = [o for o in objects if o.get("apiVersion", "").startswith("cilium.io/")]
-        workloads = mx.workloads_from_manifests(objects)
+        workloads = mx.workload_pods(plan.config, objects)
         before = peak_mib()
         rounds = []
         for _ in range(args.repeat):

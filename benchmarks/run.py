@@ -61,7 +61,7 @@ def time_matrix(config: dict) -> tuple[float, mx.Matrix]:
     start = time.perf_counter()
     cfg = load_config(config)
     objects = render(cfg).all()
-    workloads = mx.workloads_from_manifests(objects)
+    workloads = mx.workload_pods(cfg, objects)
     m = mx.build([o for o in objects if o["kind"] == "CiliumNetworkPolicy"], workloads, mx.declared_flows(cfg, workloads))
     return time.perf_counter() - start, m
 

@@ -1,4 +1,5 @@
-"""A workload namespace under zero trust: the Namespace, its Cilium policies, its workloads' Deployments and Services."""
+"""A workload namespace under zero trust: the Namespace (or the label on one that exists), its Cilium policies, its
+workloads' service accounts, Deployments and Services."""
 
 from __future__ import annotations
 
@@ -35,11 +36,22 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
     ):
         super().__init__("zero-trust-aks:kubernetes:ZeroTrustNamespace", name, None, opts)
         ns = manifests.namespace
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=ns["metadata"],
-            opts=pulumi.ResourceOptions(parent=self, provider=provider),
-        )
+        if manifests.create:
+            self.namespace: pulumi.CustomResource = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=ns["metadata"],
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+        else:
+            # A namespace its owner created: a server-side apply patch sets the stack's label and, on
+            # `pulumi destroy`, takes back only what it set; the namespace is never created or deleted here.
+            self.namespace = k8s.core.v1.NamespacePatch(
+                f"{name}-namespace-labels",
+                api_version=ns["apiVersion"],
+                kind=ns["kind"],
+                metadata=ns["metadata"],
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
         after_namespace = pulumi.ResourceOptions(
             parent=self, provider=provider, depends_on=[self.namespace, *policy_gate]
         )
@@ -57,6 +69,13 @@ class ZeroTrustNamespace(pulumi.ComponentResource):
         # Deployments and Services are direct children (no component per workload): a stack of
         # a thousand workloads registers a thousand fewer resources.
         after_policies = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.namespace, *self.policies])
+        for a in manifests.service_accounts:
+            k8s.core.v1.ServiceAccount(
+                f"{name}-{a['metadata']['name']}-serviceaccount",
+                metadata=a["metadata"],
+                automount_service_account_token=a["automountServiceAccountToken"],
+                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.namespace]),
+            )
         self.workloads: dict[str, list[pulumi.Resource]] = {}
         for w in manifests.workloads:
             d = w.deployment

@@ -44,8 +44,9 @@ class Budget:
         return self.workloads[:n]
 
 
-def estimate(objects: Iterable[Mapping[str, Any]], version: Version = DEFAULT_CILIUM) -> Budget:
-    """The budget of the policies and pod-making objects among ``objects`` (manifests, as applied)."""
+def estimate(objects: Iterable[Mapping[str, Any]], version: Version = DEFAULT_CILIUM, elsewhere: Iterable[Endpoint] = ()) -> Budget:
+    """The budget of the policies and pod-making objects among ``objects`` (manifests, as applied), and of the
+    workloads deployed ``elsewhere`` whose pods the policies select."""
     objects = list(objects)
     policies = [o for o in objects if o.get("kind") in (CNP, CCNP)]
     workloads = [o for o in objects if o.get("kind") in POD_TEMPLATE_KINDS and o.get("kind") != "Job"]
@@ -54,6 +55,8 @@ def estimate(objects: Iterable[Mapping[str, Any]], version: Version = DEFAULT_CI
         meta = o.get("metadata") or {}
         ref = f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
         endpoints[ref] = Endpoint(str(meta.get("namespace") or "default"), dict(pod_labels(o)), name=str(meta.get("name", "")))
+    for ep in elsewhere:
+        endpoints[f"{ep.namespace}/{ep.name}"] = ep
     kube_dns = Endpoint("kube-system", {"k8s-app": "kube-dns"}, name="kube-dns")  # every pod's DNS peer
     engine = Engine(policies, version, [*endpoints.values(), kube_dns, *(entity(r) for r in RESERVED)])
     identities = len({e.identity() for e in endpoints.values()})

@@ -61,6 +61,24 @@ def workloads_from_manifests(objects: Iterable[Mapping[str, Any]]) -> list[Workl
     return sorted(out, key=lambda w: (w.namespace, w.name))
 
 
+def workloads_elsewhere(cfg: StackConfig) -> list[WorkloadPods]:
+    """The workloads deployed elsewhere (``selector``), as the policies see them: their selector and the ports
+    their pods listen on."""
+    return [
+        WorkloadPods(
+            name, w.namespace, dict(w.selector), tuple((s.container_port, s.protocol) for s in w.served),
+            tuple((s.name, s.container_port, s.protocol) for s in w.served),
+        )
+        for name, w in sorted(cfg.workloads.items())
+        if w.selector is not None
+    ]
+
+
+def workload_pods(cfg: StackConfig, objects: Iterable[Mapping[str, Any]]) -> list[WorkloadPods]:
+    """Every workload of the stack: those its objects deploy, and those deployed elsewhere."""
+    return sorted(workloads_from_manifests(objects) + workloads_elsewhere(cfg), key=lambda w: (w.namespace, w.name))
+
+
 def fmt(key: FlowKey) -> str:
     src, dst, port, proto = key
     return f"{src} -> {dst}:{port}/{proto}"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from policies.config import PROJECT, StackConfig
-from policies.render import MANAGED_BY, ROLE_LABEL, Rendered, describe, pod_labels, selector_labels
+from policies.render import MANAGED_BY, ROLE_LABEL, Rendered, describe, pod_labels, selector
 from policies.cilium_versions import features
 from policies.verdict import STRANGER, Endpoint, Engine, compile_policy, stranger, stranger_name
 
@@ -100,6 +100,7 @@ class Probe:
     """The target workload; None for an address outside the cluster."""
     host: str
     port: int
+    """The port the probe dials (the target's Service port; its flow names the port policies allow)."""
     expect: Literal["allow", "deny"]
     reason: str
     """The verdict engine's reason for the expectation."""
@@ -195,8 +196,8 @@ class Dependencies:
         """A hash of those objects and the check itself: it changes exactly when the verdict's inputs do."""
         parts: list = [check, [self._rules[k][0] for k in sorted(set(policies))]]
         if target is not None:
-            w = self._workloads[target]
-            parts.append([w.deployment, w.service])
+            w = self._workloads.get(target)
+            parts.append([w.deployment, w.service] if w else target)  # deployed elsewhere: only its name is ours
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
 
 
@@ -221,9 +222,10 @@ def job_stem(namespace: str, who: str, labels: tuple[tuple[str, str], ...]) -> s
 
 
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
-    wanted: list[tuple[str, str, dict[str, str], str, int, bool]] = []  # (source, namespace, labels, target, port, declared)
+    # (source, namespace, labels, target, port policies allow, port clients dial, declared)
+    wanted: list[tuple[str, str, dict[str, str], str, int, int, bool]] = []
     skipped: list[str] = []
-    targets: dict[tuple[str, int], set[str]] = {}  # (target workload, port) -> source namespaces of flows to it
+    targets: dict[tuple[str, int, int], set[str]] = {}  # (target workload, ports) -> source namespaces of flows to it
     for f in cfg.flows:
         if f.source in cfg.peers or f.to in cfg.peers:
             skipped.append(f"{describe(cfg, f)}: flows with a peer are not probed (a peer is not the stack's to run a pod as)")
@@ -235,26 +237,31 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
         if proto != "TCP":
             skipped.append(f"{describe(cfg, f)}: {proto} is not probed (a drop and a silent server look the same)")
             continue
-        src, port = cfg.workloads[f.source], cfg.flow_port(f)
-        targets.setdefault((f.to, port), set()).add(src.namespace)
-        wanted.append((f.source, src.namespace, selector_labels(f.source), f.to, port, True))
+        target = cfg.workloads[f.to]
+        if not target.deployed and target.service is None:
+            skipped.append(f"{describe(cfg, f)}: {f.to} is deployed elsewhere and names no Service to dial (workloads.{f.to}.service)")
+            continue
+        src, port, dial = cfg.workloads[f.source], cfg.flow_port(f), cfg.flow_service_port(f)
+        targets.setdefault((f.to, port, dial), set()).add(src.namespace)
+        wanted.append((f.source, src.namespace, selector(cfg, f.source), f.to, port, dial, True))
     managed = cfg.namespaces
-    for (target, port), source_namespaces in sorted(targets.items()):
+    for (target, port, dial), source_namespaces in sorted(targets.items()):
         target_ns = cfg.workloads[target].namespace
         strangers = set(source_namespaces)
         others = [n for n in managed if n not in source_namespaces and n != target_ns]
         others = others or [n for n in managed if n not in source_namespaces]
         if others:
             strangers.add(others[0])
-        wanted += [(STRANGER, ns, {}, target, port, False) for ns in sorted(strangers)]
+        wanted += [(STRANGER, ns, {}, target, port, dial, False) for ns in sorted(strangers)]
 
     shaped = [_shape(cfg, *w) for w in wanted]
     # Every identity up front: the engine then resolves each selector once.
     engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
     deps = Dependencies(rendered, cfg.cilium_version)
     out = []
-    for (who, src, dst, flow, port), (_, namespace, labels, target, _port, declared) in zip(shaped, wanted):
+    for (who, src, dst, flow, port), (_, namespace, labels, target, _port, dial, declared) in zip(shaped, wanted):
         verdict = engine.decide(src, dst, port, "TCP")
+        t = cfg.workloads[target]
         selecting = deps.selecting(src) + deps.selecting(dst)
         out.append(
             Probe(
@@ -265,8 +272,8 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
                 flow=flow,
                 labels=dict(labels),
                 target=target,
-                host=f"{target}.{dst.namespace}.svc",
-                port=port,
+                host=f"{target if t.deployed else t.service}.{dst.namespace}.svc",
+                port=dial,
                 expect="allow" if verdict.allowed else "deny",
                 reason=verdict.reason,
                 declared=declared,
@@ -314,7 +321,7 @@ def outside_probes(cfg: StackConfig, deps: Dependencies, engine: Engine, skipped
     return out
 
 
-def _shape(cfg, source, namespace, labels, target, port, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
+def _shape(cfg, source, namespace, labels, target, port, dial, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
     """(who, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
     who = source if source != STRANGER else stranger_name(namespace)

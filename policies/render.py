@@ -54,8 +54,12 @@ class WorkloadManifests:
 class NamespaceManifests:
     name: str
     namespace: dict[str, Any]
+    """The Namespace the stack creates; or, for one that exists already (``create: false``), the labels the
+    stack sets on it (applied as a server-side patch that neither creates nor deletes it)."""
     policies: tuple[dict[str, Any], ...]
     workloads: tuple[WorkloadManifests, ...] = field(default=())
+    create: bool = True
+    service_accounts: tuple[dict[str, Any], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Rendered:
         """Every object, namespaces first, in a stable order."""
         out: list[dict[str, Any]] = [n.namespace for n in self.namespaces]
         for n in self.namespaces:
+            out.extend(n.service_accounts)
             for w in n.workloads:
                 out.append(w.deployment)
                 if w.service:
@@ -90,13 +95,17 @@ def render(cfg: StackConfig) -> Rendered:
                 service=service(name, w) if name in targets or w.expose == "loadBalancer" else None,
             )
             for name, w in members.items()
+            if w.deployed
         )
+        accounts = sorted({w.service_account_name for w in members.values() if w.service_account_name not in (None, "default")})
         namespaces.append(
             NamespaceManifests(
                 name=ns,
                 namespace=namespace(ns, members.values(), cfg),
                 policies=tuple(namespace_policies(cfg, ns)),
                 workloads=workloads,
+                create=cfg.creates_namespace(ns),
+                service_accounts=tuple(service_account(a, ns) for a in accounts),
             )
         )
     return Rendered(tuple(namespaces))
@@ -106,16 +115,30 @@ def render(cfg: StackConfig) -> Rendered:
 
 
 def selector_labels(name: str) -> dict[str, str]:
-    """The labels a workload's pods are selected by (Deployment, Service, policies)."""
+    """The labels the pods of a workload this stack deploys are selected by (Deployment, Service, policies)."""
     return {"app": name}
 
 
+def selector(cfg: StackConfig, name: str) -> dict[str, str]:
+    """The labels that select a workload's pods: its own ``selector`` when deployed elsewhere."""
+    w = cfg.workloads[name]
+    return dict(w.selector) if w.selector is not None else selector_labels(name)
+
+
 def pod_labels(name: str, w: WorkloadConfig) -> dict[str, str]:
+    """The labels a workload's pods carry, as far as the stack knows them (deployed elsewhere: its selector)."""
+    if w.selector is not None:
+        return dict(w.selector)
     return {**w.labels, **selector_labels(name), "app.kubernetes.io/name": name, **MANAGED_BY}
 
 
 def namespace(ns: str, workloads: Any, cfg: StackConfig) -> dict[str, Any]:
-    level = "restricted" if all(w.security_profile == "restricted" for w in workloads) else "baseline"
+    """The Namespace; for one that exists already, only the label the stack sets on it (Pod Security stays its owner's)."""
+    marker = {f"{PROJECT}/default-deny": cfg.zero_trust.default_deny}
+    if not cfg.creates_namespace(ns):
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": marker}}
+    deployed = [w for w in workloads if w.deployed]
+    level = "restricted" if all(w.security_profile == "restricted" for w in deployed) else "baseline"
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -126,9 +149,19 @@ def namespace(ns: str, workloads: Any, cfg: StackConfig) -> dict[str, Any]:
                 "pod-security.kubernetes.io/enforce": level,
                 "pod-security.kubernetes.io/warn": "restricted",
                 "pod-security.kubernetes.io/audit": "restricted",
-                f"{PROJECT}/default-deny": cfg.zero_trust.default_deny,
+                **marker,
             },
         },
+    }
+
+
+def service_account(name: str, ns: str) -> dict[str, Any]:
+    """A workload's own service account; its token is mounted only where the workload asks (serviceAccountToken)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)},
+        "automountServiceAccountToken": False,
     }
 
 
@@ -140,22 +173,31 @@ def deployment(name: str, w: WorkloadConfig) -> dict[str, Any]:
     }
     if restricted:
         container_security["runAsNonRoot"] = True
-    container: dict[str, Any] = {
-        "name": name,
-        "image": w.image,
-        "ports": [{"name": s.name, "containerPort": s.port, "protocol": s.protocol} for s in w.served],
-        "resources": {
-            "requests": {"cpu": w.resources.cpu_request, "memory": w.resources.memory_request},
-            "limits": {"cpu": w.resources.cpu_limit, "memory": w.resources.memory_limit},
-        },
-        "securityContext": container_security,
+    if w.run_as_user is not None:
+        container_security["runAsUser"] = w.run_as_user
+    if w.run_as_group is not None:
+        container_security["runAsGroup"] = w.run_as_group
+    container: dict[str, Any] = {"name": name, "image": w.image}
+    if w.command:
+        container["command"] = list(w.command)
+    if w.args:
+        container["args"] = list(w.args)
+    listening: dict[tuple[int, str], str] = {}
+    for s in w.served:  # one container port however many Service ports reach it
+        listening.setdefault((s.container_port, s.protocol), s.name)
+    if listening:  # a worker that receives nothing: no ports, no health probes
+        container["ports"] = [{"name": n, "containerPort": port, "protocol": proto} for (port, proto), n in listening.items()]
+    if w.env:
+        container["env"] = [_env(k, v) for k, v in w.env.items()]
+    container["resources"] = {
+        "requests": {"cpu": w.resources.cpu_request, "memory": w.resources.memory_request},
+        "limits": {"cpu": w.resources.cpu_limit, "memory": w.resources.memory_limit},
     }
-    if not w.served:
-        del container["ports"]  # a worker that receives nothing: no ports, no TCP health probes
-    tcp = [s for s in w.served if s.protocol == "TCP"]
-    if tcp:
-        container["readinessProbe"] = {"tcpSocket": {"port": tcp[0].port}, "periodSeconds": 5}
-        container["livenessProbe"] = {"tcpSocket": {"port": tcp[0].port}, "initialDelaySeconds": 10, "periodSeconds": 20}
+    container["securityContext"] = container_security
+    check = _health_check(w)
+    if check is not None:
+        container["readinessProbe"] = {**check, "periodSeconds": 5}
+        container["livenessProbe"] = {**check, "initialDelaySeconds": 10, "periodSeconds": 20}
     pod_security: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
     if restricted:
         pod_security["runAsNonRoot"] = True
@@ -170,6 +212,7 @@ def deployment(name: str, w: WorkloadConfig) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    **({"serviceAccountName": w.service_account_name} if w.service_account_name else {}),
                     "automountServiceAccountToken": w.service_account_token,
                     "securityContext": pod_security,
                     "containers": [container],
@@ -177,6 +220,22 @@ def deployment(name: str, w: WorkloadConfig) -> dict[str, Any]:
             },
         },
     }
+
+
+def _env(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"name": name, "value": value}
+    ref, kind = (value.secret_key_ref, "secretKeyRef") if value.secret_key_ref else (value.config_map_key_ref, "configMapKeyRef")
+    return {"name": name, "valueFrom": {kind: {"name": ref.name, "key": ref.key}}}
+
+
+def _health_check(w: WorkloadConfig) -> dict[str, Any] | None:
+    """An HTTP GET where the workload has a health check, else a TCP connect to its first TCP port (None: no TCP port)."""
+    tcp = [s for s in w.served if s.protocol == "TCP"]
+    if w.health_check is not None:
+        spec = w.find_port(w.health_check.port, "TCP") if w.health_check.port is not None else tcp[0]
+        return {"httpGet": {"path": w.health_check.path, "port": spec.container_port}}
+    return {"tcpSocket": {"port": tcp[0].container_port}} if tcp else None
 
 
 def service(name: str, w: WorkloadConfig) -> dict[str, Any]:
@@ -191,7 +250,7 @@ def service(name: str, w: WorkloadConfig) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "type": "ClusterIP",
         "selector": selector_labels(name),
-        "ports": [{"name": s.name, "port": s.port, "targetPort": s.port, "protocol": s.protocol} for s in w.served],
+        "ports": [{"name": s.name, "port": s.port, "targetPort": s.container_port, "protocol": s.protocol} for s in w.served],
     }
     if w.expose == "loadBalancer":
         spec.update(type="LoadBalancer", externalTrafficPolicy="Local")
@@ -246,7 +305,7 @@ def workload_policy(cfg: StackConfig, name: str) -> dict[str, Any] | None:
                 egress.append(rule)
     if not ingress and not egress:
         return None
-    spec: dict[str, Any] = {"endpointSelector": {"matchLabels": selector_labels(name)}}
+    spec: dict[str, Any] = {"endpointSelector": {"matchLabels": selector(cfg, name)}}
     if ingress:
         spec["ingress"] = ingress
     if egress:
@@ -299,7 +358,7 @@ def _ports(cfg: StackConfig, f: Flow, with_http: bool) -> dict[str, Any]:
 
 
 def peer(cfg: StackConfig, workload: str) -> dict[str, Any]:
-    return {"matchLabels": {NS_LABEL: cfg.workloads[workload].namespace, **selector_labels(workload)}}
+    return {"matchLabels": {NS_LABEL: cfg.workloads[workload].namespace, **selector(cfg, workload)}}
 
 
 def peer_rule(cfg: StackConfig, name: str, direction: str) -> dict[str, Any]:

@@ -16,6 +16,20 @@ import yaml
 
 _DECLARATION_KEYS = {"type", "description", "default", "secret", "items", "value"}
 SECRET_PLACEHOLDER = "[secret]"
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+"""The keys of a stack settings file (Pulumi's stack settings file reference)."""
+
+
+class YamlFloat(float):
+    """A number YAML read as a fraction, with the text it was written as (``1.30`` is 1.3 to YAML):
+    so a message can tell the user exactly what to quote."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str):
+        out = super().__new__(cls, value)
+        out.text = text
+        return out
 
 
 class StackFileError(Exception):
@@ -27,7 +41,11 @@ class StackFileError(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key defined twice in one mapping is recorded, not silently replaced."""
+    """PyYAML's safe loader, except that a key defined twice in one mapping is recorded, not silently replaced,
+    and a fraction keeps the text it was written as."""
+
+    def construct_yaml_float(self, node):
+        return YamlFloat(super().construct_yaml_float(node), node.value)
 
     def __init__(self, stream):
         super().__init__(stream)
@@ -51,12 +69,18 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+
 @dataclass(frozen=True)
 class StackFiles:
     project: str
     stack: str
     config: dict[str, Any]
     secret_keys: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = field(default=())
+    """What is wrong with the files beside the config's values (a key defined twice, a key outside ``config:``):
+    reported with the config's own problems, all at once."""
 
 
 def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) -> StackFiles:
@@ -67,6 +91,7 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
     if not isinstance(project, str):
         raise StackFileError(f"{project_file.name}: no project 'name'")
 
+    problems: list[str] = []
     merged: dict[str, Any] = {}
     for key, value in _config_section(project_doc, project_file).items():
         full = key if ":" in key else f"{project}:{key}"
@@ -83,13 +108,21 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in project_dir.glob("Pulumi.*.yaml"))
         raise StackFileError(f"{path.name}: no such stack file; stacks here: {', '.join(known) or 'none'}")
     secrets = []
-    for key, value in _config_section(_load(path), path).items():
+    doc = _load(path, problems)
+    for key in doc:
+        if key in STACK_FILE_KEYS:
+            continue
+        if isinstance(key, str) and ":" in key:
+            problems.append(f"{path.name}: {key!r} is at the top level, outside config:, where Pulumi ignores it; indent it under config:")
+        else:
+            problems.append(f"{path.name}: {key!r} is not a stack settings key; a stack file has {', '.join(STACK_FILE_KEYS)}")
+    for key, value in _config_section(doc, path).items():
         full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             secrets.append(full)
             value = SECRET_PLACEHOLDER
         merged[full] = value
-    return StackFiles(project=project, stack=stack, config=merged, secret_keys=tuple(sorted(secrets)))
+    return StackFiles(project, stack, merged, tuple(sorted(secrets)), tuple(problems))
 
 
 def _config_section(doc: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -106,7 +139,37 @@ def _config_section(doc: dict[str, Any], path: Path) -> dict[str, Any]:
     return section
 
 
-def _load(path: Path) -> dict[str, Any]:
+_YAML_PROBLEMS = (
+    ("expected <block end>, but found '-'", "a list item ('-') where the lines above expect a key: indent it under its key"),
+    ("expected <block end>, but found '<block sequence start>'", "a list item ('-') where the lines above expect a key: indent it under its key"),
+    ("expected <block end>", "this line's indentation does not fit the block above it: indent it like its siblings"),
+    ("mapping values are not allowed here", "a ':' where a value was expected: quote the value if it holds ': ', or check this line's indentation"),
+    ("could not find expected ':'", "a key without its ':' (or a value that runs on over several lines without quotes)"),
+    ("that cannot start any token", "a tab or a character that cannot start a value: YAML indents with spaces only; quote values that start with '@' or '`'"),
+    ("found unexpected end of stream", "a quote that is never closed"),
+    ("but found '<stream end>'", "the file ends where a value was expected: a [...] or {...} that is never closed"),
+    ("found undefined alias", "an alias (*name) with no anchor (&name) before it"),
+    ("did not find expected key", "a key was expected here: check the indentation, or a '-' list item inside a mapping"),
+    ("did not find expected '-' indicator", "a list item ('- ...') was expected here: check the indentation"),
+    ("did not find expected node content", "a value is missing here"),
+    ("expected ',' or ']'", "a list in [...] that is not closed, or items without ',' between them"),
+    ("expected ',' or '}'", "a mapping in {...} that is not closed, or entries without ',' between them"),
+    ("found duplicate anchor", "the same anchor (&name) twice"),
+)
+"""PyYAML's problem -> what it usually means, in our words."""
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML syntax error as one line: where, what it usually means, and the parser's own words."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = str(getattr(e, "problem", None) or e).strip()
+    words = next((w for p, w in _YAML_PROBLEMS if p in problem), None)
+    return f"not valid YAML at {where}{words} (the parser: {problem})" if words else f"not valid YAML at {where}{problem}"
+
+
+def _load(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
+    """The file's mapping; a key defined twice goes to ``problems`` (raised at once without a list to collect it)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -117,18 +180,18 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         doc = loader.get_single_data()
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(e, "problem", None)
-        raise StackFileError(f"{path.name}: not valid YAML{where}" + (f": {problem}" if problem else "")) from None
+        raise StackFileError(f"{path.name}: {yaml_problem(e)}") from None
     except RecursionError:
         raise StackFileError(f"{path.name}: nested too deeply to read") from None
     except ValueError as e:  # e.g. an integer of thousands of digits
         raise StackFileError(f"{path.name}: a value cannot be read ({str(e).split(':')[0]})") from None
     finally:
         loader.dispose()
-    if loader.duplicates:
-        raise StackFileError([f"{path.name} {d}" for _, d in sorted(set(loader.duplicates))])
+    duplicates = [f"{path.name} {d}" for _, d in sorted(set(loader.duplicates))]
+    if duplicates and problems is None:
+        raise StackFileError(duplicates)
+    if problems is not None:
+        problems += duplicates
     if not isinstance(doc, dict):
         raise StackFileError(f"{path.name}: expected a mapping at the top level")
     return doc

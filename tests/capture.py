@@ -100,7 +100,7 @@ def replay_config(config: dict, *captures: Path):
     cfg = load_config(config)
     objects = render(cfg).all()
     policies = [o for o in objects if o["apiVersion"].startswith("cilium.io/")]
-    return cfg, replay_.replay(cfg, policies, mx.workloads_from_manifests(objects), observed_.read(list(captures)), cfg.cilium_version)
+    return cfg, replay_.replay(cfg, policies, mx.workload_pods(cfg, objects), observed_.read(list(captures)), cfg.cilium_version)
 
 
 def stack_config(stack_file: Path) -> dict:

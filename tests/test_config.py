@@ -68,7 +68,7 @@ def test_a_misspelt_key_is_rejected_not_ignored(dev_config):
 def test_an_unknown_project_key_lists_the_known_ones(dev_config):
     dev_config["zero-trust-aks:flow"] = []
     (line,) = errors_of(dev_config)
-    assert line.startswith("zero-trust-aks:flow: unknown config key; the project's keys are: zero-trust-aks:cluster,")
+    assert line.startswith("zero-trust-aks:flow: unknown config key; did you mean zero-trust-aks:flows? the project's keys are: zero-trust-aks:cluster,")
 
 
 def test_a_missing_required_key_is_named(dev_config):
@@ -195,7 +195,7 @@ def test_probes_need_dns_to_find_their_targets(dev_config):
 def test_an_unpinned_probe_image_is_refused(dev_config):
     dev_config["zero-trust-aks:zeroTrust"] = {"probeImage": "curl image"}
     (line,) = errors_of(dev_config)
-    assert line.startswith("zero-trust-aks:zeroTrust.probeImage: 'curl image' is not allowed here")
+    assert line == "zero-trust-aks:zeroTrust.probeImage: 'curl image' is not an image reference (name, optional :tag, @sha256:<64 hex digits>)"
 
 
 def test_create_resource_group_is_refused_on_an_existing_cluster_stack(dev_config):

@@ -5,6 +5,8 @@ One test per class of problem; each asserts the exact key path and what is allow
 
 from __future__ import annotations
 
+from zerotrust.mockrun import PROJECT_DIR
+
 import pytest
 
 from policies.config import load_config
@@ -69,7 +71,7 @@ def test_entra_id_group_and_tenant_ids_must_be_guids(dev_config):
     cluster(dev_config)["entraId"] = {"adminGroupObjectIds": ["admins"], "tenantId": "contoso.onmicrosoft.com"}
     lines = errors_of(dev_config)
     assert [line.split(":")[1].split(" ")[0] for line in lines] == ["cluster.entraId.adminGroupObjectIds[0]", "cluster.entraId.tenantId"]
-    assert all("is not allowed here; it must match" in line for line in lines)
+    assert all("is not a GUID (8-4-4-4-12 hexadecimal digits" in line for line in lines)
 
 
 def test_kubernetes_versions_without_documented_cilium_are_refused_with_the_known_ones(dev_config):
@@ -79,10 +81,16 @@ def test_kubernetes_versions_without_documented_cilium_are_refused_with_the_know
     assert "1.29, 1.30, 1.31" in line
 
 
-def test_an_unquoted_kubernetes_version_gets_a_yaml_hint(dev_config):
-    cluster(dev_config)["kubernetesVersion"] = 1.3  # what YAML makes of `kubernetesVersion: 1.30`
-    (line,) = errors_of(dev_config)
-    assert line.startswith("zero-trust-aks:cluster.kubernetesVersion: must be a string, not a number 1.3 (YAML reads an unquoted 1.3")
+def test_an_unquoted_kubernetes_version_gets_the_hint_to_quote_exactly_what_was_written(tmp_path, capsys):
+    from zerotrust.__main__ import main
+
+    path = tmp_path / "Pulumi.v.yaml"
+    path.write_text((PROJECT_DIR / "Pulumi.dev.yaml").read_text().replace("nodeCount: 3", "nodeCount: 3\n    kubernetesVersion: 1.30"))
+    assert main(["plan", "--stack", "v", "--stack-file", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        'error: zero-trust-aks:cluster.kubernetesVersion: must be a string, not a number 1.3 '
+        '(YAML reads an unquoted 1.30 as the number 1.3; quote it: "1.30")'
+    )
 
 
 # -- the API server ---------------------------------------------------------------------------------------

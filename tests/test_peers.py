@@ -134,7 +134,7 @@ def test_a_peer_range_inside_the_cluster_is_refused_because_cilium_never_selects
 def test_a_broken_peer_is_not_reported_again_as_unknown_by_its_flows(shop_config):
     shop_config["zero-trust-aks:peers"]["prometheus"]["namespace"] = "Monitoring"
     (line,) = errors_of(shop_config)
-    assert line.startswith("zero-trust-aks:peers.prometheus.namespace: 'Monitoring' is not allowed here")
+    assert line.startswith("zero-trust-aks:peers.prometheus.namespace: 'Monitoring' is not a DNS label (1-63 lower-case letters")
 
 
 # -- guardrails ---------------------------------------------------------------------------------------------

@@ -171,7 +171,8 @@ def run_query(args: argparse.Namespace) -> int:
     try:
         if not 1 <= args.days <= 730:
             raise ConfigErrors(["--days: from 1 to 730 (Log Analytics keeps at most two years)"])
-        cfg = load_config(read_stack(PROJECT_DIR, args.stack, args.stack_file).config)
+        stack = read_stack(PROJECT_DIR, args.stack, args.stack_file)
+        cfg = load_config(stack.config, stack.problems)
     except (StackFileError, ConfigErrors) as e:
         for line in e.lines:
             print(f"error: {line}", file=sys.stderr)

@@ -128,7 +128,7 @@ def make_plan(
     levels, unexceptable = read_levels(policy_config)
     waivers = g.Waivers(read_exceptions(project_dir), stack_name, today or datetime.date.today(), unexceptable)
     try:
-        cfg = load_config(stack.config)  # the same validation the program runs first
+        cfg = load_config(stack.config, stack.problems)  # the same validation the program runs first
     except ConfigErrors as e:
         raise PlanError(e.lines) from None
     try:
@@ -138,7 +138,7 @@ def make_plan(
     except DuplicateRegistrations as e:
         raise PlanError(e.lines) from None
     objects = run.kubernetes_objects()
-    workloads = mx.workloads_from_manifests(objects)
+    workloads = mx.workload_pods(cfg, objects)
     policies = [o for o in objects if o.get("apiVersion", "").startswith("cilium.io/")]
     peers, peer_notes = mx.peer_endpoints(cfg)
     m = mx.build(
@@ -151,7 +151,7 @@ def make_plan(
     )
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels, waivers)
-    b = budget_.estimate(objects, cfg.cilium_version)
+    b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)])
     plan = Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
     if observed:
         plan.observations = observed_.read(observed)

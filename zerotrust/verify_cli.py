@@ -75,7 +75,7 @@ def run_verify(args: argparse.Namespace, kube_factory: Callable[[str | dict | No
     try:
         try:
             stack = read_stack(PROJECT_DIR, args.stack, args.stack_file)
-            cfg = load_config(stack.config)
+            cfg = load_config(stack.config, stack.problems)
         except StackFileError as e:
             raise BadInput(e.lines) from None
         except ConfigErrors as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
@@ -26,7 +27,7 @@ def format_path(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -34,9 +35,10 @@ def _show(value: Any) -> str:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
-        type(value), type(value).__name__
-    )
+    for kind, words in ((bool, "true/false"), (int, "a number"), (float, "a number"), (str, "a string"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            return words
+    return type(value).__name__
 
 
 def _yaml_hint(value: Any, wanted: str) -> str:
@@ -44,9 +46,14 @@ def _yaml_hint(value: Any, wanted: str) -> str:
     if isinstance(value, bool) and wanted == "a string":
         return " (YAML reads yes/no/on/off/true/false as true/false; quote the value)"
     if isinstance(value, float) and wanted == "a string":
-        return f" (YAML reads an unquoted {value} as a number, so 1.30 becomes 1.3; quote it: \"{value}\" or the version you meant)"
+        text = getattr(value, "text", None)  # the stack file's own text (policies.stackfile.YamlFloat)
+        if text is not None and text != str(value):
+            return f' (YAML reads an unquoted {text} as the number {value}; quote it: "{text}")'
+        return f' (YAML reads an unquoted number as a number; quote it as you meant it: "{text or value}")'
     if isinstance(value, int) and wanted == "a string":
         return f' (quote it: "{value}")'
+    if isinstance(value, str) and wanted == "a whole number" and value.strip().isdigit():
+        return f" (write it without quotes: {value.strip()})"
     return ""
 
 
@@ -99,39 +106,43 @@ def _element(annotation: Any) -> Any:
     return args[0] if args else None
 
 
+_INTERNAL = re.compile(r"^(function-\w+\[.*\]|constrained-\w+|[\w-]+\[.*\]|lax-or-strict|json-or-python|tagged-union)$")
+"""Names pydantic gives the branches of its own schemas: never part of a key path."""
+
+
 def pydantic_line(err: Any, root: type[BaseModel], prefix: tuple[Any, ...] = ()) -> str:
     """One pydantic error as one line of ours."""
-    loc = prefix + tuple(p for p in err["loc"] if p != "[key]")
+    loc = prefix + tuple(p for p in err["loc"] if p != "[key]" and not (isinstance(p, str) and _INTERNAL.match(p)))
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if kind in _TYPE_WORDS:
         wanted = _TYPE_WORDS[kind]
-        msg = f"must be {wanted}, not {_kind(value)} {_show(value)}{_yaml_hint(value, wanted)}"
+        msg = f"must be {wanted}, not {_kind(value)} {show(value)}{_yaml_hint(value, wanted)}"
         if value is None:
             msg = f"must be {wanted}, not null (remove the key to use the default)"
     elif kind == "string_pattern_mismatch":
-        msg = f"{_show(value)} is not allowed here; it must match {ctx['pattern']}"
+        msg = f"{show(value)} is not allowed here; it must match {ctx['pattern']}"
         if "[key]" in err["loc"]:
-            msg = f"the name {_show(value)} is not allowed; it must match {ctx['pattern']}"
+            msg = f"the name {show(value)} is not allowed; it must match {ctx['pattern']}"
     elif kind == "string_too_long":
-        msg = f"{_show(value)} is too long; at most {ctx['max_length']} characters"
+        msg = f"{show(value)} is too long; at most {ctx['max_length']} characters"
     elif kind == "literal_error":
-        msg = f"{_show(value)} is not allowed; allowed: {ctx['expected']}{_yaml_hint(value, 'a string')}"
+        msg = f"{show(value)} is not allowed; allowed: {ctx['expected']}{_yaml_hint(value, 'a string')}"
     elif kind == "extra_forbidden":
         model = model_at(root, loc[:-1]) if loc else None
         msg = "unknown key (check its spelling)" + (f"; allowed: {allowed_keys(model)}" if model else "")
     elif kind == "missing":
         msg = "required"
     elif kind in ("greater_than_equal", "greater_than"):
-        msg = f"{_show(value)} is too small; at least {ctx.get('ge', ctx.get('gt'))}"
+        msg = f"{show(value)} is too small; at least {ctx.get('ge', ctx.get('gt'))}"
     elif kind in ("less_than_equal", "less_than"):
-        msg = f"{_show(value)} is too large; at most {ctx.get('le', ctx.get('lt'))}"
+        msg = f"{show(value)} is too large; at most {ctx.get('le', ctx.get('lt'))}"
     elif kind == "too_short":
         msg = f"needs at least {ctx['min_length']} item(s)"
     elif kind == "too_long":
         msg = f"has {ctx['actual_length']} items; at most {ctx['max_length']}"
     elif kind == "value_error":
         why = str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
-        msg = why if why.startswith(_show(value)) else f"{_show(value)}: {why}"
+        msg = why if why.startswith(show(value)) or isinstance(value, (dict, list)) else f"{show(value)}: {why}"
     else:
         msg = err["msg"]
     return f"{format_path(loc)}: {msg}"

@@ -11,7 +11,12 @@ from decimal import Decimal
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_DNS1123_SUBDOMAIN = re.compile(DNS1123_SUBDOMAIN)
+CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
+"""A Secret or ConfigMap key."""
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+"""An environment variable name (the API server's relaxed rule: no '=', not starting with a digit)."""
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 

@@ -14,6 +14,8 @@ MAX_REPLICAS = 1000
 MAX_LABELS_PER_WORKLOAD = 32
 MAX_FQDNS_PER_FLOW = 64
 MAX_HTTP_RULES_PER_FLOW = 64
+MAX_ENV = 128
+MAX_ARGS = 128
 MAX_CONFIG_NODES = 200_000
 """Values (mappings, lists and scalars) in one stack's config, counted before anything is validated."""
 MAX_CONFIG_DEPTH = 32

@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -33,20 +34,24 @@ _REPORTED = object()
 """Stands for a value already reported as not plain data: its key is judged no further."""
 
 
-def load_config(raw: Mapping[str, Any]) -> StackConfig:
+def load_config(raw: Mapping[str, Any], problems: Sequence[str] = ()) -> StackConfig:
     """Validate a stack's config (full key -> value) into a ``StackConfig``.
 
-    Raises ``ConfigErrors`` listing every problem, each on one line with its key path.
+    Raises ``ConfigErrors`` listing every problem, each on one line with its key path, after ``problems``
+    already found in the stack's files (``StackFiles.problems``): all of them at once.
     """
     if not isinstance(raw, Mapping):
-        raise ConfigErrors([f"config: must be a mapping of config keys to values, not {type(raw).__name__}"])
+        raise ConfigErrors([*problems, f"config: must be a mapping of config keys to values, not {type(raw).__name__}"])
     decoded, errors = _decode(raw)
+    errors = [*problems, *errors]
     if any(line.startswith("!") for line in errors):  # too large to look at further
         raise ConfigErrors([line.lstrip("!") for line in errors])
     for key in sorted(decoded):
         if key.startswith(f"{PROJECT}:") and key not in KNOWN_KEYS:
-            allowed = ", ".join(sorted(k for k in KNOWN_KEYS if k.startswith(PROJECT)))
-            errors.append(f"{key}: unknown config key; the project's keys are: {allowed}")
+            ours = sorted(k for k in KNOWN_KEYS if k.startswith(PROJECT))
+            close = difflib.get_close_matches(key, ours, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            errors.append(f"{key}: unknown config key; {hint}the project's keys are: {', '.join(ours)}")
     size = _size_errors(decoded)
     if size:
         raise ConfigErrors(errors + size)
@@ -232,11 +237,19 @@ def _named(value: Any, key: str, model, what: str, broken: set[str], errors: lis
                 f"{key}.{name}: the name {name!r} is not allowed; a {what} name is a DNS label "
                 "(1-63 lower-case letters, digits or '-', starting and ending with a letter or digit)"
             )
-        try:
-            entry = model.model_validate(body)
-        except ValidationError as e:
+        if not isinstance(body, Mapping) and name in {f.alias or n for n, f in model.model_fields.items()}:
+            # `port: 80` one level too far out: it became an entry of its own
             ok = False
-            errors += _lines(e, (key, name))
+            errors.append(
+                f"{key}.{name}: must be a mapping (a {what}'s settings), not {type(body).__name__}; {name!r} is a key of a {what}: "
+                f"is it indented too little, under {key.split(':', 1)[1]} instead of under one {what}?"
+            )
+        else:
+            try:
+                entry = model.model_validate(body)
+            except ValidationError as e:
+                ok = False
+                errors += _lines(e, (key, name))
         if ok:
             out[name] = entry
         else:
@@ -250,14 +263,12 @@ def _flows(value: Any, key: str, partial: Partial, errors: list[str]) -> tuple[F
         errors.append(f"{key}: must be a list of flows, not {type(value).__name__}")
         return ()
     out = []
-    broken = False
     for i, body in enumerate(value):
         try:
             out.append(Flow.model_validate(body))
+            partial.flow_index.append(i)
         except ValidationError as e:
-            broken = True
+            partial.broken_flows.add(i)
             errors += _lines(e, (key, i))
-    if broken:
-        # Flow indexes in cross-field messages must match the file: judge flows only when all parsed.
-        partial.failed.add("flows")
+    # The flows that parsed are judged on: a field error in one flow hides nothing in another.
     return tuple(out)

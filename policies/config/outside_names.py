@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from policies.cilium_versions import DEFAULT_CILIUM, Version, features
@@ -37,6 +38,32 @@ SHARED_DOMAINS = frozenset(
         "privatelink.blob.core.windows.net",
     }
 )
+
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def fqdn_problem(name: str) -> str | None:
+    """Why ``name`` is not a DNS name (or a ``*.`` pattern) Cilium takes in ``toFQDNs``, in words; or None."""
+    labels = name.removesuffix(".").split(".")
+    wildcard = labels[0] == "*"
+    rest = labels[1:] if wildcard else labels
+    if "*" in name and (not wildcard or "*" in ".".join(rest)):
+        return f"{name!r}: a wildcard is a whole first label only ('*.example.com')"
+    if "" in rest:
+        return f"{name!r} has an empty label (two dots in a row, or a dot at the start)"
+    for label in rest:
+        if len(label) > 63:
+            return f"{name!r}: the label {label[:20]!r}... is longer than 63 characters"
+        if not _LABEL.match(label):
+            return f"{name!r}: the label {label!r} may hold only letters, digits and inner hyphens"
+    if len(rest) == 1 and wildcard:
+        return f"{name!r} would match every name under the top-level domain {rest[0]!r}; name your own domain ('*.<yours>.{rest[0]}')"
+    if len(rest) == 1:
+        return f"{name!r} is a single label; give the full name (api.example.com)"
+    if not rest[-1].isalpha():
+        return f"{name!r} ends in {rest[-1]!r}, which is no top-level domain (an address? use a peer with cidrs)"
+    return None
 
 
 def selector(name: str) -> dict[str, str]:

@@ -27,6 +27,10 @@ class Partial:
     """Workload names present in the config whose definition did not validate."""
     broken_peers: set[str] = field(default_factory=set)
     """Peer names present in the config whose definition did not validate."""
+    broken_flows: set[int] = field(default_factory=set)
+    """Indexes of flows that did not validate."""
+    flow_index: list[int] = field(default_factory=list)
+    """The file index of each flow that validated (``cfg.flows[n]`` is ``flows[flow_index[n]]``)."""
 
     def ok(self, *fields: str) -> bool:
         return not (set(fields) & self.failed)
@@ -60,6 +64,7 @@ def stack_errors(p: Partial) -> list[str]:
     if p.ok("cluster") and cfg.cluster is not None:
         errors += cluster_errors(cfg.cluster)
     errors += workload_errors(p)
+    errors += selector_errors(p)
     errors += peer_errors(p)
     errors += flow_errors(p)
     return errors
@@ -106,17 +111,52 @@ def cluster_errors(c: ClusterConfig) -> list[str]:
     return errors
 
 
+DEPLOYED_ONLY = (
+    ("labels", "labels"), ("env", "env"), ("args", "args"), ("command", "command"),
+    ("service_account_name", "serviceAccountName"), ("run_as_user", "runAsUser"), ("run_as_group", "runAsGroup"),
+    ("health_check", "healthCheck"), ("replicas", "replicas"), ("resources", "resources"),
+    ("security_profile", "securityProfile"), ("service_account_token", "serviceAccountToken"), ("expose", "expose"),
+)
+"""Keys that shape what the stack deploys: meaningless for pods deployed elsewhere."""
+
+
 def workload_errors(p: Partial) -> list[str]:
     errors: list[str] = []
-    targets = p.cfg.flow_targets if p.ok("flows") else frozenset()
+    targets = p.cfg.flow_targets
     for name, w in p.cfg.workloads.items():
         at = f"{P}:workloads.{name}"
+        if (w.image is None) == (w.selector is None):
+            errors.append(
+                f"{at}: give image (a workload this stack deploys) or selector (the labels of pods deployed elsewhere, "
+                "by Helm, Argo CD or another stack), not both" if w.image else f"{at}: give image (a workload this stack "
+                "deploys) or selector (the labels of pods deployed elsewhere, by Helm, Argo CD or another stack)"
+            )
+        if w.selector is not None:
+            for field_name, key in DEPLOYED_ONLY:
+                if field_name in w.model_fields_set:
+                    errors.append(f"{at}.{key}: only for a workload this stack deploys (image); {name!r} is deployed elsewhere (selector)")
+        elif w.service is not None:
+            errors.append(f"{at}.service: only with selector; the Service of a workload this stack deploys is named after it ({name!r})")
         if "app" in w.labels:
             errors.append(f"{at}.labels.app: reserved; it is always the workload's name ({name!r})")
         if kubernetes.reserved_namespace(w.namespace):
             errors.append(f"{at}.namespace: {w.namespace!r} is managed by Kubernetes or AKS; choose your own namespace")
         if w.port is not None and w.ports is not None:
             errors.append(f"{at}: give port (one port) or ports (several, named), not both")
+        if w.target_port is not None and w.port is None:
+            errors.append(f"{at}.targetPort: only with port" + (" (with ports, give targetPort in each entry)" if w.ports else ""))
+        if w.security_profile == "restricted" and w.run_as_user == 0:
+            errors.append(f"{at}.runAsUser: 0 is root, which securityProfile restricted refuses; use a non-root user or securityProfile: baseline")
+        for var, value in (w.env or {}).items():
+            if not isinstance(value, str) and (value.secret_key_ref is None) == (value.config_map_key_ref is None):
+                errors.append(f"{at}.env.{var}: give exactly one of secretKeyRef or configMapKeyRef (or a plain string value)")
+        check = w.health_check
+        if check is not None:
+            tcp = [s for s in w.served if s.protocol == "TCP"]
+            spec = w.find_port(check.port, "TCP") if check.port is not None else (tcp[0] if tcp else None)
+            if spec is None:
+                ports = ", ".join(f"{s.name} ({s.port}/{s.protocol})" for s in w.served) or "none"
+                errors.append(f"{at}.healthCheck.port: an HTTP check needs a TCP port the workload serves; it serves: {ports}")
         names = [spec.name for spec in w.ports or ()]
         for dup in sorted({n for n in names if names.count(n) > 1}):
             errors.append(f"{at}.ports: the name {dup!r} is used twice")
@@ -138,6 +178,46 @@ def workload_errors(p: Partial) -> list[str]:
                     "the API server rejects a request above its limit"
                 )
     return errors
+
+
+def selector_errors(p: Partial) -> list[str]:
+    """Two workloads must never select the same pods: refused wherever that is decidable offline (one's
+    selector is part of the other's labels); a namespace's settings name a namespace the stack manages."""
+    from policies.render import selector as pod_selector, pod_labels  # the labels pods carry, as rendered
+
+    errors: list[str] = []
+    cfg = p.cfg
+    by_ns: dict[str, list[str]] = {}
+    for name, w in sorted(cfg.workloads.items()):
+        by_ns.setdefault(w.namespace, []).append(name)
+    for ns, names in by_ns.items():
+        for name in names:
+            w = cfg.workloads[name]
+            if w.selector is None:
+                continue
+            for other in names:
+                if other == name:
+                    continue
+                o = cfg.workloads[other]
+                labels = pod_labels(other, o) if o.selector is None else o.selector
+                mine = w.selector.items()
+                if mine <= labels.items() and (o.selector is None or o.selector != w.selector or other > name):
+                    errors.append(
+                        f"{P}:workloads.{name}.selector: {_text(w.selector)} also selects the pods of {other!r} "
+                        f"({_text(pod_selector(cfg, other) if o.selector is None else o.selector)}); add a label that tells them apart"
+                    )
+    if p.ok("namespace_settings", "workloads") and not p.broken_workloads:
+        managed = sorted({w.namespace for w in cfg.workloads.values()})
+        for ns in cfg.namespace_settings:
+            if ns not in managed:
+                errors.append(
+                    f"{P}:namespaces.{ns}: no workload lives in {ns!r}; the stack's namespaces are: {', '.join(managed)}"
+                )
+    return errors
+
+
+def _text(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(labels.items())) + "}"
 
 
 def peer_errors(p: Partial) -> list[str]:
@@ -194,7 +274,7 @@ def flow_errors(p: Partial) -> list[str]:
     level = cfg.acns_level if p.ok("cluster") else None
     check_level = level is not None
     seen: dict[tuple, int] = {}
-    for i, f in enumerate(cfg.flows):
+    for i, f in zip(p.flow_index or range(len(cfg.flows)), cfg.flows):
         at = f"{P}:flows[{i}]"
         if f.source not in known and judge_names:
             errors.append(f"{at}.from: {f.source!r} is neither a workload nor a peer; {names}")
@@ -231,10 +311,19 @@ def flow_errors(p: Partial) -> list[str]:
                 errors.append(f"{at}.to: {f.to!r} serves no port, so nothing can connect to it; give it port or ports")
                 continue
             if cfg.flow_target_port(f) is None:
-                if f.port is None:
+                listening = next((s for s in target.served if s.container_port == f.port and s.port != f.port), None)
+                if f.port is None and len(target.served) == 1:
+                    errors.append(f"{at}.protocol: {f.to!r} serves {served} only")
+                elif f.port is None:
                     errors.append(f"{at}.port: required: {f.to!r} serves several ports: {served}")
                 elif target.find_port(f.port) is not None:
-                    errors.append(f"{at}.protocol: {f.to!r} serves {f.port} over {target.find_port(f.port).protocol}")
+                    protocols = sorted({s.protocol for s in target.served if s.port == f.port or s.name == f.port})
+                    errors.append(f"{at}.protocol: {f.to!r} serves {f.port} over {' and '.join(protocols)} only")
+                elif listening is not None:
+                    errors.append(
+                        f"{at}.port: {f.port} is where {f.to!r}'s pods listen (the targetPort of {listening.name!r}); "
+                        f"a flow names the port clients dial ({listening.port}) or its name ({listening.name!r})"
+                    )
                 else:
                     errors.append(f"{at}.port: {f.to!r} has no port {f.port!r}; it serves: {served}")
                 continue

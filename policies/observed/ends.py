@@ -28,7 +28,7 @@ from policies.config import StackConfig
 from policies.config.azure import MANAGED_VNET
 from policies.matrix import KUBE_DNS, WorkloadPods
 from policies.observed.records import Connection, End, Observations, host_cidr
-from policies.render import selector_labels
+from policies.render import selector
 from policies.verdict import ENTITIES, Endpoint, addresses, entity
 
 SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
@@ -137,12 +137,12 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
         candidates = by_namespace.get(ns, [])
         owner = end.workload if end.workload in candidates else None
         if owner is None and end.labels_known:
-            owner = next((n for n in candidates if selector_labels(n).items() <= labels.items()), None)
+            owner = next((n for n in candidates if selector(cfg, n).items() <= labels.items()), None)
         if owner is None and not end.labels_known and end.pod:
             owner = owner_of(end.pod, candidates)
         if owner is not None:
             w = pods.get(owner)
-            return _named(owner, w.endpoint() if w else Endpoint(ns, selector_labels(owner), name=owner))
+            return _named(owner, w.endpoint() if w else Endpoint(ns, selector(cfg, owner), name=owner))
         ns_peers = [(n, p) for n, p in sorted(cfg.peers.items()) if p.namespace == ns]
         for peer_name, p in ns_peers:
             if (p.labels.items() <= labels.items()) if end.labels_known else not p.labels:

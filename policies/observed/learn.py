@@ -145,8 +145,11 @@ class _Learner:
 
     def declared(self, flow: dict[str, Any]) -> bool:
         """Whether a declared flow already covers this one (for outside names: every name)."""
+        target = self.cfg.workloads.get(flow.get("to", ""))
+        spec = target.find_port(flow["port"], flow["protocol"]) if target is not None else None
+        port = spec.container_port if spec is not None else flow["port"]
         for f in self.cfg.flows:
-            if f.source != flow["from"] or self.cfg.flow_port(f) != flow["port"] or self.cfg.flow_protocol(f) != flow["protocol"]:
+            if f.source != flow["from"] or self.cfg.flow_port(f) != port or self.cfg.flow_protocol(f) != flow["protocol"]:
                 continue
             if "to" in flow and f.to == flow["to"]:
                 return True
@@ -198,21 +201,24 @@ class _Learner:
             self.p.notes.append(f"{what}: between two peers (or a peer and outside names), not this stack's to enforce")
             return None
         flow: dict[str, Any] = {"from": src}
+        port = row.port
         if isinstance(dst, list):
             flow["toFqdns"] = dst
         else:
             flow["to"] = dst
             w = self.cfg.workloads.get(dst)
             if w is not None:
-                if w.find_port(row.port, row.protocol) is None:
+                spec = w.find_container_port(row.port, row.protocol)  # a capture records where the pods listen
+                if spec is None:
                     self.p.notes.append(f"{what}: {dst} does not serve {row.port}/{row.protocol}; add it to its ports")
                     return None
+                port = spec.port  # a flow names the port clients dial
                 peer = self.cfg.peers.get(src) or self.p.peers.get(src) or self.pending.get(src) or {}
                 entity = getattr(peer, "entity", None) if not isinstance(peer, dict) else peer.get("entity")
                 if entity == "world" and dst not in self.cfg.exposed:
                     self.p.notes.append(f"{what}: set {PROJECT}:workloads.{dst}.expose: loadBalancer to take traffic from the internet")
                     return None
-        return flow | {"port": row.port, "protocol": row.protocol}
+        return flow | {"port": port, "protocol": row.protocol}
 
 
 def propose(cfg: StackConfig, report: ReplayReport) -> Proposal:
