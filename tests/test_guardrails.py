@@ -356,7 +356,10 @@ def prod_backend() -> tuple[list[g.Resource], dict[str, Any]]:
 @pytest.mark.parametrize(
     "rule, breaks, says",
     [
-        ("workload-non-root", lambda pod: pod["securityContext"].pop("runAsNonRoot") and pod["containers"][0]["securityContext"].pop("runAsNonRoot"), "container 'backend' may run as root"),
+        ("workload-non-root", lambda pod: pod["securityContext"].pop("runAsNonRoot") and pod["containers"][0]["securityContext"].pop("runAsNonRoot")
+         and pod["containers"][0]["securityContext"].pop("runAsUser"), "container 'backend' may run as root"),
+        ("workload-known-user", lambda pod: pod["containers"][0]["securityContext"].pop("runAsUser"),
+         "container 'backend' must run as non-root but names no user, so it starts only if its image's own user is a non-root UID"),
         ("workload-non-root", lambda pod: pod["containers"][0]["securityContext"].update(runAsNonRoot=False, runAsUser=0) or pod["securityContext"].pop("runAsNonRoot"), "container 'backend' runs as root (runAsUser: 0)"),
         ("workload-no-privilege-escalation", lambda pod: pod["containers"][0]["securityContext"].pop("allowPrivilegeEscalation"), "container 'backend' may escalate privileges"),
         ("workload-no-privilege-escalation", lambda pod: pod["containers"][0]["securityContext"].update(privileged=True), "container 'backend' is privileged"),

@@ -87,6 +87,16 @@ RULES: tuple[Rule, ...] = (
         exceptable=True,
     ),
     Rule(
+        "workload-known-user",
+        "Containers held to non-root name their user (runAsUser).",
+        "kubelet refuses to start a non-root container whose image runs as root or as a user name (redis, postgres do), and the image's user is invisible to a plan.",
+        "advisory",
+        "resource",
+        workloads.workload_check(workloads.unknown_user, "set runAsUser (and runAsGroup) to the image's non-root UID (zero-trust-aks:workloads.<name>.runAsUser)"),
+        types=POD_TEMPLATE_KINDS,
+        exceptable=True,
+    ),
+    Rule(
         "workload-no-privilege-escalation",
         "Workload containers set allowPrivilegeEscalation: false and are not privileged.",
         "setuid binaries or a privileged container get past every other control.",

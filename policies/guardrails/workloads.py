@@ -30,6 +30,17 @@ def may_run_as_root(pod: Mapping[str, Any], c: Mapping[str, Any]) -> str | None:
     return "may run as root" if user is None else "runs as root (runAsUser: 0)"
 
 
+def unknown_user(pod: Mapping[str, Any], c: Mapping[str, Any]) -> str | None:
+    """A container held to non-root whose user only its image knows: kubelet refuses to start it when the image's
+    user is root or a name (not a number), which no plan can see."""
+    pod_ctx, ctx = pod.get("securityContext") or {}, c.get("securityContext") or {}
+    non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
+    user = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    if non_root is True and user is None:
+        return "must run as non-root but names no user, so it starts only if its image's own user is a non-root UID (no plan can see it)"
+    return None
+
+
 def may_escalate(pod: Mapping[str, Any], c: Mapping[str, Any]) -> str | None:
     ctx = c.get("securityContext") or {}
     if ctx.get("privileged"):
