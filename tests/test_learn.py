@@ -47,9 +47,10 @@ def mixed_dev_capture(tmp_path: Path) -> Path:
 def test_learning_then_replaying_the_same_capture_drops_nothing_on_the_dev_stack(tmp_path):
     proposal, plan = replay_after_applying(tmp_path, "dev", None, HUBBLE, ROWS, mixed_dev_capture(tmp_path))
     assert proposal.flows and proposal.peers
+    # the pod of a managed namespace that matched no workload becomes a workload deployed elsewhere
+    assert proposal.workloads == {"debug": {"namespace": "frontend", "selector": {"app": "debug"}}}
     r = plan.observed
-    assert [(d.src, d.dst) for d in (*r.would_drop, *r.undecided)] == [("frontend/app=debug", "backend")]  # the unknown pod only
-    assert r.unknown == ("frontend/app=debug",)
+    assert (r.would_drop, r.undecided, r.unknown) == ((), (), ())
 
 
 def test_learning_then_replaying_the_same_capture_drops_nothing_on_the_shop(tmp_path):
@@ -130,11 +131,17 @@ def test_a_port_the_workload_does_not_serve_is_a_note_not_a_flow(tmp_path):
     assert proposal.flows == [] and proposal.notes == ["frontend -> backend:9090/TCP: backend does not serve 9090/TCP; add it to its ports"]
 
 
-def test_the_yaml_output_is_a_stack_file_fragment_with_the_stack_files_keys(capsys):
+def test_the_yaml_output_holds_the_merged_value_of_every_key_it_changes_ready_to_paste_under_config(capsys):
     assert main(["learn", "--stack", "dev", "--flows", str(HUBBLE)]) == 0
-    fragment = yaml.safe_load(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    fragment = yaml.safe_load(out)
+    config = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
     assert set(fragment) == {f"{PROJECT}:peers", f"{PROJECT}:flows"}
-    assert fragment[f"{PROJECT}:flows"] == [{"from": "frontend", "to": "addr-20-50-2-40", "port": 443, "protocol": "TCP"}]
+    assert fragment[f"{PROJECT}:flows"] == [*config[f"{PROJECT}:flows"], {"from": "frontend", "to": "addr-20-50-2-40", "port": 443, "protocol": "TCP"}]
+    # pasted in place of those keys under config:, it is the merged stack, and it validates
+    merged = {**config, **fragment}
+    load_config(merged)
+    assert '    - {"from": "frontend", "to": "addr-20-50-2-40", "port": 443, "protocol": "TCP"}  # learned: 1 seen' in out
 
 
 def test_the_json_output_carries_counts_and_first_and_last_seen(capsys):
@@ -217,7 +224,7 @@ def round_trip(config: dict, capture: Path, learner=learn.propose) -> learn.Prop
         what = f"{d.src} -> {d.dst}:{d.port}/{d.protocol}"
         assert any(n.startswith(what) for n in proposal.notes) or {d.src, d.dst} & set(proposal.unknown), f"declined without a reason: {what}"
     named = {f.flow["from"] for f in proposal.flows} | {f.flow.get("to") for f in proposal.flows}
-    assert set(proposal.peers) <= named  # no peer without a flow that needs it
+    assert set(proposal.peers) | set(proposal.workloads) <= named  # no peer or workload without a flow that needs it
     return proposal
 
 
@@ -300,7 +307,7 @@ def test_many_names_for_one_connection_are_split_over_flows_of_at_most_the_per_f
     assert sorted(len(f.flow["toFqdns"]) for f in proposal.flows) == [3, MAX_FQDNS_PER_FLOW]
 
 
-def test_the_markdown_output_on_the_shop_lists_peers_flows_and_unknown_pods_as_code(tmp_path, capsys):
+def test_the_markdown_output_on_the_shop_lists_workloads_peers_and_flows_as_code(tmp_path, capsys):
     capture = write(
         tmp_path,
         flow_line(pod("ops", app="grafana"), pod("shop-web", app="web"), "10.0.0.8", 8080, sport=1),
@@ -310,4 +317,58 @@ def test_the_markdown_output_on_the_shop_lists_peers_flows_and_unknown_pods_as_c
     out = capsys.readouterr().out
     assert '| `ops-grafana` | `{"namespace": "ops", "labels": {"app": "grafana"}}` |' in out
     assert '| `{"from": "ops-grafana", "to": "web", "port": 8080, "protocol": "TCP"}` | 1 |' in out
-    assert "- `shop-core/app=batch-job`" in out
+    assert '| `batch-job` | `{"namespace": "shop-core", "selector": {"app": "batch-job"}}` |' in out
+    assert "Pods that match no workload" not in out
+
+
+# -- learn --write ---------------------------------------------------------------------------------------------
+
+COMMENTED = """\
+# The dev stack, with the comments a team keeps.
+config:
+  azure-native:location: westeurope # the region
+  zero-trust-aks:resourceGroupName: aks-zero-trust-rg
+  zero-trust-aks:cluster:
+    name: aks-zero-trust
+    networkPluginMode: node-subnet # as the walkthrough
+  zero-trust-aks:workloads:
+    frontend: {namespace: frontend, image: nginx:1.27, port: 80, securityProfile: baseline}
+    # the API
+    backend:
+      namespace: backend
+      image: nginx:1.27
+      port: 80
+      securityProfile: baseline
+  zero-trust-aks:flows:
+    - {from: frontend, to: backend} # the one flow
+"""
+
+
+def test_learn_write_merges_into_the_stack_file_keeping_its_comments_prints_the_diff_and_the_replay_is_then_clean(tmp_path, capsys):
+    stack = tmp_path / "Pulumi.dev.yaml"
+    stack.write_text(COMMENTED)
+    capture = mixed_dev_capture(tmp_path)
+    assert main(["learn", "--stack", "dev", "--stack-file", str(stack), "--write", "--flows", str(HUBBLE), str(capture)]) == 0
+    out = capsys.readouterr().out
+    written = stack.read_text()
+    # every line of the file is still there, in its place; only learned lines are added
+    added = [line for line in written.splitlines() if line not in COMMENTED.splitlines()]
+    assert COMMENTED.splitlines() == [line for line in written.splitlines() if line not in added]
+    assert added and all("learned" in line or line.strip().endswith(":") for line in added), added
+    assert f"--- {stack}" in out and f"+++ {stack}" in out and sum(line.startswith("+ ") or line.startswith("+  ") for line in out.splitlines()) == len(added)
+    plan = make_plan("dev", stack, observed=[HUBBLE, capture])
+    assert (plan.observed.would_drop, plan.observed.undecided, plan.observed.unknown) == ((), (), ())
+
+
+def test_learn_write_refuses_a_merge_that_would_not_validate_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from policies.observed.learn import ProposedFlow
+
+    stack = tmp_path / "Pulumi.dev.yaml"
+    stack.write_text(COMMENTED)
+    bad = learn.Proposal(flows=[ProposedFlow({"from": "frontend", "to": "backend", "port": 9999, "protocol": "TCP"}, 1, "", "")])
+    monkeypatch.setattr(learn, "propose", lambda cfg, report: bad)
+    assert main(["learn", "--stack", "dev", "--stack-file", str(stack), "--write", "--flows", str(HUBBLE)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: learn --write: the merged stack would not validate; Pulumi.dev.yaml is unchanged:"
+    assert err[1] == "error: zero-trust-aks:flows[1].port: 'backend' has no port 9999; it serves: serve (80/TCP)"
+    assert stack.read_text() == COMMENTED and [p.name for p in tmp_path.iterdir()] == ["Pulumi.dev.yaml"]

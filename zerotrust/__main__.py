@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     stack_arguments(learn)
     learn.add_argument("--flows", type=Path, nargs="+", required=True, metavar="FILE", help=FLOW_LOGS)
     learn.add_argument("--format", choices=("yaml", "json", "markdown"), default="yaml")
+    learn.add_argument(
+        "--write", action="store_true",
+        help="merge the proposal into the stack file in place (comments, key order and style kept), print the diff; "
+        "nothing is written when the merged stack does not validate",
+    )
     query = sub.add_parser(
         "query", help="the Log Analytics query (KQL) that aggregates a stack's traffic server-side, for plan --observed and learn"
     )
@@ -135,7 +140,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_learn(args: argparse.Namespace) -> int:
-    from policies.observed import learn
+    from policies.observed import fragment, learn
     from zerotrust.plan import PlanError, make_plan
 
     try:
@@ -151,15 +156,57 @@ def run_learn(args: argparse.Namespace) -> int:
     proposal = learn.propose(plan.config, plan.observed)
     obs = plan.observations
     header = (
-        f"zero-trust-aks learn: stack {plan.stack.stack}, {obs.lines} lines, {plan.observed.connections} distinct connections"
-        + (f", {len(obs.malformed)} malformed lines skipped" if obs.malformed else "")
+        f"zero-trust-aks learn: stack {plan.stack.stack}, {obs.lines} records, {plan.observed.connections} distinct connections"
+        + (f", {sum(f.malformed for f in obs.files)} malformed records skipped" if obs.malformed else "")
     )
+    stack_file = args.stack_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
+    if args.write:
+        return write_learned(stack_file, args.stack, proposal, header)
     if args.format == "json":
-        print(json.dumps(learn.as_json(proposal), indent=2))
+        print(json.dumps(fragment.as_json(proposal), indent=2))
     elif args.format == "markdown":
-        print(learn.as_markdown(proposal, header))
+        print(fragment.as_markdown(proposal, header))
     else:
-        print(learn.as_yaml(proposal, header), end="")
+        print(fragment.as_yaml(proposal, header, plan.stack.config, stack_file.name), end="")
+    return 0
+
+
+def write_learned(stack_file: Path, stack: str, proposal, header: str) -> int:
+    """``learn --write``: the proposal merged into the stack file, validated before anything is written."""
+    import difflib
+    import os
+    import tempfile
+
+    from policies.config import ConfigErrors, load_config
+    from policies.observed import fragment
+    from policies.stackfile import StackFileError, read_stack
+
+    print(f"# {header}")
+    if proposal.empty:
+        print(f"nothing to add: {stack_file.name} unchanged")
+        for note in proposal.notes:
+            print(f"note: {note}")
+        return 0
+    text = stack_file.read_text()
+    merged = fragment.merged_text(text, proposal)
+    with tempfile.TemporaryDirectory() as d:
+        candidate = Path(d) / stack_file.name
+        candidate.write_text(merged)
+        try:
+            candidate_stack = read_stack(PROJECT_DIR, stack, candidate)
+            load_config(candidate_stack.config, candidate_stack.problems)
+        except (StackFileError, ConfigErrors) as e:
+            print(f"error: learn --write: the merged stack would not validate; {stack_file.name} is unchanged:", file=sys.stderr)
+            for line in e.lines:
+                print(f"error: {line}", file=sys.stderr)
+            return 2
+    sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), merged.splitlines(True), str(stack_file), str(stack_file)))
+    tmp = stack_file.with_name(f".{stack_file.name}.learn")
+    tmp.write_text(merged)
+    os.replace(tmp, stack_file)  # atomic: the file is the old one or the merged one, never half of each
+    for note in proposal.notes:
+        print(f"note: {note}")
+    print(f"wrote {stack_file}: review the learned entries before you commit them")
     return 0
 
 

@@ -7,9 +7,12 @@ from the internet to a workload without a LoadBalancer, flows between two peers)
 
 Each observed end becomes, in this order: the workload or peer it already is; for an outside
 address, ``toFqdns`` with the names its DNS proxy learned (when the cluster's ACNS level allows
-FQDN rules) or else a peer of that one address; an entity peer for a reserved identity; a peer of
-the pod's namespace and ``app`` label for a pod of a namespace the stack does not manage.
-Applying the proposal and replaying the same capture drops nothing but the unknown pods' traffic.
+FQDN rules) or else a peer of that one address; an entity peer for a reserved identity; a workload
+deployed elsewhere (``selector`` by its ``app`` label, with the ports it was reached on) for a pod of
+a managed namespace that matches no workload; a peer of the pod's namespace and ``app`` label for a
+pod of a namespace the stack does not manage. Applying the proposal and replaying the same capture
+drops only what was declined, each with a note saying why. ``policies.observed.fragment`` prints a
+proposal and merges it into a stack file.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from policies.config.limits import MAX_FQDNS_PER_FLOW
 from policies.matrix import KUBE_DNS
 from policies.observed.records import End, host_cidr
 from policies.observed.replay import Replayed, ReplayReport
+from policies.render import pod_labels
 
 SELECTOR_LABELS = ("app", "app.kubernetes.io/name", "k8s-app")
 """The label a new pod peer selects by, the first one the observed pod has."""
@@ -46,6 +50,8 @@ class ProposedFlow:
 class Proposal:
     flows: list[ProposedFlow] = field(default_factory=list)
     peers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Pods of managed namespaces that match no workload, proposed as workloads deployed elsewhere (``selector``)."""
     unknown: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     declined: list[Replayed] = field(default_factory=list)
@@ -53,7 +59,7 @@ class Proposal:
 
     @property
     def empty(self) -> bool:
-        return not self.flows and not self.peers
+        return not self.flows and not self.peers and not self.workloads
 
 
 def _label(text: str) -> str:
@@ -72,19 +78,53 @@ class _Learner:
         self._flows: dict[str, ProposedFlow] = {}
         self.pending: dict[str, dict[str, Any]] = {}
         """New peers the connection being learned names, kept only if its flow is."""
+        self.pending_workloads: dict[str, dict[str, Any]] = {}
+        self.named_pods: set[str] = set()
+        """Unknown pods a proposed workload now names."""
+
+    def _taken(self, name: str) -> bool:
+        return any(name in names for names in (self.cfg.workloads, self.cfg.peers, self.p.peers, self.pending, self.p.workloads,
+                                              self.pending_workloads))
+
+    def _free(self, base: str) -> str:
+        name, n = _label(base), 2
+        while self._taken(name):
+            name, n = f"{_label(base)[:60]}-{n}", n + 1
+        return name
 
     def peer(self, base: str, spec: dict[str, Any]) -> str:
         """A new peer's name (reusing one with the same spec), never clashing with a workload or peer."""
         for name, existing in (*self.p.peers.items(), *self.pending.items()):
             if existing == spec:
                 return name
-        name, n = _label(base), 2
-        while name in self.cfg.workloads or name in self.cfg.peers or name in self.p.peers or name in self.pending:
-            name, n = f"{_label(base)[:60]}-{n}", n + 1
+        name = self._free(base)
         self.pending[name] = spec
         return name
 
-    def ref(self, end: End, name: str, dst: bool, what: str) -> str | list[str] | None:
+    def workload(self, end: End, port: int | None, protocol: str) -> str | None:
+        """A pod of a managed namespace that matches no workload, as a workload deployed elsewhere: selected by its
+        ``app`` (or ``app.kubernetes.io/name``, ``k8s-app``) label; None when it has none."""
+        labels = dict(end.labels)
+        key = next((k for k in SELECTOR_LABELS if k in labels), None)
+        if key is None:
+            return None
+        selector = {key: labels[key]}
+        clash = next((n for n, w in sorted(self.cfg.workloads.items())
+                      if w.namespace == end.namespace and selector.items() <= pod_labels(n, w).items()), None)
+        if clash is not None:
+            self.p.notes.append(f"{end.display}: selecting it by {key}={labels[key]} would select the pods of {clash!r} too; declare it by hand")
+            return None
+        name = next((n for n, w in (*self.p.workloads.items(), *self.pending_workloads.items())
+                     if w["selector"] == selector and w["namespace"] == end.namespace), None)
+        if name is None:
+            name = self._free(labels[key])
+            self.pending_workloads[name] = {"namespace": end.namespace, "selector": selector, "ports": []}
+        spec = self.p.workloads.get(name) or self.pending_workloads[name]
+        if port is not None and not any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in spec["ports"]):
+            spec["ports"] = [*spec["ports"], {"name": f"{protocol.lower()}-{port}", "port": port, **({} if protocol == "TCP" else {"protocol": protocol})}]
+        return name
+
+    def ref(self, end: End, name: str, dst: bool, what: str, port: int = 0, protocol: str = "TCP") -> str | list[str] | None:
         """What a flow names for this end: a workload or peer name, outside names (toFqdns), or None (cannot)."""
         if end.reserved == "world" and not end.ip and dst:
             self.p.notes.append(
@@ -128,9 +168,12 @@ class _Learner:
             self.p.notes.append(f"{what}: traffic of the reserved identity {end.reserved!r} cannot be declared as a flow")
             return None
         if end.namespace in self.cfg.namespaces:
-            if end.display not in self.p.unknown:
+            proposed = self.workload(end, port if dst else None, protocol)
+            if proposed is None and end.display not in self.p.unknown:
                 self.p.unknown.append(end.display)
-            return None
+            if proposed is not None:
+                self.named_pods.add(end.display)
+            return proposed
         labels = dict(end.labels)
         key = next((k for k in SELECTOR_LABELS if k in labels), None)
         spec: dict[str, Any] = {"namespace": end.namespace}
@@ -160,7 +203,7 @@ class _Learner:
         return False
 
     def add(self, row: Replayed, exact: bool) -> None:
-        self.pending = {}
+        self.pending, self.pending_workloads = {}, {}
         if row.layer != "L3/L4":
             what = ", ".join(row.requests) or "its requests"
             fix = "a toFqdns flow for a name lets its pods look it up" if row.layer == "DNS" else "widen the flow's http rules if they are intended"
@@ -175,7 +218,8 @@ class _Learner:
             return
         if self.declared(flow):
             return  # an undecided connection a declared flow already covers (toFqdns)
-        self.p.peers.update(self.pending)  # only the peers an accepted flow names
+        self.p.peers.update(self.pending)  # only the peers and workloads an accepted flow names
+        self.p.workloads.update(self.pending_workloads)
         key = json.dumps({k: v for k, v in flow.items() if k != "toFqdns"} | {"fqdn": "toFqdns" in flow}, sort_keys=True)
         old = self._flows.get(key)
         if old is None:
@@ -192,11 +236,12 @@ class _Learner:
         assert row.ends is not None
         src_end, dst_end = row.ends
         what = f"{row.src} -> {row.dst}:{row.port}/{row.protocol}"
-        src, dst = self.ref(src_end, row.src, False, what), self.ref(dst_end, row.dst, True, what)
+        src, dst = self.ref(src_end, row.src, False, what), self.ref(dst_end, row.dst, True, what, row.port, row.protocol)
         if src is None or dst is None:
             return None
         assert isinstance(src, str)
         peers = set(self.cfg.peers) | set(self.p.peers) | set(self.pending)
+        proposed = set(self.p.workloads) | set(self.pending_workloads)
         if src in peers and (isinstance(dst, list) or dst in peers):
             self.p.notes.append(f"{what}: between two peers (or a peer and outside names), not this stack's to enforce")
             return None
@@ -213,6 +258,7 @@ class _Learner:
                     self.p.notes.append(f"{what}: {dst} does not serve {row.port}/{row.protocol}; add it to its ports")
                     return None
                 port = spec.port  # a flow names the port clients dial
+            if w is not None or dst in proposed:
                 peer = self.cfg.peers.get(src) or self.p.peers.get(src) or self.pending.get(src) or {}
                 entity = getattr(peer, "entity", None) if not isinstance(peer, dict) else peer.get("entity")
                 if entity == "world" and dst not in self.cfg.exposed:
@@ -238,60 +284,20 @@ def propose(cfg: StackConfig, report: ReplayReport) -> Proposal:
         else:
             flows.append(f)
     p.flows = sorted(flows, key=lambda f: (-f.count, json.dumps(f.flow, sort_keys=True)))
-    p.unknown = sorted(set(p.unknown) | set(report.unknown))
+    for spec in p.workloads.values():
+        if not spec["ports"]:
+            del spec["ports"]  # a client only: it serves nothing
+    p.unknown = sorted((set(p.unknown) | set(report.unknown)) - learner.named_pods)
     p.notes = list(dict.fromkeys(p.notes))
     return p
 
 
 def apply(config: Mapping[str, Any], proposal: Proposal) -> dict[str, Any]:
-    """A stack's config with the proposal merged in (what a reviewer does by hand)."""
+    """A stack's config with the proposal merged in (what a reviewer does by hand, or ``learn --write``)."""
     out = dict(config)
-    out[f"{PROJECT}:peers"] = {**(config.get(f"{PROJECT}:peers") or {}), **proposal.peers}
-    out[f"{PROJECT}:flows"] = [*(config.get(f"{PROJECT}:flows") or []), *(f.flow for f in proposal.flows)]
+    for key, added in ((f"{PROJECT}:peers", proposal.peers), (f"{PROJECT}:workloads", proposal.workloads)):
+        if added:
+            out[key] = {**(config.get(key) or {}), **added}
+    if proposal.flows:
+        out[f"{PROJECT}:flows"] = [*(config.get(f"{PROJECT}:flows") or []), *(f.flow for f in proposal.flows)]
     return out
-
-
-def as_yaml(p: Proposal, header: str) -> str:
-    """A stack-file fragment: each entry a JSON flow mapping (valid YAML) with its counts as a comment."""
-    out = [f"# {header}", "# Review before merging: every entry below widens what the stack allows."]
-    if p.peers:
-        out.append(f"{PROJECT}:peers:")
-        out += [f"  {name}: {json.dumps(spec)}" for name, spec in p.peers.items()]
-    if p.flows:
-        out.append(f"{PROJECT}:flows:")
-        out += [f"  - {json.dumps(f.flow)}  # {f.count} seen, {f.first} .. {f.last}" for f in p.flows]
-    if p.empty:
-        out.append("# no peers or flows to add")
-    if p.unknown:
-        out.append("# pods that match no workload (add a workload for each, or they lose their traffic):")
-        out += [f"#   {u}" for u in p.unknown]
-    if p.notes:
-        out.append("# notes:")
-        out += [f"#   {n}" for n in p.notes]
-    return "\n".join(out) + "\n"
-
-
-def as_json(p: Proposal) -> dict[str, Any]:
-    return {"peers": p.peers, "flows": [f.as_dict() for f in p.flows], "unknown": p.unknown, "notes": p.notes}
-
-
-def as_markdown(p: Proposal, header: str) -> str:
-    out = [f"## {header}", ""]
-    if p.peers:
-        out += ["### Peers to add", "", "| peer | spec |", "|---|---|"]
-        out += [f"| {_code(n)} | {_code(json.dumps(s))} |" for n, s in p.peers.items()] + [""]
-    if p.flows:
-        out += ["### Flows to add", "", "| flow | seen | first | last |", "|---|---:|---|---|"]
-        out += [f"| {_code(json.dumps(f.flow))} | {f.count} | {_code(f.first)} | {_code(f.last)} |" for f in p.flows] + [""]
-    if p.empty:
-        out += ["No peers or flows to add.", ""]
-    if p.unknown:
-        out += ["### Pods that match no workload", ""] + [f"- {_code(u)}" for u in p.unknown] + [""]
-    if p.notes:
-        out += ["### Notes", ""] + [f"- {_code(n)}" for n in p.notes] + [""]
-    return "\n".join(out)
-
-
-def _code(text: str) -> str:
-    """A markdown code span: names from a capture never render as markdown or HTML."""
-    return "`" + text.replace("`", "'") + "`"
