@@ -100,6 +100,13 @@ class Matrix:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cells: int = 0
+    namespaces: dict[str, str] = field(default_factory=dict)
+    """The namespace of every source and target that has one (peers outside the pods have none)."""
+
+    def where(self, name: str) -> str:
+        """``namespace/name`` for reports, or the bare name of an identity outside the pods."""
+        ns = self.namespaces.get(name)
+        return f"{ns}/{name}" if ns and not name.startswith(f"{ns}/") else name
 
     @property
     def ok(self) -> bool:
@@ -217,6 +224,7 @@ def build(
         cells=managed_sources * len(targets) + (len(sources) - managed_sources) * workload_targets,
     )
     by_name = {n: ep for n, ep in sources} | {n: ep for n, ep, _, _ in targets}
+    m.namespaces = {n: ep.namespace for n, ep in by_name.items() if ep.reserved is None and ep.namespace}
     for ref, why in engine.rejected:
         m.findings.append(Finding("rejected", ref, f"policy {ref} would be rejected by Cilium: {why}"))
     for key in sorted(allowed - m.expected):

@@ -185,4 +185,4 @@ def test_a_matrix_wider_than_the_terminal_is_printed_as_one_line_per_source(caps
     assert main(["plan", "--stack", "shop", "--stack-file", str(SHOP_FILE)]) == 0
     out = capsys.readouterr().out
     assert "Connectivity (" in out and "┃" not in out
-    assert "internet -> edge:8080/TCP" in out.splitlines()
+    assert "internet -> shop-edge/edge:8080/TCP" in out.splitlines()

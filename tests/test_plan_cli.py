@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -144,7 +145,7 @@ def test_the_text_report_shows_the_tree_the_matrix_and_masks_the_kubeconfig(caps
     assert main(["plan", "--stack", "dev"]) == 0
     out = capsys.readouterr().out
     assert "zero-trust-aks:azure:AksCluster  aks-zero-trust" in out
-    assert "kubeconfig=[secret]" in out and "clusterUser" not in out
+    assert "kubeconfig [secret]" in out and "clusterUser" not in out
     assert "declared flows == enforced flows: holds" in out
 
 
@@ -164,6 +165,8 @@ def test_plan_refuses_to_clear_a_directory_it_did_not_write(tmp_path, capsys):
 def test_plan_fails_on_a_mandatory_guardrail_naming_the_rule_and_the_resource(tmp_path, capsys):
     def root_backend(config):  # valid config, but prod's levels make workload hardening mandatory
         config["zero-trust-aks:workloads"]["backend"].update(image="nginx:1.27", port=80, securityProfile="baseline")
+        for key in ("runAsUser", "runAsGroup"):
+            config["zero-trust-aks:workloads"]["backend"].pop(key)
 
     path = stack_file(tmp_path, root_backend, base="prod")
     assert main(["plan", "--stack", "prod", "--stack-file", str(path)]) == 1
@@ -196,3 +199,44 @@ def test_the_markdown_report_lists_the_guardrail_verdicts(capsys):
     assert "### Guardrails: pass" in report
     assert "- **excepted** workload-non-root: Deployment backend/backend: the walkthrough's stock nginx image" in report
     assert "(owner platform-team@example.com, until 2027-05-31)" in report
+
+
+def readme_sample() -> list[str]:
+    text = (PROJECT_DIR / "README.md").read_text()
+    block = text.split("The end of `make plan`'s output:\n\n```\n", 1)[1].split("```", 1)[0]
+    return block.splitlines()
+
+
+def test_the_readme_shows_the_end_of_make_plans_output_as_it_is(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--stack", "dev", "--out", "out/dev"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"\d+ resources; outputs", line))
+    assert [line.rstrip() for line in lines[start:]] == [line.rstrip() for line in readme_sample()]
+
+
+def test_piped_output_is_100_columns_wide_unless_columns_says_otherwise(capsys, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    main(["plan", "--stack", "shop", "--stack-file", str(PROJECT_DIR / "examples" / "Pulumi.shop.yaml")])
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100
+    monkeypatch.setenv("COLUMNS", "60")
+    main(["plan", "--stack", "shop", "--stack-file", str(PROJECT_DIR / "examples" / "Pulumi.shop.yaml")])
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 60
+
+
+def test_the_matrix_list_names_each_workloads_namespace(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    main(["plan", "--stack", "shop", "--stack-file", str(PROJECT_DIR / "examples" / "Pulumi.shop.yaml")])
+    out = capsys.readouterr().out
+    assert "shop-core/worker -> shop-data/redis:6379/TCP, kube-system/kube-dns:53/UDP" in out.replace("\n", " ").replace("  ", " ")
+
+
+def test_the_text_output_summarises_the_outputs_and_json_carries_them_whole(capsys):
+    main(["plan", "--stack", "dev"])
+    out = capsys.readouterr().out
+    summary = out[out.index("resources; outputs"):out.index("\n      Connectivity (")].replace("\n", " ")
+    assert "ciliumPolicies (2 entries)" in summary and "kubeconfig [secret]" in summary and "zt-allow" not in summary
+    main(["plan", "--stack", "dev", "--format", "json"])
+    outputs = json.loads(capsys.readouterr().out)["outputs"]
+    assert outputs["ciliumPolicies"]["backend"] == ["zt-default-deny", "zt-allow.backend"] and outputs["kubeconfig"] == "[secret]"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import json
+import os
 import re
 import shutil
 import sys
@@ -265,13 +266,13 @@ def matrix_list(m: mx.Matrix) -> list[str]:
     """The matrix as one line per source: what it may reach, and any cell that disagrees with the declared flows."""
     out = []
     for src in m.sources:
-        allowed = [f"{n}:{p}/{pr}" for n, p, pr in m.targets if (src, n, p, pr) in m.allowed]
+        allowed = [f"{m.where(n)}:{p}/{pr}" for n, p, pr in m.targets if (src, n, p, pr) in m.allowed]
         wrong = [
-            f"{n}:{p}/{pr}{' ALLOW!' if (src, n, p, pr) in m.allowed else ' DENY!'}"
+            f"{m.where(n)}:{p}/{pr}{' ALLOW!' if (src, n, p, pr) in m.allowed else ' DENY!'}"
             for n, p, pr in m.targets
             if ((src, n, p, pr) in m.allowed) != ((src, n, p, pr) in m.expected)
         ]
-        line = f"{src} -> {', '.join(allowed) or 'nothing'}"
+        line = f"{m.where(src)} -> {', '.join(allowed) or 'nothing'}"
         out.append(line + (f"  ! {', '.join(wrong)}" if wrong else ""))
     return out
 
@@ -489,6 +490,7 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
         "ok": plan.ok,
         "ciliumVersion": ".".join(map(str, plan.config.cilium_version)),
         "resources": [{"type": t, "name": n, "depth": d} for d, t, n in resource_rows(plan.run)],
+        "outputs": outputs_json(plan.run),
         "flows": [flow_object(plan.config, f) for f in plan.config.flows],
         "budget": budget_json(plan.budget),
         "observed": observed_json(plan),
@@ -564,6 +566,25 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     return "\n".join(out)
 
 
+def outputs_summary(run: Run) -> str:
+    """The stack outputs in one short line: short values as they are, longer ones by their size."""
+    parts = []
+    for k, v in sorted(run.outputs.items()):
+        if k in run.secret_outputs:
+            parts.append(f"{k} [secret]")
+        elif isinstance(v, (list, dict)):
+            noun = ("entry", "entries") if isinstance(v, dict) else ("item", "items")
+            parts.append(f"{k} ({len(v)} {noun[len(v) != 1]})")
+        else:
+            text = json.dumps(v)
+            parts.append(f"{k} {text if len(text) <= 40 else text[:37] + '...'}")
+    return ", ".join(parts)
+
+
+def outputs_json(run: Run) -> dict[str, Any]:
+    return {k: "[secret]" if k in run.secret_outputs else v for k, v in sorted(run.outputs.items())}
+
+
 def errors_json(stack: str, lines: list[str]) -> dict[str, Any]:
     """What ``--format json`` prints when the stack cannot be planned: the problems, one per item."""
     return {"stack": stack, "ok": False, "errors": lines}
@@ -599,16 +620,14 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
     from rich.table import Table
     from rich.tree import Tree
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    # A terminal's own width, or $COLUMNS; 100 columns when piped without it.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 100)
     tree = Tree(f"pulumi:pulumi:Stack  {plan.stack.project}-{plan.stack.stack}")
     nodes = {-1: tree}
     for depth, typ, name in resource_rows(plan.run):
         nodes[depth] = nodes[depth - 1].add(f"{escape(typ)}  [bold]{escape(name)}[/bold]")
     console.print(tree)
-    console.print(f"{len(plan.run.resources)} resources; outputs: " + ", ".join(
-        f"{k}=\\[secret]" if k in plan.run.secret_outputs else escape(f"{k}={json.dumps(v)}")
-        for k, v in sorted(plan.run.outputs.items())
-    ))
+    console.print(escape(f"{len(plan.run.resources)} resources; outputs (all of them with --format json): {outputs_summary(plan.run)}"))
     if written is not None:
         console.print(f"wrote {len(written)} Kubernetes objects to {out_dir}")
     m = plan.matrix
