@@ -106,7 +106,7 @@ class Matrix:
     def where(self, name: str) -> str:
         """``namespace/name`` for reports, or the bare name of an identity outside the pods."""
         ns = self.namespaces.get(name)
-        return f"{ns}/{name}" if ns and not name.startswith(f"{ns}/") else name
+        return f"{ns}/{name}" if ns and not name.startswith(f"{ns}/") and not name.endswith(f"@{ns}") else name
 
     @property
     def ok(self) -> bool:
