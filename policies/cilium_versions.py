@@ -14,7 +14,8 @@ Sources (see docs/policy-semantics.md):
 - ``**.`` as a multi-label DNS wildcard: 1.19 (cilium/cilium#43420); before,
   ``*`` matches one DNS label and ``**`` is the same as ``*``.
 - AKS: "Azure CNI Powered by Cilium" (articles/aks/azure-cni-powered-by-cilium.md),
-  the minimum Cilium version per Kubernetes minor version.
+  the minimum Cilium version per Kubernetes minor version, and the AKS release notes
+  (Azure/AKS CHANGELOG.md), which are newer: each row of ``AKS_RELEASES`` names its source.
 """
 
 from __future__ import annotations
@@ -63,16 +64,30 @@ POLICY_MAP_ENTRIES = 16384
 256-65,536 in pkg/option/config.go), which AKS does not let users change (cilium-config is
 locked). An overflow drops traffic silently (cilium/cilium#45788)."""
 
-AKS_CILIUM: dict[Version, Version] = {
-    (1, 29): (1, 14),
-    (1, 30): (1, 14),
-    (1, 31): (1, 16),
-    (1, 32): (1, 17),
-    (1, 33): (1, 17),
-    (1, 34): (1, 18),
-    (1, 35): (1, 18),
-    (1, 36): (1, 18),
-}
+@dataclass(frozen=True)
+class AksCilium:
+    """The Cilium minor version AKS ships with one Kubernetes minor version, and where that is said."""
+
+    kubernetes: Version
+    cilium: Version
+    source: str
+
+
+AKS_RELEASES: tuple[AksCilium, ...] = (
+    AksCilium((1, 29), (1, 14), "azure-cni-powered-by-cilium.md, 2026-02 table: 1.14.20"),
+    AksCilium((1, 30), (1, 14), "azure-cni-powered-by-cilium.md, 2026-02 table: 1.14.20"),
+    AksCilium((1, 31), (1, 16), "azure-cni-powered-by-cilium.md, 2026-08 table: 1.16.16"),
+    AksCilium((1, 32), (1, 17), "Azure/AKS CHANGELOG 2026-07-17: v1.17.17"),
+    AksCilium((1, 33), (1, 17), "azure-cni-powered-by-cilium.md, 2026-08 table: 1.17.9"),
+    AksCilium((1, 34), (1, 18), "Azure/AKS CHANGELOG 2026-07-17: v1.18.11"),
+    AksCilium((1, 35), (1, 18), "azure-cni-powered-by-cilium.md, 2026-08 table: 1.18.6"),
+    AksCilium((1, 36), (1, 19), "Azure/AKS CHANGELOG 2026-05-29: v1.19.3; 2026-07-17: v1.19.5 (the docs table's 1.18.9 is older)"),
+    AksCilium((1, 37), (1, 19), "GA since 2026-10 (supported-kubernetes-versions.md); the CHANGELOG ships 1.19 for 1.36+"),
+)
+"""Kubernetes minor version on AKS -> the Cilium AKS ships with it, each with its source. Where the docs
+table and the release notes differ, the newer release notes win (a new cluster gets what they ship)."""
+
+AKS_CILIUM: dict[Version, Version] = {r.kubernetes: r.cilium for r in AKS_RELEASES}
 """Kubernetes minor version on AKS -> the Cilium minor version AKS ships with it."""
 
 

@@ -120,6 +120,8 @@ class PeerEndpoint:
     name: str
     endpoint: Endpoint
     ports: tuple[tuple[int, str], ...]
+    source: bool = True
+    """Whether traffic from it reaches pods with its identity (not so for an API server outside the cluster)."""
 
 
 def peer_endpoints(cfg: StackConfig) -> tuple[list[PeerEndpoint], list[str]]:
@@ -136,6 +138,10 @@ def peer_endpoints(cfg: StackConfig) -> tuple[list[PeerEndpoint], list[str]]:
             ep = addresses(name, tuple(p.cidrs), tuple(p.except_))
         elif p.entity == "cluster":
             notes.append(f"{name}: the cluster entity is every pod and node; its flows are judged in the workload rows")
+            continue
+        elif p.entity == "kube-apiserver" and cfg.api_server_outside:
+            notes.append(f"{name}: the API server reaches pods through the nodes on AKS; only traffic to it is judged")
+            out.append(PeerEndpoint(name, entity(p.entity, display=name, outside=True), ports, source=False))
             continue
         else:
             ep = entity(p.entity, display=name)
@@ -187,7 +193,7 @@ def build(
         (stranger_name(ns), stranger(ns)) for ns in sorted({w.namespace for w in workloads})
     ]
     managed_sources = len(sources)
-    sources += [(p.name, p.endpoint) for p in peers]
+    sources += [(p.name, p.endpoint) for p in peers if p.source]
     targets: list[tuple[str, Endpoint, int, str]] = [
         (w.name, w.endpoint(), port, proto) for w in workloads for port, proto in w.ports
     ]
@@ -223,7 +229,7 @@ def build(
         expected=set(expected),
         cells=managed_sources * len(targets) + (len(sources) - managed_sources) * workload_targets,
     )
-    by_name = {n: ep for n, ep in sources} | {n: ep for n, ep, _, _ in targets}
+    by_name = {n: ep for n, ep in sources} | {n: ep for n, ep, _, _ in targets} | {p.name: p.endpoint for p in peers}
     m.namespaces = {n: ep.namespace for n, ep in by_name.items() if ep.reserved is None and ep.namespace}
     for ref, why in engine.rejected:
         m.findings.append(Finding("rejected", ref, f"policy {ref} would be rejected by Cilium: {why}"))

@@ -209,6 +209,16 @@ def test_every_way_a_record_names_the_outside_reads_as_world(tmp_path, end):
     assert (c.dst.reserved, c.dst.ip) == ("world", "20.50.2.40")
 
 
+@pytest.mark.parametrize("labels", [["cidr:20.1.0.0/16", "reserved:kube-apiserver", "reserved:world"],
+                                    ["reserved:world", "cidr:20.1.0.0/16", "reserved:kube-apiserver"],
+                                    ["reserved:kube-apiserver", "reserved:world-ipv4"]],
+                         ids=["cidr first", "world first", "kube-apiserver first"])
+def test_an_api_server_outside_the_cluster_reads_as_the_api_server_in_whatever_order_its_labels_come(tmp_path, labels):
+    obs = read_text(tmp_path, flow_line(pod("frontend", app="frontend"), {"identity": 16777217, "labels": labels}, "20.1.1.1", 443) + "\n")
+    (c,) = obs.connections.values()
+    assert (c.dst.reserved, c.dst.ip) == ("kube-apiserver", "20.1.1.1")
+
+
 def test_identity_7_without_labels_is_the_api_server_and_identity_0_is_nobody(tmp_path):
     obs = read_text(tmp_path, flow_line(pod("frontend", app="frontend"), {"identity": 7}, "20.1.1.1", 443, sport=1) + "\n"
                     + flow_line(pod("frontend", app="frontend"), {"identity": 0}, "20.1.1.2", 443, sport=2) + "\n")

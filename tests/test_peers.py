@@ -115,6 +115,21 @@ def test_internet_traffic_may_only_reach_an_exposed_workload(shop_config):
     ]
 
 
+def test_a_flow_from_the_api_server_to_a_workload_on_aks_is_refused_with_what_aks_delivers_instead(shop_config):
+    shop_config["zero-trust-aks:flows"].append({"from": "api-server", "to": "api", "port": "http"})
+    (line,) = errors_of(shop_config)
+    assert line.startswith("zero-trust-aks:flows[14].from: on AKS the API server reaches pods")
+    assert "{entity: remote-node}" in line
+
+
+def test_a_flow_from_the_api_server_on_an_existing_cluster_is_accepted(shop_config):
+    for key in ("zero-trust-aks:cluster", "azure-native:location", "zero-trust-aks:resourceGroupName"):
+        shop_config.pop(key, None)
+    shop_config["zero-trust-aks:kubernetes"] = {"context": "kind-shop"}
+    shop_config["zero-trust-aks:flows"].append({"from": "api-server", "to": "api", "port": "http"})
+    assert ("api-server", "api") in {(f.source, f.to) for f in load_config(shop_config).flows}
+
+
 def test_a_flow_to_a_peer_names_its_port(shop_config):
     shop_config["zero-trust-aks:flows"].append({"from": "api", "to": "api-server"})
     assert errors_of(shop_config) == ["zero-trust-aks:flows[14].port: required for a flow to a peer (a peer has no ports of its own)"]

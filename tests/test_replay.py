@@ -110,6 +110,16 @@ def test_a_declared_flow_to_an_entity_peer_is_observed_through_the_identity_the_
     assert "orders -> api-server:443/TCP" not in r.never_observed and "worker -> api-server:443/TCP" in r.never_observed
 
 
+def test_a_call_to_the_api_server_on_aks_is_allowed_by_a_cidr_flow_covering_its_address(tmp_path):
+    config = {**SHOP_CONFIG, "zero-trust-aks:peers": {**SHOP_CONFIG["zero-trust-aks:peers"], "aks-api": {"cidrs": ["20.1.0.0/16"]}},
+              "zero-trust-aks:flows": [*SHOP_CONFIG["zero-trust-aks:flows"], {"from": "web", "to": "aks-api", "port": 443}]}
+    apiserver = {"identity": 16777217, "labels": ["cidr:20.1.0.0/16", "reserved:kube-apiserver", "reserved:world"]}
+    capture = write(tmp_path, flow_line(WEB, apiserver, "20.1.2.3", 443), flow_line(WEB, apiserver, "20.9.2.3", 443, sport=2))
+    _, r = replay_config(config, capture)
+    assert rows(r) == [("web", "api-server", 443, "L3/L4")] and r.would_drop[0].ends[1].ip == "20.9.2.3"
+    assert "web -> aks-api:443/TCP" not in r.never_observed
+
+
 def test_a_declared_flow_to_an_entity_peer_is_observed_through_an_address_the_entity_holds(tmp_path):
     config = {**DEV_CONFIG, "zero-trust-aks:peers": {"internet": {"entity": "world"}},
               "zero-trust-aks:flows": [*DEV_CONFIG["zero-trust-aks:flows"], {"from": "frontend", "to": "internet", "port": 443}]}

@@ -47,6 +47,20 @@ def versions(fact: str, has: bool = True) -> list[tuple[int, int]]:
     return [v for v, f in CILIUM.items() if getattr(f, fact) is has]
 
 
+def test_every_aks_release_row_names_its_source_and_a_cilium_the_engine_knows():
+    from policies.cilium_versions import AKS_RELEASES
+
+    assert len({r.kubernetes for r in AKS_RELEASES}) == len(AKS_RELEASES)
+    assert all(r.source and r.cilium in CILIUM for r in AKS_RELEASES)
+
+
+def test_kubernetes_1_36_and_1_37_on_aks_ship_cilium_1_19_as_the_release_notes_say():
+    from policies.cilium_versions import aks_cilium
+
+    assert aks_cilium("1.36") == aks_cilium("1.37.1") == (1, 19)
+    assert features(aks_cilium("1.36")).multi_label_dns_wildcard
+
+
 def test_the_version_table_states_what_the_cilium_sources_say():
     first = {fact: min(versions(fact)) for fact in ("enable_default_deny", "end_port", "rejects_empty_rules", "multi_label_dns_wildcard")}
     assert first == {"enable_default_deny": (1, 16), "end_port": (1, 16), "rejects_empty_rules": (1, 17), "multi_label_dns_wildcard": (1, 19)}
@@ -443,6 +457,55 @@ def test_entities_select_the_reserved_identities_cilium_gives_them(entities, res
 def test_the_world_entity_covers_every_address_outside_the_cluster():
     p = cnp("frontend", "p", endpointSelector={}, egress=[{"toEntities": ["world"]}])
     assert decide([p], FRONTEND, STRIPE, 443).allowed and decide([p], FRONTEND, entity("world"), 443).allowed
+
+
+API_SERVER_AKS = entity("kube-apiserver", outside=True, address="20.50.1.7")
+API_SERVER_IN_CLUSTER = entity("kube-apiserver")
+
+
+def egress_to(peer: dict) -> dict:
+    return cnp("frontend", "p", endpointSelector={}, egress=[{**peer, "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}])
+
+
+def test_a_cidr_rule_covering_the_address_of_an_api_server_outside_the_cluster_selects_it():
+    v = decide([egress_to({"toCIDR": ["20.50.0.0/16"]})], FRONTEND, API_SERVER_AKS, 443)
+    assert v.allowed and v.exact
+
+
+def test_a_cidr_rule_beside_the_address_of_an_api_server_outside_the_cluster_does_not_select_it():
+    v = decide([egress_to({"toCIDR": ["20.51.0.0/16"]})], FRONTEND, API_SERVER_AKS, 443)
+    assert not v.allowed and v.exact
+
+
+def test_the_world_entity_selects_an_api_server_outside_the_cluster():
+    assert decide([egress_to({"toEntities": ["world"]})], FRONTEND, API_SERVER_AKS, 443).allowed
+
+
+def test_the_kube_apiserver_entity_still_selects_an_api_server_outside_the_cluster():
+    assert decide([egress_to({"toEntities": ["kube-apiserver"]})], FRONTEND, API_SERVER_AKS, 443).allowed
+
+
+def test_neither_cidr_rules_nor_world_select_an_api_server_inside_the_cluster():
+    for peer in ({"toCIDR": ["0.0.0.0/0"]}, {"toEntities": ["world"]}):
+        v = decide([egress_to(peer)], FRONTEND, API_SERVER_IN_CLUSTER, 443)
+        assert not v.allowed and v.exact
+
+
+def test_a_cidr_rule_and_an_api_server_outside_at_an_unknown_address_are_not_decided_offline():
+    outside_somewhere = entity("kube-apiserver", outside=True)
+    v = decide([egress_to({"toCIDR": ["20.50.0.0/16"]})], FRONTEND, outside_somewhere, 443)
+    assert not v.allowed and not v.exact
+    assert decide([egress_to({"toCIDR": ["0.0.0.0/0", "::/0"]})], FRONTEND, outside_somewhere, 443).allowed
+
+
+def test_a_cidr_rule_whose_ranges_together_cover_every_address_selects_the_whole_world():
+    v = decide([egress_to({"toCIDR": ["0.0.0.0/0", "::/0"]})], FRONTEND, entity("world"), 443)
+    assert v.allowed and v.exact
+
+
+def test_only_the_api_server_can_live_outside_the_cluster():
+    with pytest.raises(ValueError, match="only the kube-apiserver"):
+        entity("remote-node", outside=True)
 
 
 def test_endpoint_selectors_never_select_identities_outside_the_pods():

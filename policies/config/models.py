@@ -467,6 +467,11 @@ class StackConfig(_Model):
         return DEFAULT_CILIUM
 
     @property
+    def api_server_outside(self) -> bool:
+        """Whether the API server lives outside the cluster, as on AKS (an existing cluster: inside, as on kind)."""
+        return self.cluster is not None
+
+    @property
     def acns_level(self) -> acns_levels.AcnsLevel | None:
         """The AKS cluster's ACNS security level; None for an existing cluster (its Cilium decides)."""
         return self.cluster.advanced_networking.level if self.cluster is not None else None

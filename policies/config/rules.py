@@ -291,6 +291,13 @@ def flow_errors(p: Partial) -> list[str]:
                     f"{at}.from: traffic from the internet reaches a workload only through a LoadBalancer Service; "
                     f"set {P}:workloads.{f.to}.expose: loadBalancer"
                 )
+            if peer is not None and peer.entity == "kube-apiserver" and p.ok("cluster", "kubernetes") and cfg.api_server_outside:
+                errors.append(
+                    f"{at}.from: on AKS the API server reaches pods (webhooks, kubectl exec, logs and port-forward) "
+                    "through the konnectivity tunnel and the nodes, so Cilium never sees that traffic as "
+                    "kube-apiserver and a rule from it admits nothing; allow it from a peer {entity: remote-node} "
+                    "(and {entity: host}) on that port instead"
+                )
         if f.to is not None and f.to in peers:
             if f.port is None:
                 errors.append(f"{at}.port: required for a flow to a peer (a peer has no ports of its own)")

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from policies.config import StackConfig
 from policies.config.azure import MANAGED_VNET
 from policies.matrix import KUBE_DNS, WorkloadPods
-from policies.observed.records import Connection, End, Observations, host_cidr
+from policies.observed.records import Connection, End, Observations
 from policies.render import selector
-from policies.verdict import ENTITIES, Endpoint, addresses, entity
+from policies.verdict import ENTITIES, Endpoint, addresses, entity, host_cidr
 
 SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 """The alphabet Kubernetes draws generated name suffixes and pod-template hashes from (``rand.SafeEncodeString``)."""
@@ -79,6 +79,11 @@ def cluster_ranges(cfg: StackConfig) -> list[tuple[str, ipaddress.IPv4Network | 
     return out
 
 
+def _covers(peer, ip) -> bool:
+    """Whether an address peer's ranges, less its except ranges, hold ``ip``."""
+    return any(ip in ipaddress.ip_network(c) for c in peer.cidrs) and not any(ip in ipaddress.ip_network(e) for e in peer.except_)
+
+
 def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations) -> Callable[..., Named]:
     """``name(end, connection, source=None)``: the end named and judged (cached per end and source)."""
     pods = {w.name: w for w in workloads}
@@ -117,10 +122,17 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
             others = sorted({x for src, names in ip_names.get(end.ip, {}).items() if src != source for x in names} - set(end.names or ()))
             host = host_cidr(end.ip)
             for peer_name, p in sorted(cfg.peers.items()):
-                if p.cidrs and any(ip in ipaddress.ip_network(c) for c in p.cidrs) and not any(ip in ipaddress.ip_network(e) for e in p.except_):
+                if p.cidrs and _covers(p, ip):
                     return _named(peer_name, addresses(peer_name, (host,), names=end.names, other_names=tuple(others)), aliases=aliases)
             label = f"world {end.ip}" + (f" ({', '.join(end.names)})" if end.names else "")
             return _named(label, addresses(label, (host,), names=end.names, other_names=tuple(others)), aliases=aliases)
+        if end.reserved == "kube-apiserver" and cfg.api_server_outside:
+            # An address outside the cluster: CIDR rules and world select it too (identity.Endpoint.outside),
+            # so a flow to an address peer covering it is observed by it.
+            display = aliases[0] if aliases else "kube-apiserver"
+            if end.ip:
+                aliases += tuple(n for n, p in sorted(cfg.peers.items()) if p.cidrs and _covers(p, ipaddress.ip_address(end.ip)))
+            return _named(display, entity("kube-apiserver", display=display, outside=True, address=end.ip), aliases=aliases)
         if aliases:
             return _named(aliases[0], entity(end.reserved, display=aliases[0]), aliases=aliases)
         reserved = end.reserved if end.reserved in ENTITIES else "world"

@@ -107,7 +107,9 @@ def _parse_end(key: tuple) -> End:
                 cilium.append((k, v))
             else:
                 labels.append((k, v))
-        elif source == "reserved" and reserved is None:
+        elif source == "reserved" and reserved in (None, "world"):
+            # An API server outside the cluster carries reserved:kube-apiserver, reserved:world and
+            # cidr: labels; it is the API server (records list the labels in any order).
             reserved = k.removesuffix("-ipv4").removesuffix("-ipv6")
         elif source == "cidr" and reserved is None:
             reserved = "world"

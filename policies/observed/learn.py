@@ -27,9 +27,10 @@ from typing import Any
 from policies.config import PEER_ENTITIES, PROJECT, StackConfig, outside_names
 from policies.config.limits import MAX_FQDNS_PER_FLOW
 from policies.matrix import KUBE_DNS
-from policies.observed.records import End, host_cidr
+from policies.observed.records import End
 from policies.observed.replay import Replayed, ReplayReport
 from policies.render import pod_labels
+from policies.verdict import host_cidr
 
 SELECTOR_LABELS = ("app", "app.kubernetes.io/name", "k8s-app")
 """The label a new pod peer selects by, the first one the observed pod has."""

@@ -21,11 +21,6 @@ LOCAL_IDENTITY_FLAG = 1 << 24
 """Identities from here up are node-local CIDR identities: addresses outside the cluster, ``world``."""
 
 
-def host_cidr(ip: str) -> str:
-    """The one-address range of an address: ``/32`` or ``/128``."""
-    return f"{ip}/{128 if ':' in ip else 32}"
-
-
 def reserved_of(identity: Any) -> str | None:
     """The reserved entity a numeric identity stands for, or None for a pod identity (or none at all)."""
     try:

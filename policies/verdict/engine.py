@@ -170,7 +170,7 @@ class Engine:
             for n, ep in enumerate(self._eps):
                 if ep.reserved is None:
                     continue
-                if entity_selects(pr.entities, ep.reserved):
+                if entity_selects(pr.entities, ep):
                     ids.add(n)
                     continue
                 if pr.fqdns:

@@ -80,6 +80,18 @@ class Endpoint:
     """An address outside the cluster: the DNS names the source's DNS proxy saw it under (None: unknown)."""
     other_names: tuple[str, ...] = ()
     """An address outside the cluster: names other pods looked it up under (Cilium shares their answers)."""
+    outside: bool = False
+    """``kube-apiserver`` only: the API server lives outside the cluster (AKS). Cilium then gives its
+    address a CIDR identity that carries ``reserved:kube-apiserver`` and ``reserved:world`` too
+    (pkg/ipcache/metadata.go ``injectLabelsForCIDR``; pkg/labels/cidr ``GetCIDRLabels``), so the
+    ``world`` entity and CIDR rules covering its address select it as well (cilium/cilium#25241)."""
+
+    @property
+    def reserved_names(self) -> frozenset[str]:
+        """The reserved labels this identity carries: its own, and ``world`` for an API server outside."""
+        if self.reserved is None:
+            return frozenset()
+        return frozenset({self.reserved, "world"}) if self.outside else frozenset({self.reserved})
 
     @property
     def address(self) -> str | None:
@@ -100,7 +112,7 @@ class Endpoint:
     def identity(self) -> frozenset[tuple[str, str, str]]:
         """The identity labels as (source, key, value)."""
         if self.reserved is not None:
-            out = {("reserved", self.reserved, "")}
+            out = {("reserved", r, "") for r in self.reserved_names}
             out |= {("cidr", c, "") for c in self.cidrs}
             out |= {("cidr-except", c, "") for c in self.excepts}
             if self.names is not None:
@@ -133,11 +145,23 @@ def stranger(namespace: str, namespace_labels: Mapping[str, str] | None = None) 
     return Endpoint(namespace, {}, name=STRANGER, namespace_labels=dict(namespace_labels or {}))
 
 
-def entity(name: str, display: str = "") -> Endpoint:
-    """A reserved identity: ``world``, ``kube-apiserver``, ``host``, ``remote-node``..."""
+def host_cidr(ip: str) -> str:
+    """The one-address range of an address: ``/32`` or ``/128``."""
+    return f"{ip}/{128 if ':' in ip else 32}"
+
+
+def entity(name: str, display: str = "", *, outside: bool = False, address: str | None = None) -> Endpoint:
+    """A reserved identity: ``world``, ``kube-apiserver``, ``host``, ``remote-node``...
+
+    ``outside`` (``kube-apiserver`` only): the API server lives outside the cluster, at ``address``
+    when known (a one-address range), so CIDR rules and the ``world`` entity select it too.
+    """
     if name not in ENTITIES:
         raise ValueError(f"{name!r} is not one of Cilium's reserved identities: {', '.join(ENTITIES)}")
-    return Endpoint("", name=display or name, reserved=name)
+    if (outside or address) and name != "kube-apiserver":
+        raise ValueError("only the kube-apiserver identity can live outside the cluster")
+    cidrs = (host_cidr(address),) if address else ()
+    return Endpoint("", name=display or name, reserved=name, outside=outside or bool(address), cidrs=cidrs)
 
 
 def addresses(

@@ -2,8 +2,10 @@
 
 - Entities (pkg/policy/api/entity.go): ``all`` is everything; ``cluster`` is every pod plus the
   reserved identities inside the cluster; ``world-ipv4``/``world-ipv6`` are halves of ``world``.
-- CIDR rules never select pods, nodes or the API server (they have identities of their own); an
-  address identity is covered, not covered, or covered in part (then not decided offline).
+- CIDR rules never select pods, nodes or an API server inside the cluster (they have identities of
+  their own); an address identity is covered, not covered, or covered in part (then not decided
+  offline). An API server outside the cluster (AKS) is an address too: ``world`` and CIDR rules
+  covering its address select it, besides ``kube-apiserver``.
 - toFQDNs rules select addresses by the DNS names Cilium's DNS proxy saw them under: the names
   the connection's own source looked up (``destination_names`` in a record) decide exactly; a
   name only another pod looked up selects the address too (Cilium's name manager shares every
@@ -22,10 +24,14 @@ from policies.verdict import fqdn
 from policies.verdict.identity import CLUSTER_ENTITIES, Endpoint
 
 
-def entity_selects(entities: frozenset[str], reserved: str) -> bool:
+def entity_selects(entities: frozenset[str], ep: Endpoint) -> bool:
     """Whether from/toEntities select a reserved identity (pkg/policy/api/entity.go)."""
     if not entities:
         return False
+    return any(_entity_selects(entities, reserved) for reserved in ep.reserved_names)
+
+
+def _entity_selects(entities: frozenset[str], reserved: str) -> bool:
     if "all" in entities or reserved in entities:
         return True
     if reserved == "world":
@@ -36,27 +42,32 @@ def entity_selects(entities: frozenset[str], reserved: str) -> bool:
 def cidr_cover(rules: tuple[tuple[str, tuple[str, ...]], ...], ep: Endpoint) -> str:
     """How CIDR rules cover the addresses an identity stands for: "all", "part" or "none".
 
-    ``world`` without CIDRs stands for every address outside the cluster; CIDR rules never
-    cover pods, nodes or the API server (they have identities of their own).
+    ``world`` without CIDRs stands for every address outside the cluster (an API server outside
+    without a known address: any of them); CIDR rules never cover pods, nodes or an API server
+    inside the cluster (they have identities of their own).
     """
-    if ep.reserved != "world":
+    if "world" not in ep.reserved_names:
         return "none"
     blocks = [ipaddress.ip_network(c) for c in ep.cidrs] or [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
     own_excepts = [ipaddress.ip_network(c) for c in ep.excepts]
+    covered = [False] * len(blocks)
     touched = False
     for cidr, excepts in rules:
         net = ipaddress.ip_network(cidr)
-        inside = [b for b in blocks if b.version == net.version and b.subnet_of(net)]
-        overlapping = [b for b in blocks if b.version == net.version and b.overlaps(net)]
         holes = [
             e for e in map(ipaddress.ip_network, excepts)
-            if any(b.version == e.version and b.overlaps(e) for b in blocks)
-            and not any(o.version == e.version and e.subnet_of(o) for o in own_excepts)
+            if not any(o.version == e.version and e.subnet_of(o) for o in own_excepts)
         ]
-        if len(inside) == len(blocks) and not holes:
-            return "all"
-        # A block that lies wholly in one of this rule's holes is not touched by it.
-        touched = touched or any(not any(b.version == h.version and b.subnet_of(h) for h in holes) for b in overlapping)
+        for i, b in enumerate(blocks):
+            if b.version != net.version or not b.overlaps(net):
+                continue
+            cut = [h for h in holes if h.version == b.version and h.overlaps(b)]
+            if b.subnet_of(net) and not cut:
+                covered[i] = True
+            # A block that lies wholly in one of this rule's holes is not touched by it.
+            touched = touched or not any(b.subnet_of(h) for h in cut)
+    if all(covered):
+        return "all"
     return "part" if touched else "none"
 
 
@@ -65,7 +76,7 @@ def fqdn_cover(selectors: Sequence[Mapping[str, Any]], ep: Endpoint, cilium: Cil
 
     ``lookup``: selected only through a name another pod looked up (selected, not exactly).
     """
-    if ep.reserved != "world":
+    if "world" not in ep.reserved_names:
         return "none", ""
     address = ep.address
     if address is None:
