@@ -55,8 +55,24 @@ def resource_of(args: Any) -> g.Resource:
 
 EXCEPTIONS = Path(__file__).resolve().parent / "exceptions.yaml"
 """The reviewed exceptions, beside the pack (``guardrails/exceptions.yaml``)."""
-EXCEPTABLE_SCHEMA = PolicyConfigSchema({"exceptable": {"type": "boolean"}})
+EXCEPTABLE = {"exceptable": {"type": "boolean"}}
 """Per-stack setting of an exceptable rule: ``"exceptable": false`` refuses every exception."""
+
+
+def config_schema(rule: g.Rule) -> PolicyConfigSchema | None:
+    """What ``--policy-pack-config`` may set for a rule besides its level: ``exceptable`` and the rule's own settings."""
+    properties = dict(EXCEPTABLE) if rule.exceptable else {}
+    properties |= {name: {"type": "string", "pattern": r"^/[0-9]{1,3}$", "default": default} for name, default in rule.settings.items()}
+    return PolicyConfigSchema(properties) if properties else None
+
+
+def settings_of(rule: g.Rule, args: Any) -> dict[str, Any]:
+    """The rule's own settings from the stack's policy-pack config (unchecked values fail the rule loudly)."""
+    config = (args.get_config() or {}) if rule.settings else {}
+    for name in rule.settings:
+        if name in config:
+            rule.check_setting(name, config[name])
+    return {k: config[k] for k in rule.settings if k in config}
 
 
 def read_exceptions(path: Path = EXCEPTIONS) -> tuple[g.RuleException, ...]:
@@ -79,7 +95,7 @@ def waivers(rule: g.Rule, args: Any, urn: str) -> g.Waivers:
 
 def _resource_validation(rule: g.Rule):
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for v in g.check_resource(rule, resource_of(args), waivers=waivers(rule, args, args.urn)):
+        for v in g.check_resource(rule, resource_of(args), waivers=waivers(rule, args, args.urn), settings=settings_of(rule, args)):
             report_violation(v.message, None)
 
     return validate
@@ -89,7 +105,7 @@ def _stack_validation(rule: g.Rule):
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = [resource_of(r) for r in args.resources]
         urn = next((r.urn for r in resources if r.urn), "")
-        for v in g.check_stack(rule, resources, waivers=waivers(rule, args, urn)):
+        for v in g.check_stack(rule, resources, waivers=waivers(rule, args, urn), settings=settings_of(rule, args)):
             report_violation(v.message, v.urn or None)
 
     return validate
@@ -108,7 +124,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 description=f"{rule.description} Why: {rule.why}",
                 enforcement_level=LEVEL[rule.level],
                 validate=validate,
-                config_schema=EXCEPTABLE_SCHEMA if rule.exceptable else None,
+                config_schema=config_schema(rule),
             )
         )
     return out

@@ -186,6 +186,8 @@ def servicer(config: dict | None = None):
         for name, value in config.items():
             level = value["enforcementLevel"] if isinstance(value, dict) else value
             request.policyConfig[name].enforcementLevel = getattr(proto, level.upper())
+            if isinstance(value, dict):
+                request.policyConfig[name].properties.update({k: v for k, v in value.items() if k != "enforcementLevel"})
         s.Configure(request, None)
     return s
 
@@ -210,6 +212,21 @@ def test_the_stacks_level_files_decide_whether_the_production_rules_run(stack, r
     config = json.loads((PACK_DIR / "config" / f"{stack}.json").read_text())
     diagnostics = analyze(servicer(config), dev_cluster())  # a cluster with local accounts and an open API server
     assert {d.policyName for d in diagnostics} == reported
+
+
+def test_a_breadth_limit_in_the_stacks_level_file_reaches_the_rule_through_the_analyzer():
+    c = dev_cluster()
+    c.props["apiServerAccessProfile"] = {"authorizedIPRanges": ["20.0.0.0/9"]}
+    strict = analyze(servicer({"aks-api-server-restricted": {"enforcementLevel": "mandatory"}}), c)
+    assert any("more than the /16 this stack allows" in d.message for d in strict if d.policyName == "aks-api-server-restricted")
+    wide = analyze(servicer({"aks-api-server-restricted": {"enforcementLevel": "mandatory", "publicIpv4Limit": "/8"}}), c)
+    assert not [d for d in wide if d.policyName == "aks-api-server-restricted"]
+
+
+def test_the_breadth_rules_declare_their_limits_with_defaults_in_the_config_schema():
+    schema = by_name()["no-broad-peers"].config_schema.properties
+    assert schema["publicIpv4Limit"]["default"] == "/16" and schema["publicIpv6Limit"]["default"] == "/48"
+    assert schema["exceptable"] == {"type": "boolean"}
 
 
 def test_the_pack_entry_point_serves_its_policies_over_grpc_as_the_cli_would_start_it():

@@ -66,10 +66,10 @@ def levels_file(project_dir: Path, stack: str) -> Path:
     return project_dir / "guardrails" / "config" / f"{stack}.json"
 
 
-def read_levels(path: Path | None) -> tuple[dict[str, str], frozenset[str]]:
-    """(rule -> level, rules that accept no exception) from a level file; the defaults without one."""
+def read_levels(path: Path | None) -> g.StackLevels:
+    """Levels, rules that accept no exception and the rules' settings from a level file; the defaults without one."""
     if path is None:
-        return g.default_levels(), frozenset()
+        return g.stack_levels(None, "")
     try:
         doc = json.loads(path.read_text())
     except OSError as e:
@@ -77,7 +77,7 @@ def read_levels(path: Path | None) -> tuple[dict[str, str], frozenset[str]]:
     except json.JSONDecodeError as e:
         raise PlanError([f"{path}: not valid JSON ({e.msg} at line {e.lineno})"]) from None
     try:
-        return g.resolve_levels(doc, str(path)), g.unexceptable(doc)
+        return g.stack_levels(doc, str(path))
     except g.LevelConfigError as e:
         raise PlanError(e.lines) from None
 
@@ -126,8 +126,8 @@ def make_plan(
         raise PlanError(e.lines) from None
     if policy_config is None and levels_file(project_dir, stack_name).exists():
         policy_config = levels_file(project_dir, stack_name)
-    levels, unexceptable = read_levels(policy_config)
-    waivers = g.Waivers(read_exceptions(project_dir), stack_name, today or datetime.date.today(), unexceptable)
+    levels = read_levels(policy_config)
+    waivers = g.Waivers(read_exceptions(project_dir), stack_name, today or datetime.date.today(), levels.unexceptable)
     try:
         cfg = load_config(stack.config, stack.problems)  # the same validation the program runs first
     except ConfigErrors as e:
@@ -151,7 +151,7 @@ def make_plan(
         peers=peers,
     )
     m.notes += peer_notes
-    report = g.evaluate(policy_resources(run), levels, waivers)
+    report = g.evaluate(policy_resources(run), levels.levels, waivers, levels.settings)
     b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)])
     plan = Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
     if observed:

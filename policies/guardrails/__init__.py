@@ -51,7 +51,10 @@ from policies.guardrails.run import (
     check_stack,
     default_levels,
     evaluate,
+    StackLevels,
     resolve_levels,
+    rule_settings,
+    stack_levels,
     unexceptable,
 )
 
@@ -77,4 +80,7 @@ __all__ = [
     "default_levels",
     "evaluate",
     "resolve_levels",
+    "rule_settings",
+    "stack_levels",
+    "StackLevels",
 ]

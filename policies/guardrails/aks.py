@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from policies.guardrails import breadth
 from policies.guardrails.resources import Resource
 
 def check_cilium_dataplane(r: Resource) -> Iterator[tuple[Resource, str]]:
@@ -34,7 +36,7 @@ def check_entra_id_only(r: Resource) -> Iterator[tuple[Resource, str]]:
         )
 
 
-def check_api_server_restricted(r: Resource) -> Iterator[tuple[Resource, str]]:
+def check_api_server_restricted(r: Resource, settings: Mapping[str, Any] | None = None) -> Iterator[tuple[Resource, str]]:
     access = r.props.get("apiServerAccessProfile") or {}
     if access.get("enablePrivateCluster"):
         return
@@ -44,12 +46,17 @@ def check_api_server_restricted(r: Resource) -> Iterator[tuple[Resource, str]]:
             f"{r.display}: the API server is open to the internet; set apiServerAccessProfile.authorizedIPRanges "
             "or enablePrivateCluster (zero-trust-aks:cluster.authorizedIpRanges or privateCluster)"
         )
+    everyone = False
     for cidr in ranges:
         try:
-            everyone = ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+            if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+                everyone = True
+                yield r, f"{r.display}: authorizedIPRanges contains {cidr}, which is everyone; list your own ranges"
         except ValueError:
             continue
-        if everyone:
-            yield r, f"{r.display}: authorizedIPRanges contains {cidr}, which is everyone; list your own ranges"
-
-
+    too_wide = [] if everyone else breadth.over(breadth.public_addresses((c, ()) for c in ranges), settings)
+    if too_wide:
+        yield r, (
+            f"{r.display}: authorizedIPRanges hold {' and '.join(too_wide)}; list your own, narrower ranges "
+            "(zero-trust-aks:cluster.authorizedIpRanges)"
+        )

@@ -9,6 +9,7 @@ from typing import Any
 
 from policies import acns_levels
 from policies.cilium_versions import AKS_CILIUM, features
+from policies.guardrails import breadth
 from policies.guardrails.resources import (
     Resource,
     acns_level,
@@ -36,14 +37,12 @@ def _broad_peer(policy: Resource, section: str, entry: Mapping[str, Any]) -> str
     for e in entities:
         if e in BROAD_ENTITIES:
             return f"{'fromEntities' if ingress else 'toEntities'}: [{e}] allows {BROAD_ENTITIES[e]}"
-    for key in ("fromCIDR", "fromCIDRSet") if ingress else ("toCIDR", "toCIDRSet"):
-        for c in entry.get(key) or []:
-            cidr = c.get("cidr") if isinstance(c, Mapping) else c
-            try:
-                if cidr and ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0:
-                    return f"{key}: {cidr} allows the whole internet"
-            except ValueError:
-                continue
+    for key, cidr, _excepts in _cidr_ranges(entry, section):
+        try:
+            if ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0:
+                return f"{key}: {cidr} allows the whole internet"
+        except ValueError:
+            continue
     endpoints_key = "fromEndpoints" if ingress else "toEndpoints"
     namespace = None if policy.kind == CCNP else policy.namespace
     for i, raw in enumerate(entry.get(endpoints_key) or []):
@@ -97,20 +96,41 @@ def _exposed_world_ingress(policy: Resource, section: str, entry: Mapping[str, A
     return False
 
 
-def check_no_broad_peers(resources: Sequence[Resource]) -> Iterator[tuple[Resource, str]]:
+def _cidr_ranges(entry: Mapping[str, Any], section: str) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """(key, cidr, excepts) for every address range of an allow rule."""
+    for key in ("fromCIDR", "fromCIDRSet") if section == "ingress" else ("toCIDR", "toCIDRSet"):
+        for c in entry.get(key) or []:
+            cidr = c.get("cidr") if isinstance(c, Mapping) else c
+            excepts = c.get("except") if isinstance(c, Mapping) else None
+            if cidr:
+                yield key, str(cidr), tuple(str(e) for e in excepts or ())
+
+
+def check_no_broad_peers(resources: Sequence[Resource], settings: Mapping[str, Any] | None = None) -> Iterator[tuple[Resource, str]]:
     services = _load_balanced(resources)
     for r in policies(resources):
-        yield from _broad_peers_of(r, services)
+        yield from _broad_peers_of(r, services, settings)
 
 
-def _broad_peers_of(r: Resource, services: Mapping[str, list]) -> Iterator[tuple[Resource, str]]:
+def _broad_peers_of(r: Resource, services: Mapping[str, list], settings: Mapping[str, Any] | None) -> Iterator[tuple[Resource, str]]:
+    ranges: dict[str, list[tuple[str, tuple[str, ...]]]] = {"ingress": [], "egress": []}
+    whole = set()
     for where, section, entry in entries(r, ("ingress", "egress")):
         why = _broad_peer(r, section, entry)
         if why and _exposed_world_ingress(r, section, entry, services):
             continue  # a declared world ingress to an exposed workload
         if why:
+            whole.add(section)
             yield r, (
                 f"{r.display} {where}: {why}; name the peers (a namespace and labels), "
+                "or add a reviewed exception to guardrails/exceptions.yaml"
+            )
+        ranges[section] += [(cidr, excepts) for _key, cidr, excepts in _cidr_ranges(entry, section)]
+    for section, held in ranges.items():
+        too_wide = breadth.over(breadth.public_addresses(held), settings) if section not in whole else []
+        if too_wide:
+            yield r, (
+                f"{r.display} {section}: its address ranges hold {' and '.join(too_wide)}; narrow them, "
                 "or add a reviewed exception to guardrails/exceptions.yaml"
             )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from policies import acns_levels
@@ -87,6 +87,21 @@ class Rule:
     types: tuple[str, ...] = ()
     """Resource scope: the Kubernetes kinds or Pulumi type tokens the rule looks at."""
     exceptable: bool = False
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """What a level file may set for this rule besides its level, with the defaults: the check
+    gets them as ``settings=`` (merged with the stack's)."""
+    parse_setting: Callable[[Any, str], Any] | None = None
+    """``parse_setting(value, name)``: raises ``ValueError`` (in words) for a value the rule cannot use."""
+
+    def check_setting(self, name: str, value: Any) -> None:
+        if self.parse_setting is not None:
+            self.parse_setting(value, name)
+
+    def run(self, subject: Any, settings: Mapping[str, Any] | None = None) -> Iterable[tuple[Resource, str]]:
+        """The check on a resource or the stack's resources, with this rule's settings."""
+        if not self.settings:
+            return self.check(subject)
+        return self.check(subject, settings={**self.settings, **(settings or {})})
 
     def applies_to(self, r: Resource) -> bool:
         return r.type in self.types or (r.is_kubernetes and r.kind in self.types)

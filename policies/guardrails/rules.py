@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.guardrails import aks, cilium, datapath, workloads
+from policies.guardrails import aks, breadth, cilium, datapath, workloads
 from policies.guardrails.resources import MANAGED_CLUSTER, Rule
 from policies.podspec import POD_TEMPLATE_KINDS
 from policies.verdict import CCNP, CNP
@@ -28,12 +28,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "no-broad-peers",
-        "No policy allows from or to the entities all, world or cluster, 0.0.0.0/0, or pods of every namespace.",
+        "No policy allows from or to the entities all, world or cluster, 0.0.0.0/0, or pods of every namespace, and no policy's address ranges of one direction hold more public addresses than the stack's limit (publicIpv4Limit, default a /16; publicIpv6Limit, default a /48).",
         "One such rule undoes zero trust for everything it selects. A world ingress admitting only what a LoadBalancer Service (externalTrafficPolicy Local) exposes is intended.",
         "mandatory",
         "stack",
         cilium.check_no_broad_peers,
         exceptable=True,
+        settings=breadth.SETTINGS,
+        parse_setting=breadth.parse_limit,
     ),
     Rule(
         "l7-needs-acns",
@@ -137,12 +139,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "aks-api-server-restricted",
-        "Production clusters: the API server is private or limited to authorized IP ranges.",
+        "Production clusters: the API server is private or limited to authorized IP ranges that hold no more public addresses than the stack's limit (publicIpv4Limit, default a /16; publicIpv6Limit, default a /48).",
         "A public API server is one leaked credential away from the cluster.",
         "mandatory",
         "resource",
         aks.check_api_server_restricted,
         types=(MANAGED_CLUSTER,),
+        settings=breadth.SETTINGS,
+        parse_setting=breadth.parse_limit,
     ),
 )
 BY_NAME = {r.name: r for r in RULES}
