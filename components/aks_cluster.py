@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-from pulumi_azure_native import containerservice
+from pulumi_azure_native import containerservice, operationalinsights
 
 from policies.config import ClusterConfig
 
@@ -41,12 +41,23 @@ class AksCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("zero-trust-aks:azure:AksCluster", name, None, opts)
+        self.workspace = None
+        if cluster.defender:
+            self.workspace = operationalinsights.Workspace(
+                f"{name}-defender",
+                workspace_name=defender_workspace_name(cluster),
+                resource_group_name=resource_group_name,
+                location=location,
+                sku={"name": "PerGB2018"},
+                retention_in_days=30,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.cluster = containerservice.ManagedCluster(
             f"{name}-cluster",
             resource_name_=cluster.name,
             resource_group_name=resource_group_name,
             location=location,
-            **cluster_args(cluster),
+            **cluster_args(cluster, self.workspace.id if self.workspace is not None else None),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignored_changes(cluster)),
         )
         self.name = self.cluster.name
@@ -71,13 +82,20 @@ class AksCluster(pulumi.ComponentResource):
         self.register_outputs({"name": self.name, "kubeconfig": self.kubeconfig})
 
 
+def defender_workspace_name(c: ClusterConfig) -> str:
+    """The Log Analytics workspace Defender for Containers reports to: ``<cluster>-defender`` (4-63 characters,
+    letters, digits and hyphens, as the cluster's DNS prefix is)."""
+    return f"{c.dns_prefix}-defender"
+
+
 def ignored_changes(c: ClusterConfig) -> list[str]:
     """Inputs ``pulumi up`` must not push back: with autoscaling, the autoscaler owns the pool's node count."""
     return ["agentPoolProfiles[0].count"] if c.autoscaling else []
 
 
-def cluster_args(c: ClusterConfig) -> dict[str, Any]:
-    """ManagedCluster arguments for a config (pulumi-azure-native 3.x, API 2025-09-01)."""
+def cluster_args(c: ClusterConfig, workspace_id: pulumi.Input[str] | None = None) -> dict[str, Any]:
+    """ManagedCluster arguments for a config (pulumi-azure-native 3.x, API 2025-09-01);
+    ``workspace_id``: the Log Analytics workspace Defender reports to (with ``defender: true``)."""
     pool: dict[str, Any] = {
         "name": "system",
         "mode": "System",
@@ -112,6 +130,13 @@ def cluster_args(c: ClusterConfig) -> dict[str, Any]:
             "security": security,
         }
 
+    pool["local_dns_profile"] = {"mode": c.local_dns.capitalize()}
+    security: dict[str, Any] = {
+        "image_cleaner": {"enabled": c.image_cleaner.enabled, "interval_hours": c.image_cleaner.interval_hours},
+        "workload_identity": {"enabled": c.workload_identity},
+    }
+    if c.defender:
+        security["defender"] = {"log_analytics_workspace_resource_id": workspace_id, "security_monitoring": {"enabled": True}}
     args: dict[str, Any] = {
         "dns_prefix": c.dns_prefix,
         "kubernetes_version": c.kubernetes_version,
@@ -121,6 +146,13 @@ def cluster_args(c: ClusterConfig) -> dict[str, Any]:
         "network_profile": network,
         "sku": {"name": "Base", "tier": c.sku_tier},
         "disable_local_accounts": c.disable_local_accounts,
+        "addon_profiles": {"azurepolicy": {"enabled": c.azure_policy}},
+        "security_profile": security,
+        "auto_upgrade_profile": {
+            "upgrade_channel": c.auto_upgrade.upgrade_channel,
+            "node_os_upgrade_channel": c.auto_upgrade.node_os_upgrade_channel,
+        },
+        "oidc_issuer_profile": {"enabled": c.oidc_issuer},
     }
     if c.entra_id:
         aad: dict[str, Any] = {"managed": True, "enable_azure_rbac": c.entra_id.azure_rbac}
@@ -129,13 +161,12 @@ def cluster_args(c: ClusterConfig) -> dict[str, Any]:
         if c.entra_id.tenant_id:
             aad["tenant_id"] = c.entra_id.tenant_id
         args["aad_profile"] = aad
-    if c.authorized_ip_ranges or c.private_cluster:
-        api: dict[str, Any] = {}
-        if c.authorized_ip_ranges:
-            api["authorized_ip_ranges"] = list(c.authorized_ip_ranges)
-        if c.private_cluster:
-            api["enable_private_cluster"] = True
-        args["api_server_access_profile"] = api
+    api: dict[str, Any] = {"disable_run_command": c.disable_run_command}
+    if c.authorized_ip_ranges:
+        api["authorized_ip_ranges"] = list(c.authorized_ip_ranges)
+    if c.private_cluster:
+        api["enable_private_cluster"] = True
+    args["api_server_access_profile"] = api
     return {k: v for k, v in args.items() if v is not None}
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from policies.cilium_versions import features
 from policies.config import PROJECT, Flow, StackConfig, WorkloadConfig, outside_names
+from policies.config import azure
 
 CILIUM_API = "cilium.io/v2"
 NS_LABEL = "k8s:io.kubernetes.pod.namespace"
@@ -281,9 +282,8 @@ def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
     """
     deny: dict[str, Any] = {"endpointSelector": {}, "ingress": [{}]}
     if cfg.zero_trust.default_deny == "ingress-and-egress":
-        dns = {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(cluster_dns_names(cfg))]}
-        # A non-empty egress list puts every pod into egress default deny: the DNS rule does, or `{}`.
-        deny["egress"] = [dns] if cfg.zero_trust.allow_dns else [{}]
+        # A non-empty egress list puts every pod into egress default deny: the DNS rules do, or `{}`.
+        deny["egress"] = dns_rules(cfg, cluster_dns_names(cfg)) if cfg.zero_trust.allow_dns else [{}]
     out = [cnp("zt-default-deny", ns, "default-deny", deny)]
     for name in sorted(n for n, w in cfg.workloads.items() if w.namespace == ns):
         policy = workload_policy(cfg, name)
@@ -335,6 +335,19 @@ def cluster_dns_names(cfg: StackConfig) -> tuple[str, ...]:
     if features(cfg.cilium_version).multi_label_dns_wildcard:
         return tuple(f"**.{d}" for d in CLUSTER_DNS_DOMAINS)
     return tuple("*." * depth + d for d in CLUSTER_DNS_DOMAINS for depth in range(1, SEARCH_DEPTH + 1))
+
+
+def dns_rules(cfg: StackConfig, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Egress to the cluster's resolvers on port 53, with ``names`` as DNS rules: kube-dns, and with AKS
+    LocalDNS on, the node's local resolver too (its range and the host entity, as separate rules:
+    Cilium refuses a rule that combines two kinds of peer)."""
+    rules = [{"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(names)]}]
+    if cfg.cluster is not None and cfg.cluster.local_dns != "disabled":
+        rules += [
+            {"toCIDR": [azure.LOCAL_DNS_RANGE], "toPorts": [dns_ports(names)]},
+            {"toEntities": ["host"], "toPorts": [dns_ports(names)]},
+        ]
+    return rules
 
 
 def dns_ports(names: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -389,7 +402,7 @@ def egress_rules(cfg: StackConfig, f: Flow) -> list[dict[str, Any]]:
     names = tuple(f.to_fqdns or ())
     return [
         # The DNS proxy must see the lookups to learn the names' addresses.
-        {"toEndpoints": [{"matchLabels": dict(KUBE_DNS)}], "toPorts": [dns_ports(names)]},
+        *dns_rules(cfg, names),
         {
             "toFQDNs": [outside_names.selector(n) for n in names],
             "toPorts": [_ports(cfg, f, with_http=False)],

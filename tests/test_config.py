@@ -116,8 +116,8 @@ def test_a_duplicate_flow_is_reported(dev_config):
     assert errors_of(dev_config) == ["zero-trust-aks:flows[1]: the same flow as zero-trust-aks:flows[0]"]
 
 
-def test_disabling_local_accounts_without_entra_id_is_refused(dev_config):
-    dev_config["zero-trust-aks:cluster"]["disableLocalAccounts"] = True
+def test_turning_entra_id_off_while_local_accounts_stay_disabled_is_refused(dev_config):
+    dev_config["zero-trust-aks:cluster"]["entraId"] = None
     (line,) = errors_of(dev_config)
     assert line.startswith("zero-trust-aks:cluster.disableLocalAccounts: needs zero-trust-aks:cluster.entraId")
 
@@ -126,6 +126,48 @@ def test_an_api_server_open_to_everyone_is_refused(dev_config):
     dev_config["zero-trust-aks:cluster"]["authorizedIpRanges"] = ["0.0.0.0/0"]
     (line,) = errors_of(dev_config)
     assert line.startswith("zero-trust-aks:cluster.authorizedIpRanges[0]: 0.0.0.0/0 opens the API server to everyone")
+
+
+def test_workload_identity_without_the_oidc_issuer_is_refused(dev_config):
+    dev_config["zero-trust-aks:cluster"]["oidcIssuer"] = False
+    assert errors_of(dev_config) == [
+        "zero-trust-aks:cluster.workloadIdentity: needs zero-trust-aks:cluster.oidcIssuer: true "
+        "(Entra Workload ID trusts the cluster's OIDC issuer)"
+    ]
+
+
+@pytest.mark.parametrize("channel", ["rapid", "stable"])
+def test_an_upgrade_channel_that_changes_the_minor_version_is_refused_with_a_pinned_version(dev_config, channel):
+    dev_config["zero-trust-aks:cluster"].update(kubernetesVersion="1.33", autoUpgrade={"upgradeChannel": channel})
+    (line,) = errors_of(dev_config)
+    assert line.startswith(f"zero-trust-aks:cluster.autoUpgrade.upgradeChannel: {channel!r} moves the cluster to newer minor versions")
+
+
+def test_a_pinned_patch_version_under_an_upgrade_channel_is_refused_naming_the_minor_to_write(dev_config):
+    dev_config["zero-trust-aks:cluster"]["kubernetesVersion"] = "1.33.2"
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:cluster.kubernetesVersion: '1.33.2' pins a patch that the 'patch' upgrade channel moves past")
+    assert line.endswith('name the minor version only ("1.33")')
+
+
+def test_a_pinned_patch_version_with_upgrades_off_is_accepted(dev_config):
+    dev_config["zero-trust-aks:cluster"].update(kubernetesVersion="1.33.2", autoUpgrade={"upgradeChannel": "none"})
+    assert load_config(dev_config).cluster.kubernetes_version == "1.33.2"
+
+
+@pytest.mark.parametrize(
+    "key, value, says",
+    [
+        ("imageCleaner", {"intervalHours": 12}, "zero-trust-aks:cluster.imageCleaner.intervalHours: 12 is too small; at least 24"),
+        ("autoUpgrade", {"nodeOsUpgradeChannel": "nodeimage"},
+         "zero-trust-aks:cluster.autoUpgrade.nodeOsUpgradeChannel: 'nodeimage' is not allowed; allowed: 'None', 'Unmanaged', 'NodeImage' or 'SecurityPatch'"),
+        ("localDns", "on", "zero-trust-aks:cluster.localDns: 'on' is not allowed; allowed: 'disabled', 'preferred' or 'required'"),
+    ],
+)
+def test_a_production_setting_out_of_what_arm_accepts_is_one_line(dev_config, key, value, says):
+    dev_config["zero-trust-aks:cluster"][key] = value
+    (line,) = errors_of(dev_config)
+    assert line.startswith(says), line
 
 
 def test_a_malformed_cidr_is_named(dev_config):

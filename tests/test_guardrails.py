@@ -61,9 +61,9 @@ def without(rs: list[g.Resource], kind: str, name: str, namespace: str | None = 
 # -- the committed stacks ------------------------------------------------------------------------
 
 
-def test_the_prod_stack_passes_every_rule_even_the_advisory_ones():
+def test_the_prod_stack_passes_every_rule_and_only_names_its_placeholder_admin_group():
     report = g.evaluate(resources("prod"), g.default_levels())
-    assert report.violations == () and report.excepted == ()
+    assert [(v.rule, v.level) for v in report.violations] == [("aks-admin-group-placeholder", "advisory")] and report.excepted == ()
 
 
 def test_the_dev_stack_passes_with_its_levels_and_only_warns_that_stock_nginx_runs_as_root():
@@ -72,10 +72,14 @@ def test_the_dev_stack_passes_with_its_levels_and_only_warns_that_stock_nginx_ru
     assert {(v.rule, v.level, v.resource) for v in report.violations} == {
         ("workload-non-root", "advisory", "Deployment frontend/frontend"),
         ("workload-non-root", "advisory", "Deployment backend/backend"),
+        ("aks-production-hardening", "advisory", "ManagedCluster aks-zero-trust"),  # no Defender on dev
     }
 
 
-@pytest.mark.parametrize("rule", [r.name for r in g.RULES if r.name not in ("aks-entra-id-only", "aks-api-server-restricted", "workload-non-root")])
+PRODUCTION_ONLY = ("aks-api-server-restricted", "aks-production-hardening", "aks-admin-group-placeholder")
+
+
+@pytest.mark.parametrize("rule", [r.name for r in g.RULES if r.name not in (*PRODUCTION_ONLY, "workload-non-root")])
 def test_each_rule_not_scoped_to_production_passes_on_the_dev_stack(rule):
     assert violations(rule, resources("dev")) == []
 
@@ -377,8 +381,9 @@ def test_a_weakened_workload_is_flagged_by_its_rule(rule, breaks, says):
 def test_workload_rules_are_advisory_by_default_and_mandatory_in_prod():
     rs, pod = prod_backend()
     pod["containers"][0]["securityContext"].pop("allowPrivilegeEscalation")
-    assert [v.level for v in g.evaluate(rs).violations] == ["advisory"]
-    assert [v.level for v in g.evaluate(rs, levels("prod")).violations] == ["mandatory"]
+    rule = "workload-no-privilege-escalation"
+    assert [v.level for v in g.evaluate(rs).violations if v.rule == rule] == ["advisory"]
+    assert [v.level for v in g.evaluate(rs, levels("prod")).violations if v.rule == rule] == ["mandatory"]
 
 
 def test_a_cronjobs_pod_template_is_checked_too():
@@ -396,11 +401,53 @@ def test_a_cronjobs_pod_template_is_checked_too():
 # -- production clusters -----------------------------------------------------------------------------------------------------
 
 
-def test_the_dev_cluster_would_fail_the_production_access_rules():
+def test_the_dev_cluster_has_entra_id_only_and_would_fail_the_production_api_server_rule():
     rs = resources("dev")
-    assert len(violations("aks-entra-id-only", rs)) == 2
+    assert violations("aks-entra-id-only", rs) == []
     (found,) = violations("aks-api-server-restricted", rs)
     assert found.startswith("ManagedCluster aks-zero-trust: the API server is open to the internet")
+
+
+def test_a_cluster_with_local_accounts_fails_entra_id_only():
+    rs = resources("dev")
+    cluster(rs).props["disableLocalAccounts"] = False
+    (found,) = violations("aks-entra-id-only", rs)
+    assert "local accounts are enabled" in found
+
+
+@pytest.mark.parametrize(
+    "path, value, says",
+    [
+        (("addonProfiles", "azurepolicy", "enabled"), False, "the Azure Policy add-on is off"),
+        (("securityProfile", "imageCleaner", "enabled"), False, "the image cleaner is off"),
+        (("autoUpgradeProfile", "upgradeChannel"), "none", "Kubernetes is never patched automatically"),
+        (("autoUpgradeProfile", "nodeOSUpgradeChannel"), "Unmanaged", "the node OS channel 'Unmanaged'"),
+        (("apiServerAccessProfile", "disableRunCommand"), False, "run command is on"),
+    ],
+)
+def test_each_production_setting_prod_lacks_is_one_line_naming_its_config_key(path, value, says):
+    rs = resources("prod")
+    props = cluster(rs).props
+    for key in path[:-1]:
+        props = props[key]
+    props[path[-1]] = value
+    (found,) = violations("aks-production-hardening", rs)
+    assert found.startswith(f"ManagedCluster aks-zero-trust-prod: {says}") and "(zero-trust-aks:cluster." in found
+
+
+def test_prod_without_defender_fails_production_hardening():
+    rs = resources("prod")
+    del cluster(rs).props["securityProfile"]["defender"]
+    (found,) = violations("aks-production-hardening", rs)
+    assert "Defender for Containers is off" in found and "zero-trust-aks:cluster.defender: true" in found
+
+
+def test_the_placeholder_admin_group_is_named_and_a_real_group_is_not():
+    rs = resources("prod")
+    (found,) = violations("aks-admin-group-placeholder", rs)
+    assert "00000000-0000-0000-0000-000000000000" in found
+    cluster(rs).props["aadProfile"]["adminGroupObjectIDs"] = ["4b2c8f1e-9d3a-4c6b-8e7f-1a2b3c4d5e6f"]
+    assert violations("aks-admin-group-placeholder", rs) == []
 
 
 def test_an_authorized_range_of_everyone_is_refused_and_a_private_cluster_passes():

@@ -207,10 +207,10 @@ def test_the_analyzer_reports_a_mandatory_violation_by_policy_name():
     assert any("networkDataplane is 'azure'" in d.message for d in diagnostics if d.policyName == "aks-cilium-dataplane")
 
 
-@pytest.mark.parametrize("stack, reported", [("dev", set()), ("prod", {"aks-entra-id-only", "aks-api-server-restricted"})])
+@pytest.mark.parametrize("stack, reported", [("dev", {"aks-production-hardening"}), ("prod", {"aks-production-hardening", "aks-api-server-restricted"})])
 def test_the_stacks_level_files_decide_whether_the_production_rules_run(stack, reported):
     config = json.loads((PACK_DIR / "config" / f"{stack}.json").read_text())
-    diagnostics = analyze(servicer(config), dev_cluster())  # a cluster with local accounts and an open API server
+    diagnostics = analyze(servicer(config), dev_cluster())  # a cluster without Defender and with an open API server
     assert {d.policyName for d in diagnostics} == reported
 
 

@@ -69,7 +69,7 @@ def test_a_policy_that_allows_more_than_declared_fails_the_plan(tmp_path, capsys
 
     path = stack_file(tmp_path, ingress_only)
     levels = tmp_path / "levels.json"  # ingress-only default deny is an explicit opt-out of the guardrail
-    levels.write_text(json.dumps({"namespace-default-deny": "advisory", "aks-entra-id-only": "disabled", "aks-api-server-restricted": "disabled"}))
+    levels.write_text(json.dumps({"namespace-default-deny": "advisory", "aks-production-hardening": "disabled", "aks-api-server-restricted": "disabled"}))
     plan = ["plan", "--stack", "test", "--stack-file", str(path), "--policy-config", str(levels), "--format", "json"]
     assert main(plan) == 0
     capsys.readouterr()
@@ -180,7 +180,7 @@ def test_a_stack_without_a_levels_file_gets_every_rule_at_its_default_level_and_
     assert main(["plan", "--stack", "staging", "--stack-file", str(path), "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)["guardrails"]
     assert doc["levels"] == "the rules' default (production) levels: add guardrails/config/staging.json to set this stack's own"
-    assert {v["rule"] for v in doc["violations"] if v["level"] == "mandatory"} == {"aks-entra-id-only", "aks-api-server-restricted"}
+    assert {v["rule"] for v in doc["violations"] if v["level"] == "mandatory"} == {"aks-production-hardening", "aks-api-server-restricted"}
 
 
 def test_a_bad_levels_file_prints_one_line_per_problem_and_exits_two(tmp_path, capsys):

@@ -58,6 +58,43 @@ def test_the_prod_cluster_is_hardened():
     assert i["networkProfile"]["networkPluginMode"] == "overlay"
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_aks_stack_dev_included_has_entra_id_with_azure_rbac_and_no_local_accounts(stack):
+    (aks,) = stack_run(stack).of_type("azure-native:containerservice:ManagedCluster")
+    assert aks.inputs["disableLocalAccounts"] is True
+    assert aks.inputs["aadProfile"]["managed"] is True and aks.inputs["aadProfile"]["enableAzureRBAC"] is True
+
+
+def test_the_dev_kubeconfig_holds_no_credential_only_a_non_interactive_kubelogin():
+    kubeconfig = yaml.safe_load(stack_run("dev").outputs["kubeconfig"])
+    (user,) = [u["user"] for u in kubeconfig["users"]]
+    assert set(user) == {"exec"} and user["exec"]["command"] == "kubelogin"
+    assert user["exec"]["args"][:3] == ["get-token", "--login", "azurecli"] and user["exec"]["interactiveMode"] == "Never"
+
+
+def test_aks_production_settings_are_on_by_default_but_defender():
+    (aks,) = stack_run("dev").of_type("azure-native:containerservice:ManagedCluster")
+    i = aks.inputs
+    assert i["addonProfiles"] == {"azurepolicy": {"enabled": True}}
+    assert i["securityProfile"] == {"imageCleaner": {"enabled": True, "intervalHours": 168}, "workloadIdentity": {"enabled": True}}
+    assert i["autoUpgradeProfile"] == {"upgradeChannel": "patch", "nodeOSUpgradeChannel": "NodeImage"}
+    assert i["oidcIssuerProfile"] == {"enabled": True} and i["apiServerAccessProfile"] == {"disableRunCommand": True}
+    assert i["agentPoolProfiles"][0]["localDNSProfile"] == {"mode": "Disabled"}
+    assert not stack_run("dev").of_type("azure-native:operationalinsights:Workspace")
+
+
+def test_prod_has_defender_reporting_to_a_log_analytics_workspace_the_stack_creates():
+    run = stack_run("prod")
+    (workspace,) = run.of_type("azure-native:operationalinsights:Workspace")
+    (aks,) = run.of_type("azure-native:containerservice:ManagedCluster")
+    assert workspace.inputs["workspaceName"] == "aks-zero-trust-prod-defender"
+    assert workspace.inputs["resourceGroupName"] == "aks-zero-trust-prod-rg"
+    defender = aks.inputs["securityProfile"]["defender"]
+    assert defender["securityMonitoring"] == {"enabled": True}
+    assert defender["logAnalyticsWorkspaceResourceId"] == f"{workspace.name}-id"  # the mock engine's id of the workspace
+    assert workspace.urn in aks.dependencies
+
+
 def test_every_kubernetes_object_uses_the_clusters_provider():
     run = stack_run("dev")
     (provider,) = run.of_type("pulumi:providers:kubernetes")

@@ -247,3 +247,46 @@ def three_flows(dev_config):
     w["api"] = {**w["frontend"], "namespace": "frontend"}
     dev_config["zero-trust-aks:flows"] += [{"from": "api", "to": "backend"}, {"from": "backend", "to": "api"}]
     return load_config(dev_config)
+
+
+# -- AKS LocalDNS ------------------------------------------------------------------------------------------
+
+
+def local_dns_shop(mode: str):
+    from tests.capture import SHOP, stack_config
+
+    config = stack_config(SHOP)
+    config["zero-trust-aks:cluster"]["localDns"] = mode
+    return load_config(config)
+
+
+def egress_of(cfg, namespace: str, name: str) -> list[dict]:
+    return next(p for p in render(cfg).policies() if p["metadata"]["namespace"] == namespace and p["metadata"]["name"] == name)["spec"]["egress"]
+
+
+def test_with_localdns_on_every_pod_may_also_ask_the_nodes_resolver_with_the_same_dns_rules(cnp_schema):
+    from tests.conftest import schema_errors
+
+    cfg = local_dns_shop("preferred")
+    kube_dns, local_range, host = egress_of(cfg, "shop-core", "zt-default-deny")
+    assert local_range["toCIDR"] == ["169.254.10.0/24"] and host["toEntities"] == ["host"]
+    assert local_range["toPorts"] == host["toPorts"] == kube_dns["toPorts"] and "dns" in kube_dns["toPorts"][0]["rules"]
+    assert all(schema_errors(cnp_schema, p) == [] for p in render(cfg).policies())
+
+
+def test_with_localdns_on_an_outside_names_flow_lets_the_nodes_resolver_answer_its_lookups():
+    egress = egress_of(local_dns_shop("required"), "shop-core", "zt-allow.payments")
+    dns_rules = [r for r in egress if r["toPorts"][0].get("rules", {}).get("dns") == [{"matchName": "api.stripe.com"}]]
+    assert [next(k for k in r if k != "toPorts") for r in dns_rules] == ["toEndpoints", "toCIDR", "toEntities"]
+
+
+def test_the_nodes_resolver_answers_on_port_53_only_and_only_with_localdns_on():
+    from policies.verdict import addresses, entity, stranger
+
+    on = render(local_dns_shop("preferred")).policies()
+    resolver = addresses("localdns", ("169.254.10.11/32",))
+    assert decide(on, stranger("shop-core"), entity("host"), 53, "UDP").allowed
+    assert decide(on, stranger("shop-core"), resolver, 53, "TCP").allowed
+    assert not decide(on, stranger("shop-core"), entity("host"), 80).allowed
+    off = render(local_dns_shop("disabled")).policies()
+    assert not decide(off, stranger("shop-core"), entity("host"), 53, "UDP").allowed

@@ -25,6 +25,10 @@ AKS_RESERVED_RANGES = tuple(
     ipaddress.ip_network(c) for c in ("169.254.0.0/16", "172.30.0.0/16", "172.31.0.0/16", "192.0.2.0/24")
 )
 MAX_AUTHORIZED_IP_RANGES = 200
+LOCAL_DNS_RANGE = "169.254.10.0/24"
+"""Where AKS LocalDNS answers pods on each node. Under egress default deny pods need egress to it and
+to the ``host`` entity on port 53, or every lookup fails (articles/aks/network-policy-best-practices.md;
+Azure/AKS#5864)."""
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 

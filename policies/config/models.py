@@ -178,6 +178,22 @@ class EntraId(_Model):
     tenant_id: Guid | None = Field(None, alias="tenantId")
 
 
+class ImageCleaner(_Model):
+    """AKS's image cleaner: removes unused images (with their vulnerabilities) from the nodes."""
+
+    enabled: bool = True
+    interval_hours: Count = Field(168, alias="intervalHours", ge=24, le=2160)
+    """How often it runs: 24 hours to 90 days (ARM's range); a week by default."""
+
+
+class AutoUpgrade(_Model):
+    """ARM's ``autoUpgradeProfile``: how AKS keeps Kubernetes and the node OS patched."""
+
+    upgrade_channel: Literal["rapid", "stable", "patch", "node-image", "none"] = Field("patch", alias="upgradeChannel")
+    """`patch` keeps the minor version `kubernetesVersion` names (and so its Cilium semantics) and takes its patches."""
+    node_os_upgrade_channel: Literal["None", "Unmanaged", "NodeImage", "SecurityPatch"] = Field("NodeImage", alias="nodeOsUpgradeChannel")
+
+
 class Autoscaling(_Model):
     min_count: Count = Field(alias="minCount", ge=1, le=MAX_NODES)
     max_count: Count = Field(alias="maxCount", ge=1, le=MAX_NODES)
@@ -199,8 +215,24 @@ class ClusterConfig(_Model):
     service_cidr: Ipv4Cidr = Field("10.0.0.0/16", alias="serviceCidr")
     dns_service_ip: Annotated[str, AfterValidator(_ip)] = Field("10.0.0.10", alias="dnsServiceIp")
     advanced_networking: AdvancedNetworking = Field(AdvancedNetworking(), alias="advancedNetworking")
-    entra_id: EntraId | None = Field(None, alias="entraId")
-    disable_local_accounts: bool = Field(False, alias="disableLocalAccounts")
+    entra_id: EntraId | None = Field(EntraId(), alias="entraId")
+    """Entra ID with Azure RBAC, on by default: the kubeconfig then holds no credential (kubelogin)."""
+    disable_local_accounts: bool = Field(True, alias="disableLocalAccounts")
+    """No static admin credential (the local-account kubeconfig is admin-equivalent)."""
+    azure_policy: bool = Field(True, alias="azurePolicy")
+    """The Azure Policy add-on (Gatekeeper with Azure's policy definitions)."""
+    defender: bool = False
+    """Microsoft Defender for Containers (paid); the stack creates its Log Analytics workspace."""
+    image_cleaner: ImageCleaner = Field(ImageCleaner(), alias="imageCleaner")
+    auto_upgrade: AutoUpgrade = Field(AutoUpgrade(), alias="autoUpgrade")
+    oidc_issuer: bool = Field(True, alias="oidcIssuer")
+    """The cluster's OIDC issuer (AKS cannot turn it off once on)."""
+    workload_identity: bool = Field(True, alias="workloadIdentity")
+    """Entra Workload ID for pods (needs the OIDC issuer): Azure access without secrets."""
+    disable_run_command: bool = Field(True, alias="disableRunCommand")
+    """Refuse `az aks command invoke`, which runs kubectl in the cluster on behalf of ARM callers."""
+    local_dns: Literal["disabled", "preferred", "required"] = Field("disabled", alias="localDns")
+    """AKS LocalDNS on the nodes; when on, every pod's DNS egress also allows the node's local resolver."""
     authorized_ip_ranges: tuple[Cidr, ...] = Field((), alias="authorizedIpRanges", max_length=azure.MAX_AUTHORIZED_IP_RANGES)
     private_cluster: bool = Field(False, alias="privateCluster")
     availability_zones: tuple[Literal["1", "2", "3"], ...] = Field((), alias="availabilityZones", max_length=3)

@@ -108,6 +108,21 @@ def cluster_errors(c: ClusterConfig) -> list[str]:
             errors.append(f"{at}.nodeCount: {c.node_count} must lie within autoscaling minCount..maxCount ({lo}..{hi})")
     if c.pod_cidr and c.network_plugin_mode != "overlay":
         errors.append(f"{at}.podCidr: only used with networkPluginMode: overlay (pods take node-subnet IPs)")
+    if c.workload_identity and not c.oidc_issuer:
+        errors.append(f"{at}.workloadIdentity: needs {at}.oidcIssuer: true (Entra Workload ID trusts the cluster's OIDC issuer)")
+    channel = c.auto_upgrade.upgrade_channel
+    if c.kubernetes_version and channel in ("rapid", "stable"):
+        errors.append(
+            f"{at}.autoUpgrade.upgradeChannel: {channel!r} moves the cluster to newer minor versions, which "
+            f"kubernetesVersion {c.kubernetes_version!r} pins (it also decides the Cilium semantics); use 'patch', "
+            "or drop kubernetesVersion"
+        )
+    elif c.kubernetes_version and c.kubernetes_version.count(".") == 2 and channel != "none":
+        minor = c.kubernetes_version.rsplit(".", 1)[0]
+        errors.append(
+            f"{at}.kubernetesVersion: {c.kubernetes_version!r} pins a patch that the {channel!r} upgrade channel moves "
+            f"past, and the next pulumi up would ask AKS for a downgrade; name the minor version only (\"{minor}\")"
+        )
     return errors
 
 

@@ -130,7 +130,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "aks-entra-id-only",
-        "Production clusters: local accounts disabled, Entra ID with Azure RBAC.",
+        "Every AKS cluster, dev included: local accounts disabled, Entra ID with Azure RBAC.",
         "A local admin kubeconfig is a shared, unaudited, unrevocable credential.",
         "mandatory",
         "resource",
@@ -147,6 +147,24 @@ RULES: tuple[Rule, ...] = (
         types=(MANAGED_CLUSTER,),
         settings=breadth.SETTINGS,
         parse_setting=breadth.parse_limit,
+    ),
+    Rule(
+        "aks-production-hardening",
+        "Production clusters: the Azure Policy add-on, Defender for Containers, the image cleaner, automatic Kubernetes and node OS patching, run command disabled.",
+        "What AKS recommends for production: each one closes a way in that network policies cannot (unpatched nodes, stale vulnerable images, kubectl through ARM, unaudited admission).",
+        "mandatory",
+        "resource",
+        aks.check_production_hardening,
+        types=(MANAGED_CLUSTER,),
+    ),
+    Rule(
+        "aks-admin-group-placeholder",
+        "The cluster's admin group is a real Entra ID group, not the all-zero placeholder.",
+        "With the placeholder nobody is a cluster admin through Entra ID, and the first person to fix it under pressure edits a live cluster.",
+        "advisory",
+        "resource",
+        aks.check_admin_group_placeholder,
+        types=(MANAGED_CLUSTER,),
     ),
 )
 BY_NAME = {r.name: r for r in RULES}
