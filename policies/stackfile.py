@@ -79,6 +79,8 @@ class StackFiles:
     config: dict[str, Any]
     secret_keys: tuple[str, ...] = field(default=())
     problems: tuple[str, ...] = field(default=())
+    ciphertexts: dict[str, str] = field(default_factory=dict)
+    """Each secret's ciphertext as the file holds it: not readable, but a changed secret shows as changed."""
     """What is wrong with the files beside the config's values (a key defined twice, a key outside ``config:``):
     reported with the config's own problems, all at once."""
 
@@ -108,6 +110,7 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in project_dir.glob("Pulumi.*.yaml"))
         raise StackFileError(f"{path.name}: no such stack file; stacks here: {', '.join(known) or 'none'}")
     secrets = []
+    ciphertexts: dict[str, str] = {}
     doc = _load(path, problems)
     for key in doc:
         if key in STACK_FILE_KEYS:
@@ -120,9 +123,10 @@ def read_stack(project_dir: Path, stack: str, stack_file: Path | None = None) ->
         full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             secrets.append(full)
+            ciphertexts[full] = str(value["secure"])
             value = SECRET_PLACEHOLDER
         merged[full] = value
-    return StackFiles(project, stack, merged, tuple(sorted(secrets)), tuple(problems))
+    return StackFiles(project, stack, merged, tuple(sorted(secrets)), tuple(problems), ciphertexts)
 
 
 def _config_section(doc: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -91,3 +91,23 @@ def ccnp_schema():
 
 def schema_errors(validator, manifest: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]
+
+
+def markdown_tokens(markdown: str):
+    """The block and inline tokens GitHub-flavoured CommonMark makes of ``markdown`` (raw HTML on, as in comments)."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    tokens = parser.parse(markdown)
+    return tokens + [child for t in tokens for child in t.children or ()]
+
+
+def rendered(markdown: str) -> str:
+    """The text a reader sees of ``markdown``: rendered, tags dropped, entities decoded."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    out = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(markdown)
+    return html.unescape(re.sub(r"<[^>]+>", "", out))

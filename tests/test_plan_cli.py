@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.conftest import rendered
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 
@@ -195,9 +196,9 @@ def test_a_bad_levels_file_prints_one_line_per_problem_and_exits_two(tmp_path, c
 
 def test_the_markdown_report_lists_the_guardrail_verdicts(capsys):
     assert main(["plan", "--stack", "dev", "--format", "markdown"]) == 0
-    report = capsys.readouterr().out
-    assert "### Guardrails: pass" in report
-    assert "- **excepted** workload-non-root: Deployment backend/backend: the walkthrough's stock nginx image" in report
+    report = rendered(capsys.readouterr().out)
+    assert "Guardrails: pass" in report
+    assert "excepted workload-non-root: Deployment backend/backend: the walkthrough's stock nginx image" in report
     assert "(owner platform-team@example.com, until 2027-05-31)" in report
 
 

@@ -25,6 +25,7 @@ from tests.capture import (
     upstream,
     write,
 )
+from tests.conftest import markdown_tokens
 from zerotrust.__main__ import main
 from zerotrust.plan import make_plan
 
@@ -286,8 +287,9 @@ def test_a_missing_observed_file_is_one_error_line_and_nothing_is_written(tmp_pa
 def test_names_from_a_capture_cannot_inject_markdown_into_the_pull_request_report(tmp_path, capsys):
     capture = write(tmp_path, flow_line(FRONTEND, WORLD, "20.0.0.1", 443, destination_names=["x`<img src=y>[click](https://evil)"]))
     assert main(["plan", "--stack", "dev", "--format", "markdown", "--observed", str(capture)]) == 1
-    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- `would drop")]
-    assert row.endswith("`") and row.count("`") == 2
+    tokens = markdown_tokens(capsys.readouterr().out)
+    assert not [t for t in tokens if t.type in ("image", "link_open", "html_inline")]
+    assert any(t.type == "code_inline" and "x`<img src=y>[click](https://evil)" in t.content for t in tokens)
 
 
 # -- a pod-to-pod call is never the world, whatever shape its record has -------------------------------------

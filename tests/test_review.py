@@ -8,8 +8,9 @@ import json
 import pytest
 import yaml
 
-from policies.review import _compare
+from policies.review.rules import _compare
 from policies.stackfile import read_stack
+from tests.conftest import rendered
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 
@@ -50,16 +51,18 @@ def test_json_lists_the_three_widenings_with_their_flows_and_the_cells_stay_the_
 
 def test_markdown_marks_each_widening_and_carries_the_object_diff_collapsed(tmp_path, capsys):
     _, out = plan(tmp_path, "markdown", capsys)
-    assert "- **widened** http in `shop-core/zt-allow.api` (web -> api:8080/TCP)" in out
-    assert "- **widened** fqdn in `shop-core/zt-allow.payments` (payments -> *.stripe.com:443/TCP)" in out
-    assert "- **widened** cidr in `shop-core/zt-allow.payments` (payments -> card-processor:443/TCP)" in out
+    seen = rendered(out)
+    assert "widened http in shop-core/zt-allow.api (web -> api:8080/TCP)" in seen
+    assert "widened fqdn in shop-core/zt-allow.payments (payments -> *.stripe.com:443/TCP)" in seen
+    assert "widened cidr in shop-core/zt-allow.payments (payments -> card-processor:443/TCP)" in seen
     assert "<details><summary>Objects that change (" in out and "```diff" in out and "+          path: /.*" in out
 
 
 def test_text_flags_each_widening(tmp_path, capsys):
     _, out = plan(tmp_path, "text", capsys)
-    lines = [line for line in out.splitlines() if line.startswith("! widened")]
-    assert len(lines) == 3
+    rules = [line for line in out.splitlines() if line.startswith("! widened") and " in " in line.split(":")[0]]
+    assert len(rules) == 3
+    assert "! widened zero-trust-aks:peers.card-processor.cidrs: " in out  # and the setting behind the widened cidr
 
 
 @pytest.mark.parametrize(

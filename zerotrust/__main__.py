@@ -29,7 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     stack_arguments(plan)
     plan.add_argument("--out", type=Path, help="write every Kubernetes object as YAML under this directory")
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    plan.add_argument("--base", type=Path, help="a stack file from the base branch: print the connectivity diff")
+    plan.add_argument(
+        "--base",
+        type=Path,
+        help="the base branch: a checkout (its stack file, guardrail levels and exceptions) or just its stack file; "
+        "print every change against it (connectivity, rules, objects, settings)",
+    )
+    plan.add_argument(
+        "--exceptions",
+        type=Path,
+        help="the reviewed guardrail exceptions (default: guardrails/exceptions.yaml)",
+    )
     plan.add_argument(
         "--observed",
         type=Path,
@@ -94,6 +104,8 @@ def run_plan(args: argparse.Namespace) -> int:
         as_json,
         base_diff as diff_against,
         as_markdown,
+        PlanInputs,
+        base_inputs,
         check_out_dir,
         errors_json,
         errors_markdown,
@@ -109,15 +121,23 @@ def run_plan(args: argparse.Namespace) -> int:
             raise PlanError([f"--policy-config {args.policy_config}: no such file"])
         if args.cluster_policies is not None and not args.observed:
             raise PlanError(["--cluster-policies: only with --observed (the policies are replayed with the observed traffic)"])
+        if args.exceptions is not None and not args.exceptions.is_file():
+            raise PlanError([f"--exceptions {args.exceptions}: no such file"])
+        head = PlanInputs(args.stack_file, args.policy_config, None, args.exceptions)
         plan = make_plan(
-            args.stack, args.stack_file, PROJECT_DIR, args.policy_config, observed=args.observed, cluster_policies=args.cluster_policies
+            args.stack,
+            head.stack_file,
+            PROJECT_DIR,
+            head.levels,
+            observed=args.observed,
+            cluster_policies=args.cluster_policies,
+            exceptions=head.exceptions,
         )
         base_diff = None
         if args.base is not None:
-            if not args.base.exists():
-                raise PlanError([f"--base {args.base}: no such file"])
+            b = base_inputs(args.base, args.stack, head)
             try:
-                base = make_plan(args.stack, args.base, PROJECT_DIR, args.policy_config)
+                base = make_plan(args.stack, b.stack_file, PROJECT_DIR, b.levels, exceptions=b.exceptions, levels_dir=b.levels_dir)
             except PlanError as e:
                 raise PlanError([f"--base {args.base}: {line}" for line in e.lines]) from None
             base_diff = diff_against(base, plan)

@@ -15,7 +15,7 @@ import re
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from policies.verdict import stranger_name
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import describe
 from policies.stackfile import StackFileError, StackFiles, read_stack
+from zerotrust import markdown as md
 from zerotrust.mockrun import PROJECT_DIR, DuplicateRegistrations, Run, ints, run_program, unwrap_secrets
 
 
@@ -52,6 +53,8 @@ class Plan:
     guardrails: g.Report
     levels_source: str
     budget: budget_.Budget | None = None
+    settings: review.StackSettings | None = None
+    """What the settings diff against a base compares (config, levels, exceptions)."""
     observed: replay_.ReplayReport | None = None
     observations: observed_.Observations | None = None
 
@@ -82,9 +85,33 @@ def read_levels(path: Path | None) -> g.StackLevels:
         raise PlanError(e.lines) from None
 
 
-def read_exceptions(project_dir: Path) -> tuple[g.RuleException, ...]:
-    """The reviewed exceptions (``guardrails/exceptions.yaml``); none when the file does not exist."""
-    path = project_dir / g.EXCEPTIONS_FILE
+@dataclass(frozen=True)
+class PlanInputs:
+    """The data a plan reads besides the code: the stack file, and where its guardrail levels and exceptions are."""
+
+    stack_file: Path | None = None
+    levels: Path | None = None
+    """A level file; None: ``guardrails/config/<stack>.json`` under ``levels_dir`` if it exists, else the defaults."""
+    levels_dir: Path | None = None
+    exceptions: Path | None = None
+
+
+def base_inputs(base: Path, stack: str, head: PlanInputs) -> PlanInputs:
+    """The base's inputs: from a checkout directory, its own stack file, levels and exceptions; from a stack
+    file, that file with the head's levels and exceptions."""
+    if base.is_dir():
+        stack_file = base / f"Pulumi.{stack}.yaml"
+        if not stack_file.is_file():
+            raise PlanError([f"--base {base}: no Pulumi.{stack}.yaml there (a new stack has no base to compare with)"])
+        return PlanInputs(stack_file, None, base, base / g.EXCEPTIONS_FILE)
+    if not base.is_file():
+        raise PlanError([f"--base {base}: no such file or directory"])
+    return PlanInputs(base, head.levels, head.levels_dir, head.exceptions)
+
+
+def read_exceptions(project_dir: Path, path: Path | None = None) -> tuple[g.RuleException, ...]:
+    """The reviewed exceptions (``path``, default ``guardrails/exceptions.yaml``); none when the file does not exist."""
+    path = path if path is not None else project_dir / g.EXCEPTIONS_FILE
     if not path.exists():
         return ()
     try:
@@ -115,6 +142,8 @@ def make_plan(
     today: datetime.date | None = None,
     observed: Sequence[Path] = (),
     cluster_policies: Path | None = None,
+    exceptions: Path | None = None,
+    levels_dir: Path | None = None,
 ) -> Plan:
     missing = [f"--observed {p}: no such file" for p in observed if not p.is_file()]
     if missing:
@@ -124,10 +153,10 @@ def make_plan(
         stack = read_stack(project_dir, stack_name, stack_file)
     except StackFileError as e:
         raise PlanError(e.lines) from None
-    if policy_config is None and levels_file(project_dir, stack_name).exists():
-        policy_config = levels_file(project_dir, stack_name)
+    if policy_config is None and levels_file(levels_dir or project_dir, stack_name).exists():
+        policy_config = levels_file(levels_dir or project_dir, stack_name)
     levels = read_levels(policy_config)
-    waivers = g.Waivers(read_exceptions(project_dir), stack_name, today or datetime.date.today(), levels.unexceptable)
+    waivers = g.Waivers(read_exceptions(project_dir, exceptions), stack_name, today or datetime.date.today(), levels.unexceptable)
     try:
         cfg = load_config(stack.config, stack.problems)  # the same validation the program runs first
     except ConfigErrors as e:
@@ -153,7 +182,11 @@ def make_plan(
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels.levels, waivers, levels.settings)
     b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)])
-    plan = Plan(stack, cfg, run, m, report, _levels_source(policy_config, project_dir, stack_name), b)
+    source = _levels_source(policy_config, project_dir, stack_name)
+    settings = review.StackSettings(
+        cfg, stack.config, stack.ciphertexts, levels, levels_file(Path("."), stack_name).as_posix(), waivers.exceptions, stack_name
+    )
+    plan = Plan(stack, cfg, run, m, report, source, b, settings=settings)
     if observed:
         plan.observations = observed_.read(observed)
         if plan.observations.unreadable:
@@ -300,18 +333,18 @@ def mermaid(plan: Plan) -> str:
 
     groups: dict[str, list[str]] = {}
     for name, w in sorted(cfg.workloads.items()):
-        groups.setdefault(w.namespace, []).append(f'    {node_id(name)}["{name}"]')
+        groups.setdefault(w.namespace, []).append(f'    {node_id(name)}["{_mermaid_text(name)}"]')
     for name, peer in sorted(cfg.peers.items()):
         if peer.namespace is not None:
-            groups.setdefault(f"{peer.namespace} (not managed)", []).append(f'    {node_id(name)}(["{name}"])')
+            groups.setdefault(f"{peer.namespace} (not managed)", []).append(f'    {node_id(name)}(["{_mermaid_text(name)}"])')
     for ns, members in sorted(groups.items()):
-        lines.append(f'  subgraph {node_id("ns:" + ns)}["{ns}"]')
+        lines.append(f'  subgraph {node_id("ns:" + ns)}["{_mermaid_text(ns)}"]')
         lines += members
         lines.append("  end")
     for name, peer in sorted(cfg.peers.items()):
         if peer.namespace is None:
             what = peer.entity or ", ".join(peer.cidrs or ())
-            lines.append(f'  {node_id(name)}{{{{"{name}: {what}"}}}}')
+            lines.append(f'  {node_id(name)}{{{{"{_mermaid_text(f"{name}: {what}")}"}}}}')
     l7 = {(f.source, f.to, cfg.flow_port(f)) for f in cfg.flows if f.http}
     strangers = {stranger_name(ns) for ns in cfg.namespaces}
     unseen = set(r.never_observed) if r is not None else set()
@@ -324,7 +357,7 @@ def mermaid(plan: Plan) -> str:
     for f in cfg.flows:
         if f.to_fqdns and f.source in ids:
             target = node_id("fqdn:" + ",".join(f.to_fqdns))
-            lines.append(f'  {target}[/"{", ".join(f.to_fqdns)}"/]')
+            lines.append(f'  {target}[/"{_mermaid_text(", ".join(f.to_fqdns))}"/]')
             never = f"{f.source} -> {','.join(f.to_fqdns)}:{cfg.flow_port(f)}/{cfg.flow_protocol(f)}" in unseen
             edges.append(f"  {ids[f.source]} -.->|{cfg.flow_port(f)}/{cfg.flow_protocol(f)}{' never observed' if never else ''}| {target}")
     for d in r.would_drop if r is not None else ():
@@ -352,10 +385,17 @@ class BaseDiff:
     rules: list[review.RuleChange]
     objects: dict[str, str]
     """object path -> unified diff of its YAML, for every object that changed."""
+    settings: list[review.SettingChange] = field(default_factory=list)
+    """Settings, guardrail levels and exceptions that differ (what renders no policy)."""
 
     @property
     def unchanged(self) -> bool:
-        return not (self.newly_allowed or self.no_longer_allowed or self.rules or self.objects)
+        return not (self.newly_allowed or self.no_longer_allowed or self.rules or self.objects or self.settings)
+
+
+def one_line(text: str) -> str:
+    """A value for a terminal line: its line breaks shown, not taken."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def cilium_policies(run: Run) -> list[dict[str, Any]]:
@@ -385,7 +425,8 @@ def base_diff(base: Plan, head: Plan) -> BaseDiff:
                     tofile=f"head/{path}",
                 )
             )
-    return BaseDiff(added, removed, rules, objects)
+    settings = review.setting_changes(base.settings, head.settings) if base.settings and head.settings else []
+    return BaseDiff(added, removed, rules, objects, settings)
 
 
 def flow_object(cfg: StackConfig, f) -> dict[str, Any]:
@@ -433,7 +474,7 @@ def budget_lines(b: budget_.Budget | None, markdown: bool) -> list[str]:
     ) + f" of {b.limit} entries"
     if not markdown:
         return [head]
-    rows = [f"| `{w.workload}` | {w.entries} | {w.share:.1%} |" for w in b.top()]
+    rows = [f"| {md.text(w.workload)} | {w.entries} | {w.share:.1%} |" for w in b.top()]
     return [f"### Datapath budget", "", f"{b.identities} identities; policy-map entries per endpoint, of {b.limit}:", "",
             "| workload | entries | share |", "|---|---:|---:|", *rows, ""]
 
@@ -480,7 +521,7 @@ def observed_lines(plan: Plan, markdown: bool) -> list[str]:
     status = "would DROP observed traffic" if r.would_drop else "drops no observed traffic"
     # Names in a capture come from the cluster (pod labels, DNS answers): code spans keep them from
     # being read as markdown or HTML in a pull-request comment.
-    return [f"### Observed traffic: {status}", "", head, ""] + [f"- `{x.replace('`', chr(39))}`" for x in rows] + [""]
+    return [f"### Observed traffic: {status}", "", md.text(head), ""] + [f"- {md.code(x)}" for x in rows] + [""]
 
 
 def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
@@ -520,6 +561,9 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
                 for c in base_diff.rules
             ],
             "objects": sorted(base_diff.objects),
+            "settings": [
+                {"path": s.path, "change": s.change, "before": s.before, "after": s.after, "note": s.note} for s in base_diff.settings
+            ],
         }
     return doc
 
@@ -527,42 +571,53 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
 def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     m = plan.matrix
     verdict = "holds" if m.ok else "does NOT hold"
+    # Every string from a stack file, a level file, the exceptions or a capture goes through md.text or
+    # md.code: a pull request must not be able to forge or hide a section of its own comment.
     out = [
-        f"## zero-trust-aks plan: `{plan.stack.stack}`",
+        f"## zero-trust-aks plan: {md.code(plan.stack.stack)}",
         "",
         f"**Declared flows == enforced flows: {verdict}** "
         f"({len(m.allowed)} allowed of {m.cells} cells, Cilium {'.'.join(map(str, plan.config.cilium_version))} semantics)",
         "",
     ]
     if m.findings:
-        out += ["### Findings", ""] + [f"- {f.message}" for f in m.findings] + [""]
+        out += ["### Findings", ""] + [f"- {md.text(f.message)}" for f in m.findings] + [""]
     out += guardrail_lines(plan, markdown=True) + [""]
     out += observed_lines(plan, markdown=True)
     out += budget_lines(plan.budget, markdown=True)
     if base_diff is not None:
         out += ["### Change against the base", ""]
-        out += [f"- newly allowed: `{f}`" for f in base_diff.newly_allowed]
-        out += [f"- no longer allowed: `{f}`" for f in base_diff.no_longer_allowed]
-        out += [f"- **{c.change}** {c.what} in `{c.policy}`" + (f" ({c.flow})" if c.flow else "") + f": `{c.before or '-'}` → `{c.after or '-'}`" for c in base_diff.rules]
+        out += [f"- newly allowed: {md.code(f)}" for f in base_diff.newly_allowed]
+        out += [f"- no longer allowed: {md.code(f)}" for f in base_diff.no_longer_allowed]
+        out += [
+            f"- **{c.change}** {c.what} in {md.code(c.policy)}" + (f" ({md.text(c.flow)})" if c.flow else "")
+            + f": {md.code(c.before or '-')} → {md.code(c.after or '-')}"
+            for c in base_diff.rules
+        ]
+        out += [
+            f"- **{c.change}** setting {md.code(c.path)}: {md.code(c.before or '-')} → {md.code(c.after or '-')}"
+            + (f" ({md.text(c.note)})" if c.note else "")
+            for c in base_diff.settings
+        ]
         if base_diff.unchanged:
             out.append("- no change")
         if base_diff.objects:
-            out += ["", f"<details><summary>Objects that change ({len(base_diff.objects)})</summary>", "", "```diff"]
-            out += [d.rstrip("\n") for d in base_diff.objects.values()]
-            out += ["```", "</details>"]
+            out += ["", f"<details><summary>Objects that change ({len(base_diff.objects)})</summary>", ""]
+            out += md.fence([line for d in base_diff.objects.values() for line in d.rstrip("\n").splitlines()], "diff")
+            out += ["</details>"]
         out.append("")
     legend = " (dashed: declared, never observed; red: observed, would be dropped)" if plan.observed is not None else ""
-    out += [f"### Allowed flows{legend}", "", "```mermaid", mermaid(plan), "```", ""]
+    out += [f"### Allowed flows{legend}", "", *md.fence(mermaid(plan).splitlines(), "mermaid"), ""]
     if len(m.sources) * len(m.targets) <= 400:
         header, rows = matrix_table(m)
-        out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out += ["| " + " | ".join(map(md.text, header)) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(map(md.text, r)) + " |" for r in rows]
         out.append("")
-    out += ["<details><summary>Resources</summary>", "", "```"]
-    out += [f"{'  ' * d}{t}  {n}" for d, t, n in resource_rows(plan.run)]
-    out += ["```", "</details>", ""]
+    out += ["<details><summary>Resources</summary>", ""]
+    out += md.fence([f"{'  ' * d}{t}  {n}" for d, t, n in resource_rows(plan.run)])
+    out += ["</details>", ""]
     if m.notes:
-        out += ["### Not decided offline", ""] + [f"- {n}" for n in m.notes] + [""]
+        out += ["### Not decided offline", ""] + [f"- {md.text(n)}" for n in m.notes] + [""]
     return "\n".join(out)
 
 
@@ -592,8 +647,8 @@ def errors_json(stack: str, lines: list[str]) -> dict[str, Any]:
 
 def errors_markdown(stack: str, lines: list[str]) -> str:
     """What ``--format markdown`` prints when the stack cannot be planned, so a pull-request comment says why."""
-    out = [f"## zero-trust-aks plan: `{stack}`", "", "**The stack cannot be planned:** fix these, one line per problem:", ""]
-    out += [f"- `{line}`" if "`" not in line else f"- {line}" for line in lines]
+    out = [f"## zero-trust-aks plan: {md.code(stack)}", "", "**The stack cannot be planned:** fix these, one line per problem:", ""]
+    out += [f"- {md.code(line)}" for line in lines]
     return "\n".join(out + [""])
 
 
@@ -609,8 +664,8 @@ def guardrail_lines(plan: Plan, markdown: bool) -> list[str]:
     lines += [f"excepted {e.rule}: {e.resource}: {e.reason} (owner {e.owner}, until {e.expires})" for e in r.excepted]
     if markdown:
         status = "pass" if r.ok else "FAIL"
-        bullets = [f"- **{x.split(' ', 1)[0]}** {x.split(' ', 1)[1]}" for x in lines]
-        return [f"### Guardrails: {status}", "", head] + ([""] + bullets if bullets else [])
+        bullets = [f"- **{x.split(' ', 1)[0]}** {md.text(x.split(' ', 1)[1])}" for x in lines]
+        return [f"### Guardrails: {status}", "", md.text(head)] + ([""] + bullets if bullets else [])
     return [head] + lines
 
 
@@ -653,6 +708,8 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
             console.print(f"- no longer allowed: {f}")
         for c in base_diff.rules:
             console.print(escape(f"{'!' if c.change in ('widened', 'added', 'changed') else '~'} {c.line}"))
+        for s in base_diff.settings:
+            console.print(escape(f"{'~' if s.change == 'narrowed' else '!'} {one_line(s.line)}"))
         if base_diff.unchanged:
             console.print("unchanged against the base")
     for f in m.findings:

@@ -27,6 +27,7 @@ from policies.config import limits
 from policies.config.errors import ConfigErrors, format_path, pydantic_line
 from policies.config.models import PROJECT, DnsLabel, Flow, PeerConfig, StackConfig, WorkloadConfig
 from policies.config.rules import Partial, stack_errors
+from policies.stackfile import SECRET_PLACEHOLDER
 
 KNOWN_KEYS = tuple(f.alias for f in StackConfig.model_fields.values())
 _CONFIG_KEY = re.compile(r"^[A-Za-z][-\w.]*:[-\w./]+$")
@@ -82,7 +83,7 @@ def _decode(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(key, str) or not _CONFIG_KEY.match(key):
             errors.append(f"config: {key!r} is not a config key; keys look like {PROJECT}:workloads or azure-native:location")
             continue
-        if isinstance(value, str) and value[:1] in ("{", "["):
+        if isinstance(value, str) and value[:1] in ("{", "[") and value != SECRET_PLACEHOLDER:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as e:
