@@ -154,3 +154,35 @@ def test_a_base_stack_file_alone_compares_the_config_with_the_heads_own_levels(t
     main(["plan", "--stack", "prod", "--base", str(base), "--format", "json"])
     found = json.loads(capsys.readouterr().out)["diff"]["settings"]
     assert [(s["path"], s["change"]) for s in found] == [(f"{P}:cluster.defender", "narrowed")]
+
+
+def test_a_pull_requests_checkout_is_planned_with_its_own_levels_and_exceptions_against_the_base(tmp_path, capsys):
+    base = base_checkout(tmp_path)
+    pr = tmp_path / "pr"
+    shutil.copytree(base, pr)
+    (pr / "guardrails" / "config" / "prod.json").unlink()  # the pull request deletes prod's levels
+    main(["plan", "--stack", "prod", "--checkout", str(pr), "--base", str(base), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["guardrails"]["levels"].startswith("the rules' default (production) levels")
+    assert ("guardrails/config/prod.json: no-broad-peers.exceptable", "widened") in {(s["path"], s["change"]) for s in doc["diff"]["settings"]}
+
+
+def test_a_checkout_with_its_own_files_is_not_mixed_with_single_files(tmp_path, capsys):
+    assert main(["plan", "--stack", "prod", "--checkout", str(tmp_path), "--exceptions", str(PROJECT_DIR / "guardrails" / "exceptions.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == "error: --checkout: not with --exceptions (the checkout has its own)"
+
+
+def test_a_project_level_value_in_the_pull_requests_pulumi_yaml_is_a_setting_change(tmp_path, capsys):
+    base = base_checkout(tmp_path)
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", base)
+    pr = tmp_path / "pr"
+    shutil.copytree(base, pr)
+    project = yaml.safe_load((pr / "Pulumi.yaml").read_text())
+    project.setdefault("config", {})["zeroTrust"] = {"default": {"verify": False}}
+    (pr / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    doc = yaml.safe_load((pr / "Pulumi.prod.yaml").read_text())
+    doc["config"].pop(f"{P}:zeroTrust")  # so the project-level value applies
+    (pr / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
+    main(["plan", "--stack", "prod", "--checkout", str(pr), "--base", str(base), "--format", "json"])
+    found = {(s["path"], s["change"]) for s in json.loads(capsys.readouterr().out)["diff"]["settings"]}
+    assert (f"{P}:zeroTrust.verify", "widened") in found

@@ -60,11 +60,13 @@ def test_actionlint_would_catch_a_broken_workflow(tmp_path):
     assert "SC2086" in out.stdout  # shellcheck ran
 
 
-def test_every_azure_stack_is_previewed_on_pull_requests_and_deployed_from_main():
+def test_every_azure_stack_is_deployed_from_main_and_only_the_stacks_access_yaml_lets_pull_requests_preview_are():
     stacks = azure_stacks()
     assert stacks  # read from the Pulumi.<stack>.yaml files, so a new stack must join the workflows
+    access = yaml.safe_load((GITHUB / "access.yaml").read_text())
+    assert set(access["stacks"]) == stacks
     preview = load("pull-request.yml")["jobs"]["preview"]
-    assert set(preview["strategy"]["matrix"]["stack"]) == stacks
+    assert set(preview["strategy"]["matrix"]["stack"]) == set(access["environments"]["preview"]["previews"]) == {"dev"}
     deploy = load("deploy.yml")["jobs"]
     assert {job["with"]["stack"] for job in deploy.values() if job["uses"].endswith("pulumi-up.yml")} == stacks
     for stack in stacks:
@@ -100,14 +102,11 @@ def test_both_pulumi_runs_enforce_the_guardrails_with_the_stacks_levels():
         assert 'pulumi login "$CLOUD_URL"' in run and "--non-interactive" in run, name
 
 
-def test_the_passphrase_reaches_only_the_steps_that_run_pulumi():
+def test_no_workflow_holds_a_secret_the_stacks_secrets_are_their_key_vault_keys():
     for path in WORKFLOWS:
-        doc = load(path.name)
-        for name, job in doc["jobs"].items():
-            assert "PULUMI_CONFIG_PASSPHRASE" not in str(job.get("env", {})), (path.name, name)
-            for step in job.get("steps", []):
-                if "PULUMI_CONFIG_PASSPHRASE" in str(step.get("env", {})):
-                    assert re.search(r"^\s*pulumi ", step.get("run", ""), re.M), (path.name, name, step.get("name"))
+        assert "secrets." not in path.read_text(), path.name  # no passphrase, no token beyond github.token
+    for stack in azure_stacks():
+        assert f"key:{stack}" in (GITHUB / "access.yaml").read_text()
 
 
 def test_deploys_run_only_from_main_each_in_its_stacks_environment():
@@ -122,17 +121,27 @@ def test_the_preview_waits_for_a_reviewer_in_the_preview_environment_and_cannot_
     assert preview["permissions"] == {"contents": "read", "id-token": "write"}
 
 
-def test_the_pull_request_comment_is_computed_by_the_base_branchs_code_over_the_stack_files_as_data():
-    plan = load("pull-request.yml")["jobs"]["plan"]
-    handover = next(s["run"] for s in plan["steps"] if "plan-input/stacks" in s.get("run", ""))
-    assert "cp Pulumi.*.yaml plan-input/stacks/" in handover  # data only: no report, no code
-    comment = load("pull-request-comment.yml")["jobs"]["comment"]
+def test_the_pull_request_comment_is_computed_by_the_base_branchs_code_over_the_pull_requests_files_read_by_its_commit():
+    pr = load("pull-request.yml")
+    assert "upload-artifact" not in str(pr) and "plan-input" not in str(pr)  # nothing is handed over
+    workflow = load("pull-request-comment.yml")
+    comment = workflow["jobs"]["comment"]
+    assert "github.event.workflow_run.path == '.github/workflows/pull-request.yml'" in comment["if"]  # the file, not the name
+    assert "github.event.workflow_run.repository.full_name == github.repository" in comment["if"]
+    assert comment["permissions"] == {"contents": "read", "pull-requests": "write"}  # no actions: read, no artifact
+    assert "download-artifact" not in str(workflow)
     checkout = next(s for s in comment["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     assert "ref" not in checkout.get("with", {})  # the default branch, never the pull request's head
-    run = next(s["run"] for s in comment["steps"] if "zerotrust plan" in s.get("run", ""))
-    assert '--stack-file "$path"' in run and 'case "$stack" in *[!a-z0-9-]*)' in run
-    post = next(s["run"] for s in comment["steps"] if "gh api -X PATCH" in s.get("run", ""))
-    assert 'select(.user.login == \\"github-actions[bot]\\"' in post
+    steps = {s.get("name", ""): s.get("run", "") for s in comment["steps"]}
+    find = next(run for name, run in steps.items() if name.startswith("Find the open pull requests"))
+    assert 'select(.head.sha == \\"$HEAD_SHA\\"' in find  # the number comes from GitHub, bound to the commit
+    read = next(run for name, run in steps.items() if name.startswith("Read the pull request's"))
+    assert 'contents/$1?ref=$HEAD_SHA' in read and 'git/trees/$HEAD_SHA' in read
+    assert '\\\\APulumi\\\\.[a-z0-9-]+\\\\.yaml\\\\z' in read  # whole-name match: no newline in a name gets through
+    plan = next(run for name, run in steps.items() if "zerotrust plan" in run)
+    assert "--checkout pr" in plan and "--base ." in plan
+    post = next(run for run in steps.values() if "gh api -X PATCH" in run)
+    assert 'select(.user.login == \\"github-actions[bot]\\"' in post and "done < prs.txt" in post
 
 
 def test_pull_requests_replay_the_base_branchs_captured_traffic_never_their_own():
@@ -199,3 +208,14 @@ def test_every_python_set_up_caches_pip_downloads():
     blocks = [b for f in files for b in re.findall(r"uses: actions/setup-python@.*?(?=\n\s+- |\Z)", f.read_text(), re.S)]
     assert len(blocks) == 4  # the tests, the plan, the comment, and the composite set-up of the Pulumi jobs
     assert all("cache: pip" in b and "cache-dependency-path" in b for b in blocks)
+
+
+def test_the_provider_plugins_are_installed_at_the_sdk_versions_with_their_checksums_where_pinned():
+    lock = GITHUB / "actions" / "pulumi-setup" / "plugins.lock"
+    rows = [line.split() for line in lock.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    requirements = (PROJECT_DIR / "requirements.txt").read_text()
+    pinned = {name: re.search(rf"^pulumi-{name}==(\S+)", requirements, re.M).group(1) for _, name, _, _ in rows}
+    assert {name: version for _, name, version, _ in rows} == pinned == {"azure-native": pinned["azure-native"], "kubernetes": pinned["kubernetes"]}
+    assert all(sha == "-" or re.fullmatch(r"[0-9a-f]{64}", sha) for *_, sha in rows)
+    action = (GITHUB / "actions" / "pulumi-setup" / "action.yml").read_text()
+    assert 'pulumi plugin install "$kind" "$name" "$version" --exact --checksum "$sha"' in action

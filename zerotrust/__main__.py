@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the reviewed guardrail exceptions (default: guardrails/exceptions.yaml)",
     )
     plan.add_argument(
+        "--checkout",
+        type=Path,
+        help="read the stack file, guardrail levels and exceptions from this checkout, as data (a pull request's "
+        "files planned by this code); not with --stack-file, --policy-config or --exceptions",
+    )
+    plan.add_argument(
         "--observed",
         type=Path,
         nargs="+",
@@ -86,7 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     stack_arguments(query)
     query.add_argument("--days", type=int, default=7, help="how many days of ContainerNetworkLogs to aggregate (default 7)")
+    access = sub.add_parser(
+        "access", help="who may do what (.github/access.yaml): judge it, or print the set-up script docs/deploying.md shows"
+    )
+    what = access.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true", help="judge it: exit 1 with one line per problem (the default)")
+    what.add_argument("--script", action="store_true", help="print the set-up script (az and gh commands) it renders to")
     args = parser.parse_args(argv)
+    if args.command == "access":
+        from zerotrust.access import main as run_access
+
+        return run_access(args, PROJECT_DIR)
     if args.command == "learn":
         return run_learn(args)
     if args.command == "query":
@@ -107,6 +123,7 @@ def run_plan(args: argparse.Namespace) -> int:
         PlanInputs,
         base_inputs,
         check_out_dir,
+        checkout_inputs,
         errors_json,
         errors_markdown,
         make_plan,
@@ -123,7 +140,16 @@ def run_plan(args: argparse.Namespace) -> int:
             raise PlanError(["--cluster-policies: only with --observed (the policies are replayed with the observed traffic)"])
         if args.exceptions is not None and not args.exceptions.is_file():
             raise PlanError([f"--exceptions {args.exceptions}: no such file"])
-        head = PlanInputs(args.stack_file, args.policy_config, None, args.exceptions)
+        if args.checkout is not None:
+            given = [flag for flag, v in (("--stack-file", args.stack_file), ("--policy-config", args.policy_config),
+                                          ("--exceptions", args.exceptions)) if v is not None]
+            if given:
+                raise PlanError([f"--checkout: not with {', '.join(given)} (the checkout has its own)"])
+            if not args.checkout.is_dir():
+                raise PlanError([f"--checkout {args.checkout}: no such directory"])
+            head = checkout_inputs(args.checkout, args.stack, "--checkout", "nothing to plan")
+        else:
+            head = PlanInputs(args.stack_file, args.policy_config, None, args.exceptions)
         plan = make_plan(
             args.stack,
             head.stack_file,
@@ -132,12 +158,16 @@ def run_plan(args: argparse.Namespace) -> int:
             observed=args.observed,
             cluster_policies=args.cluster_policies,
             exceptions=head.exceptions,
+            levels_dir=head.levels_dir,
+            config_dir=head.config_dir,
         )
         base_diff = None
         if args.base is not None:
             b = base_inputs(args.base, args.stack, head)
             try:
-                base = make_plan(args.stack, b.stack_file, PROJECT_DIR, b.levels, exceptions=b.exceptions, levels_dir=b.levels_dir)
+                base = make_plan(
+                    args.stack, b.stack_file, PROJECT_DIR, b.levels, exceptions=b.exceptions, levels_dir=b.levels_dir, config_dir=b.config_dir
+                )
             except PlanError as e:
                 raise PlanError([f"--base {args.base}: {line}" for line in e.lines]) from None
             base_diff = diff_against(base, plan)

@@ -94,19 +94,28 @@ class PlanInputs:
     """A level file; None: ``guardrails/config/<stack>.json`` under ``levels_dir`` if it exists, else the defaults."""
     levels_dir: Path | None = None
     exceptions: Path | None = None
+    config_dir: Path | None = None
+    """Where ``Pulumi.yaml`` (its project-level config values) is read; None: the project's own."""
+
+
+def checkout_inputs(checkout: Path, stack: str, flag: str, missing: str) -> PlanInputs:
+    """A checkout's inputs, read as data: its stack file, its levels (the defaults where it has none) and its
+    exceptions (none where it has no file)."""
+    stack_file = checkout / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise PlanError([f"{flag} {checkout}: no Pulumi.{stack}.yaml there ({missing})"])
+    project = checkout if (checkout / "Pulumi.yaml").is_file() else None
+    return PlanInputs(stack_file, None, checkout, checkout / g.EXCEPTIONS_FILE, project)
 
 
 def base_inputs(base: Path, stack: str, head: PlanInputs) -> PlanInputs:
     """The base's inputs: from a checkout directory, its own stack file, levels and exceptions; from a stack
     file, that file with the head's levels and exceptions."""
     if base.is_dir():
-        stack_file = base / f"Pulumi.{stack}.yaml"
-        if not stack_file.is_file():
-            raise PlanError([f"--base {base}: no Pulumi.{stack}.yaml there (a new stack has no base to compare with)"])
-        return PlanInputs(stack_file, None, base, base / g.EXCEPTIONS_FILE)
+        return checkout_inputs(base, stack, "--base", "a new stack has no base to compare with")
     if not base.is_file():
         raise PlanError([f"--base {base}: no such file or directory"])
-    return PlanInputs(base, head.levels, head.levels_dir, head.exceptions)
+    return PlanInputs(base, head.levels, head.levels_dir, head.exceptions, head.config_dir)
 
 
 def read_exceptions(project_dir: Path, path: Path | None = None) -> tuple[g.RuleException, ...]:
@@ -144,13 +153,14 @@ def make_plan(
     cluster_policies: Path | None = None,
     exceptions: Path | None = None,
     levels_dir: Path | None = None,
+    config_dir: Path | None = None,
 ) -> Plan:
     missing = [f"--observed {p}: no such file" for p in observed if not p.is_file()]
     if missing:
         raise PlanError(missing)
     in_cluster = read_cluster_policies(cluster_policies) if cluster_policies is not None else []
     try:
-        stack = read_stack(project_dir, stack_name, stack_file)
+        stack = read_stack(config_dir or project_dir, stack_name, stack_file)
     except StackFileError as e:
         raise PlanError(e.lines) from None
     if policy_config is None and levels_file(levels_dir or project_dir, stack_name).exists():
@@ -182,7 +192,7 @@ def make_plan(
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels.levels, waivers, levels.settings)
     b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)])
-    source = _levels_source(policy_config, project_dir, stack_name)
+    source = _levels_source(policy_config, levels_dir or project_dir, stack_name)
     settings = review.StackSettings(
         cfg, stack.config, stack.ciphertexts, levels, levels_file(Path("."), stack_name).as_posix(), waivers.exceptions, stack_name
     )
