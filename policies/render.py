@@ -35,6 +35,8 @@ CILIUM_API = "cilium.io/v2"
 NS_LABEL = "k8s:io.kubernetes.pod.namespace"
 KUBE_DNS = {NS_LABEL: "kube-system", "k8s:k8s-app": "kube-dns"}
 MANAGED_BY = {"app.kubernetes.io/managed-by": PROJECT}
+OTHER_IDENTITIES_ANNOTATION = f"{PROJECT}/other-identities"
+"""On each managed Namespace: the policy-map budget's estimate of identities the stack does not know."""
 FLOWS_ANNOTATION = f"{PROJECT}/flows"
 """On a workload's policy: JSON, rule position (``ingress[0]``) -> the flow it comes from."""
 ROLE_LABEL = f"{PROJECT}/role"
@@ -136,8 +138,10 @@ def pod_labels(name: str, w: WorkloadConfig) -> dict[str, str]:
 def namespace(ns: str, workloads: Any, cfg: StackConfig) -> dict[str, Any]:
     """The Namespace; for one that exists already, only the label the stack sets on it (Pod Security stays its owner's)."""
     marker = {f"{PROJECT}/default-deny": cfg.zero_trust.default_deny}
+    # The budget's estimate, where the guardrail (which sees resources, not config) reads it.
+    notes = {OTHER_IDENTITIES_ANNOTATION: str(cfg.other_identities)}
     if not cfg.creates_namespace(ns):
-        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": marker}}
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": marker, "annotations": notes}}
     deployed = [w for w in workloads if w.deployed]
     level = "restricted" if all(w.security_profile == "restricted" for w in deployed) else "baseline"
     return {
@@ -152,6 +156,7 @@ def namespace(ns: str, workloads: Any, cfg: StackConfig) -> dict[str, Any]:
                 "pod-security.kubernetes.io/audit": "restricted",
                 **marker,
             },
+            "annotations": notes,
         },
     }
 

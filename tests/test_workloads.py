@@ -121,7 +121,8 @@ def test_two_selectors_that_tell_the_pods_apart_by_a_value_are_accepted(elsewher
 def test_a_namespace_that_exists_already_is_labelled_not_created(elsewhere):
     o = objects(elsewhere)
     assert o[("Namespace", "backend")] == {"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": "backend", "labels": {"zero-trust-aks/default-deny": "ingress-and-egress"}}}
+                                           "metadata": {"name": "backend", "labels": {"zero-trust-aks/default-deny": "ingress-and-egress"},
+                                                        "annotations": {"zero-trust-aks/other-identities": "18"}}}
     assert o[("Namespace", "frontend")]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
 
 

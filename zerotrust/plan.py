@@ -191,7 +191,7 @@ def make_plan(
     )
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels.levels, waivers, levels.settings)
-    b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)])
+    b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)], cfg.other_identities)
     source = _levels_source(policy_config, levels_dir or project_dir, stack_name)
     settings = review.StackSettings(
         cfg, stack.config, stack.ciphertexts, levels, levels_file(Path("."), stack_name).as_posix(), waivers.exceptions, stack_name
@@ -471,6 +471,7 @@ def budget_json(b: budget_.Budget | None) -> dict[str, Any] | None:
     return {
         "limit": b.limit,
         "identities": b.identities,
+        "otherIdentities": b.other_identities,
         "top": [{"workload": w.workload, "entries": w.entries, "share": round(w.share, 4)} for w in b.top()],
     }
 
@@ -479,13 +480,14 @@ def budget_lines(b: budget_.Budget | None, markdown: bool) -> list[str]:
     """The datapath budget: the stack's identities and its largest policy maps."""
     if b is None or not b.workloads:
         return []
-    head = f"policy-map budget: {b.identities} identities; the largest maps need " + ", ".join(
+    head = f"policy-map budget: {b.identities} identities (and {b.other_identities} others estimated); the largest maps need " + ", ".join(
         f"{w.workload} {w.entries} ({w.share:.1%})" for w in b.top(3)
     ) + f" of {b.limit} entries"
     if not markdown:
         return [head]
     rows = [f"| {md.text(w.workload)} | {w.entries} | {w.share:.1%} |" for w in b.top()]
-    return [f"### Datapath budget", "", f"{b.identities} identities; policy-map entries per endpoint, of {b.limit}:", "",
+    return [f"### Datapath budget", "", f"{b.identities} identities, {b.other_identities} others estimated "
+            f"(zeroTrust.otherIdentities); policy-map entries per endpoint (an upper bound), of {b.limit}:", "",
             "| workload | entries | share |", "|---|---:|---:|", *rows, ""]
 
 

@@ -25,6 +25,10 @@ AKS_RESERVED_RANGES = tuple(
     ipaddress.ip_network(c) for c in ("169.254.0.0/16", "172.30.0.0/16", "172.31.0.0/16", "192.0.2.0/24")
 )
 MAX_AUTHORIZED_IP_RANGES = 200
+AKS_SYSTEM_IDENTITIES = 16
+"""Security identities of AKS's own pods that are not host-network (coredns and its autoscaler,
+konnectivity, metrics-server, Azure Policy's gatekeeper and webhook, Defender's and ACNS's
+collectors...): an estimate, for the policy-map budget (``policies.budget``)."""
 LOCAL_DNS_RANGE = "169.254.10.0/24"
 """Where AKS LocalDNS answers pods on each node. Under egress default deny pods need egress to it and
 to the ``host`` entity on port 53, or every lookup fails (articles/aks/network-policy-best-practices.md;

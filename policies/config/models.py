@@ -441,6 +441,9 @@ class ZeroTrust(_Model):
     outside_probe_address: Annotated[str, AfterValidator(_public_ip)] | None = Field("1.1.1.1", alias="outsideProbeAddress")
     """A public address each namespace's stranger probes: with egress default deny it must time out (null: no such probe)."""
     outside_probe_port: Port = Field(443, alias="outsideProbePort")
+    other_identities: Count | None = Field(None, alias="otherIdentities", ge=0, le=65535)
+    """Security identities in the cluster that the stack does not know (pods of other teams), for the
+    policy-map budget; default: AKS's own (16) plus one per managed namespace."""
 
 
 class ExistingCluster(_Model):
@@ -497,6 +500,13 @@ class StackConfig(_Model):
         if self.kubernetes is not None:
             return parse_minor(self.kubernetes.cilium_version)
         return DEFAULT_CILIUM
+
+    @property
+    def other_identities(self) -> int:
+        """The policy-map budget's estimate of the cluster's identities the stack does not know."""
+        if self.zero_trust.other_identities is not None:
+            return self.zero_trust.other_identities
+        return azure.AKS_SYSTEM_IDENTITIES + len(self.namespaces)
 
     @property
     def api_server_outside(self) -> bool:

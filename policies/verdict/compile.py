@@ -88,6 +88,8 @@ class PeerRule:
     fqdns: tuple[Mapping[str, Any], ...] = ()
     """toFQDNs selectors (``matchName``/``matchPattern``): addresses outside the cluster, by the DNS names
     the source's DNS proxy saw them under (``policies.verdict.fqdn``)."""
+    icmps: tuple[tuple[str, str], ...] = ()
+    """``icmps[].fields``: (family, type) pairs, each a policy-map key of its own (ICMP or ICMPv6, the type)."""
 
     def port_entry(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
@@ -222,7 +224,12 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
     mode = (entry.get("authentication") or {}).get("mode") if isinstance(entry.get("authentication"), Mapping) else None
     authenticated = mode not in (None, "disabled")
-    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated, fqdns)
+    icmps = tuple(
+        (str(f.get("family") or "IPv4"), str(f.get("type")))
+        for group in entry.get("icmps") or () if isinstance(group, Mapping)
+        for f in group.get("fields") or () if isinstance(f, Mapping)
+    )
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated, fqdns, icmps)
 
 
 def _compile_fqdns(ref, where, raw) -> tuple[Mapping[str, Any], ...]:

@@ -185,31 +185,28 @@ class Engine:
             hit = self._outside[id(pr)] = (frozenset(ids), tuple(notes))
         return hit
 
-    def policy_map_entries(self, ep: Endpoint) -> int:
-        """An estimate of the policy-map entries ``ep``'s pods need: for every rule that selects it,
-        the identities its peer matches (among those interned) times its port entries.
+    # -- what the policy-map budget reads (policies.budget) --------------------------------
 
-        Cilium keeps one entry per allowed (identity, port, protocol, direction); a rule with
-        no peer restriction or no port needs one wildcard entry; a port range needs one entry per
-        aligned block it splits into; an FQDN rule counts one identity per name it may resolve.
-        """
-        n = self.intern(ep)
-        total = 0
-        for r in self._rules_for(n):
-            for direction in ("ingress", "egress"):
-                if not r.enforces[direction]:
-                    continue
-                for pr in (*r.sections[direction], *r.sections[direction + "Deny"]):
-                    ports = 1 if pr.ports is None else sum(_port_blocks(e) for e in pr.ports)
-                    if pr.selectors == WILDCARD:
-                        peers = 1
-                    else:
-                        ids = set().union(*map(self._select, pr.selectors)) if pr.selectors else set()
-                        if pr.entities or pr.cidrs:
-                            ids |= self._outside_peers(pr)[0]
-                        peers = len(ids) + len(pr.fqdns)
-                    total += peers * ports
-        return total
+    def rules_selecting(self, ep: Endpoint) -> list[Rule]:
+        """Every rule that selects ``ep``'s pods, from every policy kind, both directions."""
+        return self._rules_for(self.intern(ep))
+
+    def peer_identities(self, pr: PeerRule) -> frozenset[int] | None:
+        """The interned identities a peer rule selects (pods, reserved and address identities); None
+        for a rule without an L3 restriction (one wildcard-identity entry in Cilium's map)."""
+        if pr.selectors == WILDCARD:
+            return None
+        ids = set().union(*map(self._select, pr.selectors)) if pr.selectors else set()
+        if pr.entities or pr.cidrs:
+            ids |= self._outside_peers(pr)[0]
+        return frozenset(ids)
+
+    def endpoint(self, n: int) -> Endpoint:
+        return self._eps[n]
+
+    def all_rules(self) -> list[Rule]:
+        """Every compiled rule, of every policy that compiled."""
+        return [r for rules in self._by_ns.values() for r in rules]
 
     def _rules_for(self, n: int) -> list[Rule]:
         """The rules selecting identity ``n`` (both directions); none for identities outside the pods."""
@@ -360,20 +357,6 @@ class Engine:
             policies,
             exact,
         )
-
-
-def _port_blocks(e: PortEntry) -> int:
-    """The aligned power-of-two blocks a port range splits into (one for a single or wildcard port)."""
-    if e.lo == 0 or e.hi <= e.lo:
-        return 1
-    lo, hi, blocks = e.lo, e.hi, 0
-    while lo <= hi:
-        size = lo & -lo or 1 << 16
-        while size > hi - lo + 1:
-            size //= 2
-        lo += size
-        blocks += 1
-    return blocks * len(e.protocols)
 
 
 @dataclass
