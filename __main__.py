@@ -13,7 +13,7 @@ from components.probes import ConnectivityProbes, ProbeJob
 from components.resource_group import ResourceGroup
 from components.zero_trust_namespace import ZeroTrustNamespace
 from policies.config import ConfigErrors, load_config
-from policies.probes import job, probes
+from policies.probes import job, prober_namespace, probes
 from policies.render import describe, render
 
 try:
@@ -54,6 +54,10 @@ namespaces = {
 }
 probe_set = probes(cfg, rendered)
 if cfg.zero_trust.verify and probe_set.probes:
+    prober = prober_namespace(cfg)
+    if prober is not None:  # the ingress prober's own namespace and egress allow
+        namespaces[prober.name] = ZeroTrustNamespace(prober.name, manifests=prober, provider=provider, policy_gate=gate)
+
     def after(g):
         """What a Job's verdicts depend on: the policies selecting either end of a check, and its targets."""
         deps = [namespaces[ns].policy(name) for ns, name in g.policies]

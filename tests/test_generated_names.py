@@ -32,8 +32,9 @@ def test_flows_whose_names_read_alike_with_dashes_get_distinct_policies_and_prob
     assert code == 0, doc
     jobs = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:batch/v1:Job"]
     policies = [r["name"] for r in doc["resources"] if r["type"] == "kubernetes:cilium.io/v2:CiliumNetworkPolicy"]
-    assert len(jobs) == len(set(jobs)) == 3  # one per source identity: a, a-to and the stranger of shop
-    assert sorted(policies) == ["shop-zt-allow.a", "shop-zt-allow.a-to", "shop-zt-allow.b", "shop-zt-allow.to-b", "shop-zt-default-deny"]
+    assert len(jobs) == len(set(jobs)) == 4  # one per source identity: a, a-to, the stranger of shop, the ingress prober
+    assert sorted(p for p in policies if not p.startswith("zt-probes-")) == [
+        "shop-zt-allow.a", "shop-zt-allow.a-to", "shop-zt-allow.b", "shop-zt-allow.to-b", "shop-zt-default-deny"]
 
 
 def test_a_workload_named_like_a_namespaces_stranger_gets_its_own_probe(tmp_path, capsys):

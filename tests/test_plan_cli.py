@@ -135,10 +135,12 @@ def test_base_prints_the_connectivity_diff(tmp_path, capsys):
         "backend/CiliumNetworkPolicy-zt-allow.backend.yaml",
         "frontend/CiliumNetworkPolicy-zt-allow.frontend.yaml",
         "frontend/Service-frontend.yaml",
+        "zt-probes/CiliumNetworkPolicy-zt-allow.ingress-prober.yaml",  # the prober now checks frontend's ingress too
     ]
     assert {(c["change"], c["policy"], c["flow"]) for c in diff["rules"]} == {
         ("added", "backend/zt-allow.backend", "backend -> frontend:80/TCP"),
         ("added", "frontend/zt-allow.frontend", "backend -> frontend:80/TCP"),
+        ("added", "zt-probes/zt-allow.ingress-prober", "ingress-prober -> frontend:80/TCP"),
     }
 
 
@@ -237,7 +239,7 @@ def test_the_text_output_summarises_the_outputs_and_json_carries_them_whole(caps
     main(["plan", "--stack", "dev"])
     out = capsys.readouterr().out
     summary = out[out.index("resources; outputs"):out.index("\n      Connectivity (")].replace("\n", " ")
-    assert "ciliumPolicies (2 entries)" in summary and "kubeconfig [secret]" in summary and "zt-allow" not in summary
+    assert "ciliumPolicies (3 entries)" in summary and "kubeconfig [secret]" in summary and "zt-allow" not in summary
     main(["plan", "--stack", "dev", "--format", "json"])
     outputs = json.loads(capsys.readouterr().out)["outputs"]
     assert outputs["ciliumPolicies"]["backend"] == ["zt-default-deny", "zt-allow.backend"] and outputs["kubeconfig"] == "[secret]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -51,15 +52,84 @@ def three_namespaces(dev_config):
 # -- which probes ------------------------------------------------------------------------------------
 
 
-def test_the_dev_stack_probes_the_declared_flow_its_two_deny_counterparts_and_the_way_out(dev_config):
+def test_the_dev_stack_probes_the_declared_flow_its_deny_counterparts_the_targets_ingress_and_the_way_out(dev_config):
     _, ps = probe_set(dev_config)
-    assert {(p.flow, p.expect, p.namespace) for p in ps.probes} == {
-        ("frontend -> backend:80/TCP", "allow", "frontend"),
-        ("stranger@frontend -> backend:80/TCP", "deny", "frontend"),
-        ("stranger@backend -> backend:80/TCP", "deny", "backend"),
-        ("stranger@frontend -> outside 1.1.1.1:443/TCP", "deny", "frontend"),
-        ("stranger@backend -> outside 1.1.1.1:443/TCP", "deny", "backend"),
+    assert {(p.flow, p.expect, p.namespace, p.proves) for p in ps.probes} == {
+        ("frontend -> backend:80/TCP", "allow", "frontend", "both sides"),
+        ("stranger@frontend -> backend:80/TCP", "deny", "frontend", "egress of frontend"),
+        ("stranger@backend -> backend:80/TCP", "deny", "backend", "egress of backend"),
+        ("ingress-prober@zt-probes -> backend:80/TCP", "deny", "zt-probes", "ingress of backend"),
+        ("stranger@frontend -> outside 1.1.1.1:443/TCP", "deny", "frontend", "egress of frontend"),
+        ("stranger@backend -> outside 1.1.1.1:443/TCP", "deny", "backend", "egress of backend"),
     }
+
+
+# -- the ingress prober ----------------------------------------------------------------------------------------------
+
+
+def without_ingress_of(policies: list[dict], target_ns: str) -> list[dict]:
+    """The policies as a cluster would enforce them if the target namespace's ingress rules did not apply
+    (a pruned field, a policy Cilium refused): ingress sections dropped there."""
+    out = []
+    for p in policies:
+        if p["metadata"].get("namespace") == target_ns:
+            p = copy.deepcopy(p)
+            p["spec"].pop("ingress", None)
+            p["spec"].pop("ingressDeny", None)
+            if not any(k in p["spec"] for k in ("egress", "egressDeny")):
+                continue
+        out.append(p)
+    return out
+
+
+def test_a_target_whose_ingress_is_not_enforced_is_caught_by_the_ingress_prober_and_by_no_other_probe(dev_config):
+    from policies.probes import prober_namespace
+    from policies.verdict import Endpoint, decide
+
+    cfg, ps = probe_set(dev_config)
+    live = without_ingress_of(render(cfg).policies() + list(prober_namespace(cfg).policies), "backend")
+
+    def observed(p) -> str:
+        src = Endpoint(p.namespace, p.labels, name=p.who)
+        dst = Endpoint("backend", {"app": "backend"}, name="backend")
+        return "allow" if decide(live, src, dst, 80).allowed else "deny"
+
+    to_backend = [p for p in ps.probes if p.target == "backend"]
+    caught = [p.who for p in to_backend if observed(p) != p.expect]
+    assert caught == ["ingress-prober@zt-probes"]  # every stranger is stopped by its own egress first
+
+
+def test_the_prober_namespace_allows_egress_to_each_probed_target_on_its_ports_and_nothing_else(dev_config, cnp_schema):
+    from policies.probes import prober_namespace
+    from tests.conftest import schema_errors
+
+    cfg = load_config(dev_config)
+    ns = prober_namespace(cfg)
+    assert ns.name == "zt-probes" and ns.namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    deny, allow = ns.policies
+    assert deny["spec"]["ingress"] == [{}] and allow["spec"]["endpointSelector"] == {"matchLabels": {"zero-trust-aks/prober": "ingress"}}
+    assert allow["spec"]["egress"] == [{"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "backend", "app": "backend"}}],
+                                        "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}]
+    assert "ingress" not in allow["spec"] and all(schema_errors(cnp_schema, p) == [] for p in ns.policies)
+
+
+def test_no_prober_namespace_without_probes(dev_config):
+    from policies.probes import prober_namespace
+
+    dev_config["zero-trust-aks:zeroTrust"] = {"verify": False}
+    assert prober_namespace(load_config(dev_config)) is None
+
+
+def test_the_probe_namespace_must_be_the_stacks_alone(dev_config):
+    from tests.conftest import errors_of
+
+    dev_config["zero-trust-aks:zeroTrust"] = {"probeNamespace": "backend"}
+    assert errors_of(dev_config) == [
+        "zero-trust-aks:zeroTrust.probeNamespace: 'backend' holds workloads or peers; the probe namespace is the stack's alone"
+    ]
+    dev_config["zero-trust-aks:zeroTrust"] = {"probeNamespace": "kube-system"}
+    (line,) = errors_of(dev_config)
+    assert line.startswith("zero-trust-aks:zeroTrust.probeNamespace: 'kube-system' is managed by Kubernetes or AKS")
 
 
 def test_a_stranger_reaching_outside_the_cluster_is_expected_to_time_out_because_of_egress_default_deny(dev_config):
@@ -289,3 +359,13 @@ def test_changing_one_flow_of_the_benchmark_stack_renames_only_the_jobs_it_can_a
     }
     assert renamed == affected
     assert 0 < len(renamed) < len(kept) / 2  # most Jobs stay as they are
+
+
+def test_the_plan_lists_each_check_with_the_side_it_proves(capsys):
+    from zerotrust.__main__ import main
+
+    main(["plan", "--stack", "dev", "--format", "json"])
+    checks = json.loads(capsys.readouterr().out)["probes"]["checks"]
+    assert {"flow": "ingress-prober@zt-probes -> backend:80/TCP", "expect": "deny", "proves": "ingress of backend",
+            "namespace": "zt-probes"} in checks
+    assert {c["proves"] for c in checks if c["flow"].startswith("stranger@")} == {"egress of frontend", "egress of backend"}

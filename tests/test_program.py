@@ -26,11 +26,11 @@ def test_the_dev_stack_registers_exactly_the_walkthrough_resources_plus_policies
             "azure-native:containerservice:ManagedCluster": 1,
             "pulumi:providers:kubernetes": 1,
             "pulumi-python:dynamic/zero-trust-aks:CiliumCrdGate": 1,
-            "kubernetes:core/v1:Namespace": 2,
+            "kubernetes:core/v1:Namespace": 3,  # frontend, backend, and zt-probes for the ingress prober
             "kubernetes:apps/v1:Deployment": 2,
             "kubernetes:core/v1:Service": 1,
-            "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 4,  # per namespace its default deny, per workload its flows
-            "kubernetes:batch/v1:Job": 3,  # one per source identity: frontend, and the stranger of each namespace
+            "kubernetes:cilium.io/v2:CiliumNetworkPolicy": 6,  # per namespace its default deny, per workload (and the prober) its flows
+            "kubernetes:batch/v1:Job": 4,  # one per source identity: frontend, the stranger of each namespace, the ingress prober
         }
     )
 
@@ -140,11 +140,12 @@ def test_policies_wait_for_the_crd_gate_and_workloads_wait_for_their_policies():
 
 def test_the_deployed_objects_are_the_rendered_manifests_and_probes(dev_config):
     from policies.config import load_config
-    from policies.probes import job, probes
-    from policies.render import render
+    from policies.probes import job, prober_namespace, probes
+    from policies.render import Rendered, render
 
     cfg = load_config(dev_config)
-    objects = render(cfg).all() + [job(g, cfg.zero_trust.probe_image) for g in probes(cfg, render(cfg)).groups]
+    prober = Rendered((prober_namespace(cfg),)).all()
+    objects = render(cfg).all() + prober + [job(g, cfg.zero_trust.probe_image) for g in probes(cfg, render(cfg)).groups]
     rendered = sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
     deployed = sorted(stack_run("dev").kubernetes_objects(), key=lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", "")))
     assert deployed == rendered
@@ -236,6 +237,7 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
         "frontend": urns("frontend-zt-default-deny", "frontend-zt-allow.frontend") | backend,
         "stranger@frontend": urns("frontend-zt-default-deny") | backend,  # zt-allow.frontend does not select it
         "stranger@backend": backend,
+        "ingress-prober@zt-probes": urns("zt-probes-zt-default-deny", "zt-probes-zt-allow.ingress-prober") | backend,
     }
     assert len(backend) == 4
     for j in jobs:
@@ -247,6 +249,7 @@ def test_the_dev_probes_run_after_every_policy_and_workload_and_are_exported():
         "stranger@frontend -> backend:80/TCP": "deny",
         "stranger@backend -> outside 1.1.1.1:443/TCP": "deny",
         "stranger@frontend -> outside 1.1.1.1:443/TCP": "deny",
+        "ingress-prober@zt-probes -> backend:80/TCP": "deny",
     }
 
 
@@ -261,8 +264,8 @@ def test_the_local_stack_registers_no_azure_resource_and_uses_the_kubeconfig_con
     (provider,) = run.of_type("pulumi:providers:kubernetes")
     assert provider.inputs["context"] == "kind-zero-trust"
     assert all(r.provider.startswith(provider.urn) for r in run.resources if r.type.startswith("kubernetes:"))
-    assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 4
-    assert kinds(run)["kubernetes:batch/v1:Job"] == 3
+    assert kinds(run)["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == 4 + 2  # and the ingress prober's two
+    assert kinds(run)["kubernetes:batch/v1:Job"] == 3 + 1
     assert run.outputs["kubeContext"] == "kind-zero-trust" and "kubeconfig" not in run.outputs
 
 
@@ -299,7 +302,9 @@ def test_the_benchmark_stack_registers_at_most_five_resources_per_workload(tmp_p
     path.write_text(yaml.safe_dump({"config": stack_config(workloads, namespaces)}))
     run = run_program(read_stack(PROJECT_DIR, "bench", path))
     counts = kinds(run)
-    assert len(run.resources) <= 5 * workloads, counts
-    # one policy per workload and one per namespace; one probe Job per source identity (each workload, each stranger)
-    assert counts["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == workloads + namespaces
-    assert counts["kubernetes:batch/v1:Job"] == workloads + namespaces
+    prober = [r for r in run.resources if r.name.startswith("zt-probes")]  # a fixed set, whatever the stack's size
+    assert len(run.resources) - len(prober) <= 5 * workloads, counts
+    # one policy per workload and one per namespace; one probe Job per source identity (each workload, each stranger),
+    # and the ingress prober's two policies and Job
+    assert counts["kubernetes:cilium.io/v2:CiliumNetworkPolicy"] == workloads + namespaces + 2
+    assert counts["kubernetes:batch/v1:Job"] == workloads + namespaces + 1

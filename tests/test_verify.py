@@ -154,7 +154,7 @@ def test_a_healthy_cluster_passes_every_check_and_every_probe(dev):
 def test_probe_jobs_carry_the_run_label_and_are_always_deleted(dev):
     api = FakeApi(dev[1])
     run(dev, api)
-    assert len(dev[2]) == 5 and len(api.jobs) == 3  # five checks, one Job per source identity
+    assert len(dev[2]) == 6 and len(api.jobs) == 4  # six checks, one Job per source identity (the ingress prober's too)
     assert all(j["metadata"]["labels"][RUN_LABEL] == "0a1b2c3d" and name.endswith("-0a1b2c3d") for (_, name), j in api.jobs.items())
     assert sorted(api.deleted) == sorted(api.jobs)
 
@@ -199,7 +199,7 @@ def test_a_probe_whose_namespace_is_missing_fails_alone(dev):
         ("probe stranger@frontend -> outside 1.1.1.1:443/TCP", "not run"),
     ]
     assert [r.observed for r in report.rows if r.check == "probe stranger@backend -> backend:80/TCP"] == ["timeout"]
-    assert sorted(api.deleted) == sorted(api.jobs) and len(api.jobs) == 1  # the stranger of backend's Job ran
+    assert sorted(api.deleted) == sorted(api.jobs) and len(api.jobs) == 2  # the stranger of backend's and the prober's Jobs ran
 
 
 def test_a_stack_policy_changed_in_the_cluster_fails_its_row_naming_the_change(dev):

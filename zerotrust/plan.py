@@ -27,10 +27,11 @@ from policies import guardrails as g
 from policies import matrix as mx
 from policies import observed as observed_
 from policies.observed import replay as replay_
+from policies import probes as probes_
 from policies import review
 from policies.verdict import stranger_name
 from policies.config import ConfigErrors, StackConfig, load_config
-from policies.render import describe
+from policies.render import describe, render
 from policies.stackfile import StackFileError, StackFiles, read_stack
 from zerotrust import markdown as md
 from zerotrust.mockrun import PROJECT_DIR, DuplicateRegistrations, Run, ints, run_program, unwrap_secrets
@@ -55,6 +56,8 @@ class Plan:
     budget: budget_.Budget | None = None
     settings: review.StackSettings | None = None
     """What the settings diff against a base compares (config, levels, exceptions)."""
+    probes: probes_.ProbeSet | None = None
+    """The checks `pulumi up` and `verify` run, and the side each proves."""
     observed: replay_.ReplayReport | None = None
     observations: observed_.Observations | None = None
 
@@ -196,7 +199,7 @@ def make_plan(
     settings = review.StackSettings(
         cfg, stack.config, stack.ciphertexts, levels, levels_file(Path("."), stack_name).as_posix(), waivers.exceptions, stack_name
     )
-    plan = Plan(stack, cfg, run, m, report, source, b, settings=settings)
+    plan = Plan(stack, cfg, run, m, report, source, b, settings=settings, probes=probes_.probes(cfg, render(cfg)) if cfg.zero_trust.verify else None)
     if observed:
         plan.observations = observed_.read(observed)
         if plan.observations.unreadable:
@@ -465,6 +468,31 @@ def flow_object(cfg: StackConfig, f) -> dict[str, Any]:
     return out
 
 
+def probes_json(ps: probes_.ProbeSet | None) -> dict[str, Any] | None:
+    if ps is None:
+        return None
+    return {
+        "checks": [{"flow": p.flow, "expect": p.expect, "proves": p.proves, "namespace": p.namespace} for p in ps.probes],
+        "skipped": list(ps.skipped),
+    }
+
+
+def probe_lines(ps: probes_.ProbeSet | None, markdown: bool) -> list[str]:
+    """The live checks and the side each proves: a summary line in text, the list in markdown."""
+    if ps is None or not ps.probes:
+        return []
+    allow = sum(p.expect == "allow" for p in ps.probes)
+    ingress = sorted({p.who for p in ps.probes if p.proves.startswith("ingress of ")})
+    head = (f"probes: {len(ps.probes)} checks ({allow} must connect, {len(ps.probes) - allow} must time out); "
+            f"the targets' ingress proven by {', '.join(ingress) or 'no check'}"
+            + (f"; {len(ps.skipped)} flows not probed" if ps.skipped else ""))
+    if not markdown:
+        return [head]
+    rows = [f"| {md.text(p.flow)} | {p.expect} | {md.text(p.proves)} |" for p in ps.probes]
+    return ["<details><summary>Live checks (pulumi up, verify)</summary>", "", md.text(head), "",
+            "| check | must | proves |", "|---|---|---|", *rows, "", "</details>", ""]
+
+
 def budget_json(b: budget_.Budget | None) -> dict[str, Any] | None:
     if b is None:
         return None
@@ -546,6 +574,7 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
         "outputs": outputs_json(plan.run),
         "flows": [flow_object(plan.config, f) for f in plan.config.flows],
         "budget": budget_json(plan.budget),
+        "probes": probes_json(plan.probes),
         "observed": observed_json(plan),
         "declared": [mx.fmt(k) for k in sorted(m.expected)],
         "allowed": [mx.fmt(k) for k in sorted(m.allowed)],
@@ -597,6 +626,7 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     out += guardrail_lines(plan, markdown=True) + [""]
     out += observed_lines(plan, markdown=True)
     out += budget_lines(plan.budget, markdown=True)
+    out += probe_lines(plan.probes, markdown=True)
     if base_diff is not None:
         out += ["### Change against the base", ""]
         out += [f"- newly allowed: {md.code(f)}" for f in base_diff.newly_allowed]
@@ -728,7 +758,7 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
         console.print(f"[red]finding:[/red] {escape(f.message)}")
     for line in observed_lines(plan, markdown=False):
         console.print(escape(line), style="red" if line.startswith("would drop") else None)
-    for line in budget_lines(plan.budget, markdown=False):
+    for line in budget_lines(plan.budget, markdown=False) + probe_lines(plan.probes, markdown=False):
         console.print(escape(line))
     for line in guardrail_lines(plan, markdown=False):
         console.print(escape(line), style="red" if line.startswith("mandatory") else None)

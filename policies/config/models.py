@@ -441,6 +441,8 @@ class ZeroTrust(_Model):
     outside_probe_address: Annotated[str, AfterValidator(_public_ip)] | None = Field("1.1.1.1", alias="outsideProbeAddress")
     """A public address each namespace's stranger probes: with egress default deny it must time out (null: no such probe)."""
     outside_probe_port: Port = Field(443, alias="outsideProbePort")
+    probe_namespace: DnsLabel = Field("zt-probes", alias="probeNamespace")
+    """The namespace the stack creates for the ingress prober (a pod whose own egress allows every probed target)."""
     other_identities: Count | None = Field(None, alias="otherIdentities", ge=0, le=65535)
     """Security identities in the cluster that the stack does not know (pods of other teams), for the
     policy-map budget; default: AKS's own (16) plus one per managed namespace."""

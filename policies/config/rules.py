@@ -61,6 +61,12 @@ def stack_errors(p: Partial) -> list[str]:
             f"{P}:zeroTrust.verify: the probes reach their targets by Service DNS name, which needs "
             f"{P}:zeroTrust.allowDns: true; allow DNS or set verify: false"
         )
+    if p.ok("zero_trust", "workloads", "peers") and zt.verify:
+        probe_ns = zt.probe_namespace
+        if probe_ns in {w.namespace for w in cfg.workloads.values()} | {p_.namespace for p_ in cfg.peers.values() if p_.namespace}:
+            errors.append(f"{P}:zeroTrust.probeNamespace: {probe_ns!r} holds workloads or peers; the probe namespace is the stack's alone")
+        elif kubernetes.reserved_namespace(probe_ns):
+            errors.append(f"{P}:zeroTrust.probeNamespace: {probe_ns!r} is managed by Kubernetes or AKS; choose your own namespace")
     if p.ok("cluster") and cfg.cluster is not None:
         errors += cluster_errors(cfg.cluster)
     errors += workload_errors(p)

@@ -1,84 +1,33 @@
-"""Connectivity probes: the live-cluster proof of what the policies enforce.
+"""Which checks prove the policies on a live cluster, and what each must observe.
 
-From the same config and rendered policies as everything else, this builds
-one probe per declared flow (it must connect) and, for every probed target
-port, deny counterparts that must be dropped:
+From the same config and rendered policies as everything else, this builds one check per
+declared flow (it must connect) and, for every probed target port, deny counterparts that
+must be dropped:
 
-- an unlabelled pod in each namespace a flow to that port comes from, and
-- an unlabelled pod in another managed namespace.
+- an unlabelled pod in each namespace a flow to that port comes from, and in another
+  managed namespace: with egress default deny, their own egress stops them first, so they
+  prove the sources' side;
+- the ingress prober (``policies.probes.prober``): a pod in the stack's probe namespace whose
+  own egress allows the target, so the target's ingress policy is its only obstacle.
 
-Each probe is a Kubernetes Job running ``curl`` in the source namespace with
-the labels of the identity it borrows (the source workload's selector labels,
-or none). Its expectation is the verdict engine's, so the live cluster is
-checked against the same offline proof ``plan`` prints.
-
-Cilium drops silently, so a drop is a *connect timeout*. The probe tells it
-apart from a DNS failure or a refused connection (neither proves a policy
-drop); ``OUTCOMES`` is that decision table and ``probe_script`` is generated
-from it. Policies apply asynchronously, so a probe retries until it observes
-what it expects or runs out of attempts.
-
-The probes open nothing for themselves: their only traffic is DNS (allowed for
-every pod by the namespace's default-deny policy) and the probed connection, judged under the
-borrowed identity. They never become Service endpoints (a readiness probe that
-always fails) and get no service-account token.
+Each check says which side it proves (``proves``). Its expectation is the verdict engine's, so
+the live cluster is checked against the same offline proof ``plan`` prints. The probes open
+nothing for others: the strangers' only traffic is DNS and the probed connection under the
+borrowed identity; the prober's egress allow lives in a namespace only the stack deploys to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from policies.config import PROJECT, StackConfig
-from policies.render import MANAGED_BY, ROLE_LABEL, Rendered, describe, pod_labels, selector
 from policies.cilium_versions import features
-from policies.verdict import STRANGER, Endpoint, Engine, compile_policy, stranger, stranger_name
-
-PROBE_LABEL = f"{PROJECT}/probe"
-PROBE_ANNOTATION = f"{PROJECT}/probe"
-PROBE_UID = 100  # curl_user in curlimages/curl; numeric so runAsNonRoot can be verified
-
-CONNECT_TIMEOUT = 5
-MAX_TIME = 10
-ATTEMPTS = 6
-INTERVAL = 5
-DEADLINE = 300
-
-Observed = Literal["connected", "timeout", "dns-failure", "refused", "error"]
-
-# curl exit code -> what it tells about the connection (curl's libcurl-errors list).
-OUTCOMES: dict[int, Observed] = {
-    0: "connected",  # a response
-    52: "connected",  # CURLE_GOT_NOTHING: the server accepted, then closed
-    56: "connected",  # CURLE_RECV_ERROR: accepted, then reset
-    8: "connected",  # CURLE_WEIRD_SERVER_REPLY: a non-HTTP server answered
-    6: "dns-failure",  # CURLE_COULDNT_RESOLVE_HOST
-    7: "refused",  # CURLE_COULDNT_CONNECT: refused, or rejected (a Service without endpoints)
-    28: "timeout",  # CURLE_OPERATION_TIMEDOUT: a drop, if it never connected
-}
-EXPECTED_OBSERVATION: dict[str, Observed] = {"allow": "connected", "deny": "timeout"}
-
-
-def outcome(curl_exit: int, time_connect: str) -> Observed:
-    """What one curl run observed. A timeout after connecting is a connection, not a drop."""
-    observed = OUTCOMES.get(curl_exit, "error")
-    if observed == "timeout" and _connected(time_connect):
-        return "connected"
-    return observed
-
-
-def _connected(time_connect: str) -> bool:
-    try:
-        return float(time_connect.replace(",", ".")) > 0
-    except ValueError:
-        return False
-
-
-def agrees(expect: str, observed: str) -> bool:
-    return EXPECTED_OBSERVATION[expect] == observed
+from policies.config import StackConfig
+from policies.probes.prober import PROBER, PROBER_LABELS, probed_flows, prober_namespace, prober_targets
+from policies.render import Rendered, describe, pod_labels, selector
+from policies.verdict import STRANGER, Endpoint, Engine, Verdict, compile_policy, stranger, stranger_name
 
 
 @dataclass(frozen=True)
@@ -106,6 +55,9 @@ class Probe:
     """The verdict engine's reason for the expectation."""
     declared: bool
     """True for a declared flow, False for a deny counterpart."""
+    proves: str = ""
+    """Which side's policy decides what this check observes: ``both sides`` (a declared flow),
+    ``egress of <namespace>`` or ``ingress of <target>``."""
 
 
 @dataclass(frozen=True)
@@ -175,11 +127,12 @@ class Dependencies:
     """Which rendered objects a check's verdict depends on: the policies whose subject selects
     either end (decided with Cilium's own selector semantics), and the target workload."""
 
-    def __init__(self, rendered: Rendered, version):
+    def __init__(self, rendered: Rendered, version, extra: tuple = ()):
         self.rendered = rendered
         self.cilium = features(version)
+        namespaces = (*rendered.namespaces, *extra)
         self._rules = {
-            (n.name, p["metadata"]["name"]): (p, compile_policy(p, self.cilium)) for n in rendered.namespaces for p in n.policies
+            (n.name, p["metadata"]["name"]): (p, compile_policy(p, self.cilium)) for n in namespaces for p in n.policies
         }
         self._workloads = {w.name: w for n in rendered.namespaces for w in n.workloads}
 
@@ -201,6 +154,8 @@ class Dependencies:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
 
 
+PROBER_SOURCE = "@prober"
+"""How ``probes`` marks the ingress prober among the sources (no workload name has an ``@``)."""
 DIGEST_LENGTH = 8
 OUTSIDE = "outside"
 """How probes and reports name the world outside the cluster."""
@@ -221,29 +176,23 @@ def job_stem(namespace: str, who: str, labels: tuple[tuple[str, str], ...]) -> s
     return f"{readable}-{tag}"
 
 
+def proves(v: Verdict, declared: bool, namespace: str, target: str) -> str:
+    """Which side's policy a check proves: both for a declared flow; for a deny, the side that stops it
+    first (the source's egress when it denies, else the target's ingress)."""
+    if declared:
+        return "both sides"
+    return f"egress of {namespace}" if not v.egress.allowed else f"ingress of {target}"
+
+
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     # (source, namespace, labels, target, port policies allow, port clients dial, declared)
     wanted: list[tuple[str, str, dict[str, str], str, int, int, bool]] = []
-    skipped: list[str] = []
+    flows, skipped = probed_flows(cfg)
     targets: dict[tuple[str, int, int], set[str]] = {}  # (target workload, ports) -> source namespaces of flows to it
-    for f in cfg.flows:
-        if f.source in cfg.peers or f.to in cfg.peers:
-            skipped.append(f"{describe(cfg, f)}: flows with a peer are not probed (a peer is not the stack's to run a pod as)")
-            continue
-        if not f.to:
-            skipped.append(f"{describe(cfg, f)}: outside names are not probed (their reachability is not ours to prove)")
-            continue
-        proto = cfg.flow_protocol(f)
-        if proto != "TCP":
-            skipped.append(f"{describe(cfg, f)}: {proto} is not probed (a drop and a silent server look the same)")
-            continue
-        target = cfg.workloads[f.to]
-        if not target.deployed and target.service is None:
-            skipped.append(f"{describe(cfg, f)}: {f.to} is deployed elsewhere and names no Service to dial (workloads.{f.to}.service)")
-            continue
+    for f in flows:
         src, port, dial = cfg.workloads[f.source], cfg.flow_port(f), cfg.flow_service_port(f)
-        targets.setdefault((f.to, port, dial), set()).add(src.namespace)
-        wanted.append((f.source, src.namespace, selector(cfg, f.source), f.to, port, dial, True))
+        targets.setdefault((str(f.to), port, dial), set()).add(src.namespace)
+        wanted.append((f.source, src.namespace, selector(cfg, f.source), str(f.to), port, dial, True))
     managed = cfg.namespaces
     for (target, port, dial), source_namespaces in sorted(targets.items()):
         target_ns = cfg.workloads[target].namespace
@@ -253,11 +202,16 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
         if others:
             strangers.add(others[0])
         wanted += [(STRANGER, ns, {}, target, port, dial, False) for ns in sorted(strangers)]
+    prober = prober_namespace(cfg)
+    if prober is not None:
+        wanted += [(PROBER_SOURCE, prober.name, dict(PROBER_LABELS), t, port, dial, False) for t, port, dial in prober_targets(cfg)]
 
     shaped = [_shape(cfg, *w) for w in wanted]
+    extra = (prober,) if prober is not None else ()
     # Every identity up front: the engine then resolves each selector once.
-    engine = Engine(rendered.policies(), cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
-    deps = Dependencies(rendered, cfg.cilium_version)
+    policies = rendered.policies() + [p for n in extra for p in n.policies]
+    engine = Engine(policies, cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
+    deps = Dependencies(rendered, cfg.cilium_version, extra)
     out = []
     for (who, src, dst, flow, port), (_, namespace, labels, target, _port, dial, declared) in zip(shaped, wanted):
         verdict = engine.decide(src, dst, port, "TCP")
@@ -277,6 +231,7 @@ def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
                 expect="allow" if verdict.allowed else "deny",
                 reason=verdict.reason,
                 declared=declared,
+                proves=proves(verdict, declared, namespace, target),
             )
         )
     out += outside_probes(cfg, deps, engine, skipped)
@@ -316,6 +271,7 @@ def outside_probes(cfg: StackConfig, deps: Dependencies, engine: Engine, skipped
                 expect="deny" if side.allowed else "allow",
                 reason=side.reason,
                 declared=False,
+                proves=f"egress of {ns}",
             )
         )
     return out
@@ -324,7 +280,10 @@ def outside_probes(cfg: StackConfig, deps: Dependencies, engine: Engine, skipped
 def _shape(cfg, source, namespace, labels, target, port, dial, declared) -> tuple[str, Endpoint, Endpoint, str, int]:
     """(who, source endpoint, target endpoint, flow text, port) of one probe."""
     t = cfg.workloads[target]
-    who = source if source != STRANGER else stranger_name(namespace)
+    if source == PROBER_SOURCE:
+        who = f"{PROBER}@{namespace}"
+    else:
+        who = source if source != STRANGER else stranger_name(namespace)
     # The probe's own label is left out: rendered policies never select on it, and
     # without it probes that borrow one identity share one verdict.
     src = Endpoint(namespace, dict(labels), name=who) if source != STRANGER else stranger(namespace)
@@ -332,129 +291,3 @@ def _shape(cfg, source, namespace, labels, target, port, dial, declared) -> tupl
     return who, src, dst, f"{who} -> {target}:{port}/TCP", port
 
 
-def probe_script() -> str:
-    """The probe's shell program (POSIX sh + curl), generated from ``OUTCOMES``.
-
-    ``CHECKS`` holds one check per line, ``flow|expect|host|port``; the checks run in parallel
-    (each in its own subshell), each prints one result line, and the Job fails when any check
-    observed something other than its expectation. No file is written (the root file system
-    is read-only).
-    """
-    cases = "\n".join(
-        f"      {code}) observed={obs} ;;" for code, obs in sorted(OUTCOMES.items()) if obs != "timeout"
-    )
-    expected = " ".join(f"{k}={v}" for k, v in EXPECTED_OBSERVATION.items())
-    return f"""set -u
-set -f
-# expectations: {expected}
-check() {{
-  flow=$1 expect=$2 host=$3 port=$4
-  case "$expect" in allow) want=connected ;; deny) want=timeout ;; *) echo "bad expectation $expect"; return 2 ;; esac
-  start=$(date +%s)
-  n=0
-  while :; do
-    n=$((n + 1))
-    tc=$(curl -s -o /dev/null -w '%{{time_connect}}' --connect-timeout "$CONNECT_TIMEOUT" --max-time "$MAX_TIME" "http://$host:$port/")
-    code=$?
-    case "$code" in
-{cases}
-      28) case "$tc" in ""|0|0.000000|0,000000) observed=timeout ;; *) observed=connected ;; esac ;;
-      *) observed=error ;;
-    esac
-    if [ "$observed" = "$want" ] || [ "$n" -ge "$ATTEMPTS" ]; then break; fi
-    sleep "$INTERVAL"
-  done
-  secs=$(( $(date +%s) - start ))
-  echo "zero-trust-aks probe: flow=\\"$flow\\" expect=$expect observed=$observed curl_exit=$code attempts=$n seconds=$secs"
-  [ "$observed" = "$want" ]
-}}
-newline='
-'
-pids=""
-IFS=$newline
-for line in $CHECKS; do
-  IFS='|'
-  set -- $line
-  IFS=$newline
-  [ "$#" -eq 4 ] || continue
-  check "$1" "$2" "$3" "$4" &
-  pids="$pids $!"
-done
-IFS=' '
-status=0
-for pid in $pids; do wait "$pid" || status=1; done
-exit "$status"
-"""
-
-
-def checks_env(g: ProbeGroup) -> str:
-    """The group's checks, one per line: ``flow|expect|host|port``."""
-    return "\n".join(f"{p.flow}|{p.expect}|{p.host}|{p.port}" for p in g.probes)
-
-
-def job(g: ProbeGroup, image: str) -> dict[str, Any]:
-    """The Job of one source identity: one pod with its labels, running all its checks."""
-    env = {
-        "CHECKS": checks_env(g),
-        "CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
-        "MAX_TIME": str(MAX_TIME),
-        "ATTEMPTS": str(ATTEMPTS),
-        "INTERVAL": str(INTERVAL),
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": g.name,
-            "namespace": g.namespace,
-            "labels": {**MANAGED_BY, ROLE_LABEL: "probe"},
-            "annotations": {PROBE_ANNOTATION: f"{len(g.probes)} checks as {g.who}"},
-        },
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": DEADLINE,
-            "template": {
-                "metadata": {"labels": {**dict(g.labels), PROBE_LABEL: g.name}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": PROBE_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "probe",
-                            "image": image,
-                            "command": ["/bin/sh", "-c", probe_script()],
-                            "env": [{"name": k, "value": v} for k, v in env.items()],
-                            "resources": {
-                                "requests": {"cpu": "10m", "memory": "16Mi"},
-                                "limits": {"cpu": "100m", "memory": "32Mi"},
-                            },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True,
-                            },
-                            # Never Ready, so a probe borrowing a Service's labels never receives its traffic.
-                            "readinessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 3600},
-                        }
-                    ],
-                },
-            },
-        },
-    }
-
-
-def parse_results(log: str) -> dict[str, dict[str, str]]:
-    """Every result line of a probe Job's log, by flow (``observed``, ``seconds``...)."""
-    out = {}
-    for line in log.splitlines():
-        if line.startswith("zero-trust-aks probe: "):
-            fields = {k: v.strip('"') for k, v in (w.split("=", 1) for w in shlex.split(line.split(": ", 1)[1]))}
-            out[fields.get("flow", "")] = fields
-    return out
