@@ -13,7 +13,7 @@ from components.probes import ConnectivityProbes, ProbeJob
 from components.resource_group import ResourceGroup
 from components.zero_trust_namespace import ZeroTrustNamespace
 from policies.config import ConfigErrors, load_config
-from policies.probes import job, prober_namespace, probes
+from policies.analysis.probes import job, prober_namespace, probes
 from policies.render import describe, render
 
 try:

@@ -27,7 +27,7 @@ import orjson
 import yaml
 
 from benchmarks.run import stack_config
-from policies import matrix as mx
+from policies.analysis import matrix as mx
 from policies import observed
 from policies.observed import replay as replay_
 from policies.observed.hubble import L7_RECORD

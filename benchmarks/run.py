@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from policies import matrix as mx
+from policies.analysis import matrix as mx
 from policies.config import load_config
-from policies.probes import probes
+from policies.analysis.probes import probes
 from policies.render import render
 from zerotrust.mockrun import PROJECT_DIR
 from zerotrust.plan import make_plan

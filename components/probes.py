@@ -19,7 +19,7 @@ class ProbeJob(NamedTuple):
 
 
 class ConnectivityProbes(pulumi.ComponentResource):
-    """Wraps the probe Jobs ``policies.probes`` made.
+    """Wraps the probe Jobs ``policies.analysis.probes`` made.
 
     pulumi-kubernetes waits for each Job to succeed and fails the update when
     one fails, i.e. when a probe observed something other than its

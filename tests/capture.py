@@ -91,7 +91,7 @@ def api_tables(rows: list[dict[str, Any]], indent: int | None = 1) -> str:
 
 def replay_config(config: dict, *captures: Path):
     """(config, replay report) on the pure core: the stack's rendered policies, no mock engine."""
-    from policies import matrix as mx
+    from policies.analysis import matrix as mx
     from policies import observed as observed_
     from policies.config import load_config
     from policies.observed import replay as replay_

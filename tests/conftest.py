@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from policies.stackfile import StackFiles, read_stack
+from policies.config.stackfile import StackFiles, read_stack
 from zerotrust.mockrun import PROJECT_DIR, Run, run_program
 
 CRD_DIR = PROJECT_DIR / "tests" / "fixtures" / "cilium-crds"
@@ -111,3 +111,16 @@ def rendered(markdown: str) -> str:
 
     out = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(markdown)
     return html.unescape(re.sub(r"<[^>]+>", "", out))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Each test starts with the core's memo caches empty, so it exercises the code it calls rather than answers
+    an earlier test left behind (a mutation tester forks tests from a warm process)."""
+    from policies.observed import hubble
+    from policies.verdict import fqdn, http
+
+    hubble._ENDS.clear()
+    fqdn._pattern.cache_clear()
+    http._regex.cache_clear()
+    yield

@@ -75,7 +75,7 @@ def test_the_stranger_is_spelled_in_one_place():
 
 
 def test_pod_templates_are_read_in_one_place():
-    assert lines_matching(r"def pod_template\(|POD_TEMPLATE_KINDS = ", "policies/podspec.py") == []
+    assert lines_matching(r"def pod_template\(|POD_TEMPLATE_KINDS = ", "policies/render/podspec.py") == []
 
 
 def test_each_version_and_level_fact_is_importable_from_its_one_table():
@@ -83,3 +83,49 @@ def test_each_version_and_level_fact_is_importable_from_its_one_table():
 
     assert cilium_versions.features(cilium_versions.DEFAULT_CILIUM).rejects_empty_rules
     assert acns_levels.BY_SETTING["l7"].allows == {"fqdn", "l7"}
+
+
+MODULE_LIMIT = 420
+"""About 400 lines: a module longer than that becomes a package whose file names say what they hold."""
+
+
+def test_no_module_of_the_program_grows_past_about_four_hundred_lines():
+    long = {p.relative_to(PROJECT_DIR).as_posix(): n for p in SOURCES if (n := len(p.read_text().splitlines())) > MODULE_LIMIT}
+    assert long == {}
+
+
+LAYERS = {
+    "policies.cilium_versions": 0, "policies.acns_levels": 0,
+    "policies.config": 1,
+    "policies.verdict": 2, "policies.render": 2,
+    "policies.analysis": 3, "policies.guardrails": 3, "policies.observed": 4,
+}
+"""The core's packages in the order data flows: tables, the model (config), the engine and rendering, the
+analyses and guardrails, the observed traffic. A package may import its own layer or lower ones only."""
+
+
+def test_imports_in_the_core_run_one_way():
+    def layer(module: str) -> tuple[str, int] | None:
+        for name, n in LAYERS.items():
+            if module == name or module.startswith(name + "."):
+                return name, n
+        return None
+
+    backwards = []
+    for path in sorted((PROJECT_DIR / "policies").rglob("*.py")):
+        module = ".".join(path.relative_to(PROJECT_DIR).with_suffix("").parts).removesuffix(".__init__")
+        own = layer(module)
+        if own is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                other = layer(node.module)
+                if other and other[1] > own[1]:
+                    backwards.append(f"{module} imports {node.module}")
+    assert backwards == []
+
+
+def test_every_core_module_belongs_to_a_layer():
+    modules = {".".join(p.relative_to(PROJECT_DIR).with_suffix("").parts) for p in (PROJECT_DIR / "policies").rglob("*.py")}
+    orphans = {m for m in modules if m != "policies.__init__" and not any(m == n or m.startswith(n + ".") for n in LAYERS)}
+    assert orphans == set()

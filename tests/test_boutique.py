@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 
 from policies.config import load_config
-from policies.probes import probes
+from policies.analysis.probes import probes
 from policies.render import render
 from tests.capture import stack_config
 from tests.conftest import schema_errors

@@ -1,6 +1,6 @@
 """The datapath budget: policy-map entries per endpoint as Cilium keys them, estimated and guarded.
 
-Each test names one rule of the keying (policies/budget.py): what makes a key, what merges, what
+Each test names one rule of the keying (policies/analysis/budget.py): what makes a key, what merges, what
 expands. Numbers are counted from the keys the test's policy makes, in the test's own words."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from policies import guardrails as g
-from policies.budget import ANY_PROTOCOLS, ADDRESSES_PER_NAME, default_other_identities, estimate
+from policies.analysis.budget import ANY_PROTOCOLS, ADDRESSES_PER_NAME, default_other_identities, estimate
 from policies.cilium_versions import POLICY_MAP_ENTRIES
 from policies.verdict import ENTITIES
 from zerotrust.__main__ import main

@@ -4,7 +4,6 @@ or a clean list of one-line problems naming key paths. Never a traceback, never 
 from __future__ import annotations
 
 import copy
-import datetime
 import ipaddress
 import re
 from typing import Any
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 from policies.config import ConfigErrors, load_config
 from policies.render import render
-from policies.stackfile import StackFileError, read_stack
+from policies.config.stackfile import StackFileError, read_stack
 from tests.test_config_messages import INTERNALS
 from tests.conftest import schema_errors
 from zerotrust.mockrun import PROJECT_DIR

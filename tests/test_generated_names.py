@@ -50,7 +50,7 @@ def test_a_workload_named_like_a_namespaces_stranger_gets_its_own_probe(tmp_path
 
 
 def test_a_plan_fails_on_two_resources_with_one_urn_as_the_engine_would(tmp_path, capsys, monkeypatch):
-    from policies import render
+    from policies.render import rules as render
 
     monkeypatch.setattr(render, "policy_name", lambda role, *fields: role)  # a regression: every flow policy one name
     code, doc = plan_json(tmp_path, lookalike_flows, capsys)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from policies.observed import learn
 from policies.config import PROJECT, ConfigErrors, load_config
-from policies.config.outside_names import name_matches
+from policies.verdict.fqdn import name_matches
 from tests.capture import HUBBLE, ROWS, SHOP, WORLD, flow_line, guardrail_report, la_row, pod, replay_config, stack_config, write
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
@@ -265,7 +265,7 @@ def test_an_outside_client_without_an_address_is_the_world_entity_peer(tmp_path)
 
 def test_a_declared_flow_that_another_policy_still_drops_is_declined_with_a_note(tmp_path):
     cfg, _ = replay_config(SHOP_CONFIG, write(tmp_path, "{}"))
-    from policies import matrix as mx
+    from policies.analysis import matrix as mx
     from policies import observed as observed_
     from policies.observed import replay as replay_
     from policies.render import render

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import markdown_tokens, rendered
-from zerotrust import markdown as md
+from zerotrust.report import escape as md
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 

@@ -9,9 +9,9 @@ import pytest
 
 from policies import guardrails as g
 from policies.config import load_config
-from policies.probes import probes
+from policies.analysis.probes import probes
 from policies.render import render
-from policies.stackfile import read_stack
+from policies.config.stackfile import read_stack
 from tests.conftest import errors_of, schema_errors
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR

@@ -42,7 +42,7 @@ def test_plan_writes_one_yaml_file_per_kubernetes_object_in_a_stable_layout(tmp_
 
 
 def test_a_declared_flow_that_the_policies_deny_fails_the_plan(capsys, monkeypatch):
-    from policies import render
+    from policies.render import rules as render
 
     original = render.ingress_rule
 
@@ -60,7 +60,7 @@ def test_a_declared_flow_that_the_policies_deny_fails_the_plan(capsys, monkeypat
 
 
 def test_a_policy_that_allows_more_than_declared_fails_the_plan(tmp_path, capsys, monkeypatch):
-    from policies import render
+    from policies.render import rules as render
 
     def too_wide(cfg, workload):  # a regression that drops the workload labels
         return {"matchLabels": {render.NS_LABEL: cfg.workloads[workload].namespace}}

@@ -8,8 +8,8 @@ import pytest
 
 from policies.config import load_config
 from tests.conftest import errors_of
-from policies.matrix import build, declared_flows, workloads_from_manifests
-from policies.probes import probes
+from policies.analysis.matrix import build, declared_flows, workloads_from_manifests
+from policies.analysis.probes import probes
 from policies.render import render
 
 

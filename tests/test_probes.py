@@ -14,7 +14,7 @@ import pytest
 
 from policies import guardrails as g
 from policies.config import PROBE_IMAGE, load_config
-from policies.probes import (
+from policies.analysis.probes import (
     OUTCOMES,
     PROBE_LABEL,
     agrees,
@@ -83,7 +83,7 @@ def without_ingress_of(policies: list[dict], target_ns: str) -> list[dict]:
 
 
 def test_a_target_whose_ingress_is_not_enforced_is_caught_by_the_ingress_prober_and_by_no_other_probe(dev_config):
-    from policies.probes import prober_namespace
+    from policies.analysis.probes import prober_namespace
     from policies.verdict import Endpoint, decide
 
     cfg, ps = probe_set(dev_config)
@@ -100,7 +100,7 @@ def test_a_target_whose_ingress_is_not_enforced_is_caught_by_the_ingress_prober_
 
 
 def test_the_prober_namespace_allows_egress_to_each_probed_target_on_its_ports_and_nothing_else(dev_config, cnp_schema):
-    from policies.probes import prober_namespace
+    from policies.analysis.probes import prober_namespace
     from tests.conftest import schema_errors
 
     cfg = load_config(dev_config)
@@ -114,7 +114,7 @@ def test_the_prober_namespace_allows_egress_to_each_probed_target_on_its_ports_a
 
 
 def test_no_prober_namespace_without_probes(dev_config):
-    from policies.probes import prober_namespace
+    from policies.analysis.probes import prober_namespace
 
     dev_config["zero-trust-aks:zeroTrust"] = {"verify": False}
     assert prober_namespace(load_config(dev_config)) is None
@@ -181,7 +181,7 @@ def test_udp_flows_are_skipped_with_the_reason(dev_config):
 
 
 def test_expectations_come_from_the_verdict_engine_not_from_the_flow_list(dev_config, monkeypatch):
-    from policies import render as r
+    from policies.render import rules as r
 
     original = r.ingress_rule
 

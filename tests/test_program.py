@@ -140,7 +140,7 @@ def test_policies_wait_for_the_crd_gate_and_workloads_wait_for_their_policies():
 
 def test_the_deployed_objects_are_the_rendered_manifests_and_probes(dev_config):
     from policies.config import load_config
-    from policies.probes import job, prober_namespace, probes
+    from policies.analysis.probes import job, prober_namespace, probes
     from policies.render import Rendered, render
 
     cfg = load_config(dev_config)
@@ -294,7 +294,7 @@ def test_a_stack_that_does_not_create_its_resource_group_reads_it_and_deploys_in
 
 def test_the_benchmark_stack_registers_at_most_five_resources_per_workload(tmp_path):
     from benchmarks.run import stack_config
-    from policies.stackfile import read_stack
+    from policies.config.stackfile import read_stack
     from zerotrust.mockrun import PROJECT_DIR
 
     workloads, namespaces = 50, 10

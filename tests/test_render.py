@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 
 from policies.config import load_config
-from policies.matrix import build, declared_flows, workloads_from_manifests
+from policies.analysis.matrix import build, declared_flows, workloads_from_manifests
 from policies.render import render
 from policies.verdict import Endpoint, decide
 

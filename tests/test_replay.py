@@ -22,7 +22,7 @@ from tests.capture import (
     pod,
     replay_config,
     stack_config,
-    upstream,
+
     write,
 )
 from tests.conftest import markdown_tokens

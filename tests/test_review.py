@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from policies.review.rules import _compare
-from policies.stackfile import read_stack
+from policies.analysis.review.rules import _compare
+from policies.config.stackfile import read_stack
 from tests.conftest import rendered
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.stackfile import StackFileError, read_stack
+from policies.config.stackfile import StackFileError, read_stack
 from zerotrust.__main__ import main
 from zerotrust.mockrun import PROJECT_DIR
 

@@ -20,7 +20,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from policies.config import load_config
-from policies.probes import group, probes
+from policies.analysis.probes import group, probes
 from policies.render import render
 from zerotrust import verify_cli
 from zerotrust.verify import RUN_LABEL, Kube, verify

@@ -6,14 +6,14 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from policies import matrix as mx
+from policies.analysis import matrix as mx
 from policies.config import load_config
-from policies.probes import probes
+from policies.analysis.probes import probes
 from policies.render import render
 from policies.verdict import Endpoint, Engine
 from tests.conftest import errors_of, stack_run
 from zerotrust.mockrun import run_program
-from policies.stackfile import StackFiles
+from policies.config.stackfile import StackFiles
 
 K8S_VERSION = "1.33"
 

@@ -115,21 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from zerotrust.plan import (
-        PlanError,
-        as_json,
-        base_diff as diff_against,
-        as_markdown,
-        PlanInputs,
-        base_inputs,
-        check_out_dir,
-        checkout_inputs,
-        errors_json,
-        errors_markdown,
-        make_plan,
-        print_text,
-        write_objects,
-    )
+    from zerotrust.diff import base_diff as diff_against
+    from zerotrust.plan import PlanError, PlanInputs, base_inputs, check_out_dir, checkout_inputs, make_plan, write_objects
+    from zerotrust.report import as_json, as_markdown, errors_json, errors_markdown, print_text
 
     try:
         if args.out:
@@ -229,7 +217,7 @@ def write_learned(stack_file: Path, stack: str, proposal, header: str) -> int:
 
     from policies.config import ConfigErrors, load_config
     from policies.observed import fragment
-    from policies.stackfile import StackFileError, read_stack
+    from policies.config.stackfile import StackFileError, read_stack
 
     print(f"# {header}")
     if proposal.empty:
@@ -263,7 +251,7 @@ def write_learned(stack_file: Path, stack: str, proposal, header: str) -> int:
 def run_query(args: argparse.Namespace) -> int:
     from policies.config import ConfigErrors, load_config
     from policies.observed.log_analytics import query_text
-    from policies.stackfile import StackFileError, read_stack
+    from policies.config.stackfile import StackFileError, read_stack
 
     try:
         if not 1 <= args.days <= 730:

@@ -373,7 +373,7 @@ def main(args: Any, project_dir: Path) -> int:
 def stack_facts(project_dir: Path, stacks: Iterable[str]) -> tuple[dict[str, bool], dict[str, tuple[str, ...]]]:
     """Per stack: whether its cluster keeps local accounts, and the secret keys its stack file holds."""
     from policies.config import load_config
-    from policies.stackfile import read_stack
+    from policies.config.stackfile import read_stack
 
     local, secrets = {}, {}
     for stack in stacks:

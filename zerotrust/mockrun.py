@@ -22,7 +22,7 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc, settings
 
-from policies.stackfile import StackFiles
+from policies.config.stackfile import StackFiles
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 _SECRET_SIG = rpc._special_sig_key  # the wire marker of a secret value

@@ -9,7 +9,7 @@ The walkthrough's checks, done for you and for every flow:
   reports it Valid;
 - no other CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy or Kubernetes
   NetworkPolicy selects a managed pod (allows are additive: one could open traffic);
-- the probe set of ``policies.probes`` (the same Jobs ``pulumi up`` runs),
+- the probe set of ``policies.analysis.probes`` (the same Jobs ``pulumi up`` runs),
   created afresh under a run id, agrees with its expectations.
 
 ``Kube`` is the client boundary: the handful of API calls made, with the
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.config import StackConfig
-from policies.drift import extra_policies, spec_difference
-from policies.probes import Probe, ProbeGroup, agrees, group, job, parse_results
+from policies.analysis.drift import extra_policies, spec_difference
+from policies.analysis.probes import Probe, ProbeGroup, agrees, group, job, parse_results
 from policies.render import MANAGED_BY, Rendered
 
 RUN_LABEL = "zero-trust-aks/verify-run"

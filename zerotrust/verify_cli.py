@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 
 from policies.config import ConfigErrors, StackConfig, load_config
-from policies.probes import probes
+from policies.analysis.probes import probes
 from policies.render import render
-from policies.stackfile import StackFileError, read_stack
+from policies.config.stackfile import StackFileError, read_stack
 from zerotrust.mockrun import PROJECT_DIR
 from zerotrust.verify import Kube, Report, Unreachable, verify
 

@@ -28,7 +28,7 @@ MAX_AUTHORIZED_IP_RANGES = 200
 AKS_SYSTEM_IDENTITIES = 16
 """Security identities of AKS's own pods that are not host-network (coredns and its autoscaler,
 konnectivity, metrics-server, Azure Policy's gatekeeper and webhook, Defender's and ACNS's
-collectors...): an estimate, for the policy-map budget (``policies.budget``)."""
+collectors...): an estimate, for the policy-map budget (``policies.analysis.budget``)."""
 LOCAL_DNS_RANGE = "169.254.10.0/24"
 """Where AKS LocalDNS answers pods on each node. Under egress default deny pods need egress to it and
 to the ``host`` entity on port 53, or every lookup fails (articles/aks/network-policy-best-practices.md;

@@ -46,7 +46,7 @@ def _yaml_hint(value: Any, wanted: str) -> str:
     if isinstance(value, bool) and wanted == "a string":
         return " (YAML reads yes/no/on/off/true/false as true/false; quote the value)"
     if isinstance(value, float) and wanted == "a string":
-        text = getattr(value, "text", None)  # the stack file's own text (policies.stackfile.YamlFloat)
+        text = getattr(value, "text", None)  # the stack file's own text (policies.config.stackfile.YamlFloat)
         if text is not None and text != str(value):
             return f' (YAML reads an unquoted {text} as the number {value}; quote it: "{text}")'
         return f' (YAML reads an unquoted number as a number; quote it as you meant it: "{text or value}")'

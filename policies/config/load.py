@@ -27,7 +27,7 @@ from policies.config import limits
 from policies.config.errors import ConfigErrors, format_path, pydantic_line
 from policies.config.models import PROJECT, DnsLabel, Flow, PeerConfig, StackConfig, WorkloadConfig
 from policies.config.rules import Partial, stack_errors
-from policies.stackfile import SECRET_PLACEHOLDER
+from policies.config.stackfile import SECRET_PLACEHOLDER
 
 KNOWN_KEYS = tuple(f.alias for f in StackConfig.model_fields.values())
 _CONFIG_KEY = re.compile(r"^[A-Za-z][-\w.]*:[-\w./]+$")

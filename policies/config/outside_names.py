@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from policies.cilium_versions import DEFAULT_CILIUM, Version, features
-from policies.verdict import fqdn
+
 
 FQDN = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$"
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
@@ -69,12 +68,6 @@ def fqdn_problem(name: str) -> str | None:
 def selector(name: str) -> dict[str, str]:
     """A ``toFqdns`` entry as Cilium takes it (in ``toFQDNs`` and in DNS rules): ``matchPattern`` or ``matchName``."""
     return {"matchPattern": name} if name.startswith("*") else {"matchName": name}
-
-
-def name_matches(pattern: str, name: str, version: Version = DEFAULT_CILIUM) -> bool:
-    """Whether a ``toFqdns`` entry admits a DNS name, as the cluster's Cilium matches the selector it is
-    rendered as (``policies.verdict.fqdn``)."""
-    return fqdn.selects(selector(pattern), name, features(version))
 
 
 @lru_cache(maxsize=1)

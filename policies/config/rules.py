@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from policies.config import azure, kubernetes
 from policies.config.models import PROJECT, ClusterConfig, StackConfig
+from policies.config.pods import pod_labels
+from policies.config.pods import selector as pod_selector
 
 P = PROJECT
 
@@ -204,8 +206,6 @@ def workload_errors(p: Partial) -> list[str]:
 def selector_errors(p: Partial) -> list[str]:
     """Two workloads must never select the same pods: refused wherever that is decidable offline (one's
     selector is part of the other's labels); a namespace's settings name a namespace the stack manages."""
-    from policies.render import selector as pod_selector, pod_labels  # the labels pods carry, as rendered
-
     errors: list[str] = []
     cfg = p.cfg
     by_ns: dict[str, list[str]] = {}

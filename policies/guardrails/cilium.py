@@ -19,7 +19,7 @@ from policies.guardrails.resources import (
     policies,
     specs,
 )
-from policies.podspec import POD_TEMPLATE_KINDS, pod_labels, pod_spec
+from policies.render.podspec import POD_TEMPLATE_KINDS, pod_labels, pod_spec
 from policies.verdict import CCNP, CNP, NS_KEY, NS_LABELS_PREFIX, Endpoint, Engine, PolicyRejected, peer_selector, stranger
 
 BROAD_ENTITIES = {

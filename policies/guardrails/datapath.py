@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from policies import budget
+from policies.analysis import budget
 from policies.guardrails.resources import Resource, cilium_version
 
 FAIL_AT = 0.8

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from policies.guardrails import aks, breadth, cilium, datapath, workloads
 from policies.guardrails.resources import MANAGED_CLUSTER, Rule
-from policies.podspec import POD_TEMPLATE_KINDS
-from policies.verdict import CCNP, CNP
+from policies.render.podspec import POD_TEMPLATE_KINDS
+from policies.verdict import CCNP
 
 RULES: tuple[Rule, ...] = (
     Rule(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from policies.guardrails.resources import Resource
-from policies.podspec import containers, pod_spec
+from policies.render.podspec import containers, pod_spec
 
 def workload_check(problem: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None], fix: str):
     def check(r: Resource) -> Iterator[tuple[Resource, str]]:

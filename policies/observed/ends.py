@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from policies.config import StackConfig
 from policies.config.azure import MANAGED_VNET
-from policies.matrix import KUBE_DNS, WorkloadPods
+from policies.analysis.matrix import KUBE_DNS, WorkloadPods
 from policies.observed.records import Connection, End, Observations
 from policies.render import selector
 from policies.verdict import ENTITIES, Endpoint, addresses, entity, host_cidr

@@ -26,11 +26,11 @@ from typing import Any
 
 from policies.config import PEER_ENTITIES, PROJECT, StackConfig, outside_names
 from policies.config.limits import MAX_FQDNS_PER_FLOW
-from policies.matrix import KUBE_DNS
+from policies.analysis.matrix import KUBE_DNS
 from policies.observed.records import End
 from policies.observed.replay import Replayed, ReplayReport
 from policies.render import pod_labels
-from policies.verdict import host_cidr
+from policies.verdict import fqdn, host_cidr
 
 SELECTOR_LABELS = ("app", "app.kubernetes.io/name", "k8s-app")
 """The label a new pod peer selects by, the first one the observed pod has."""
@@ -198,7 +198,7 @@ class _Learner:
             if "to" in flow and f.to == flow["to"]:
                 return True
             if "toFqdns" in flow and f.to_fqdns and all(
-                any(outside_names.name_matches(p, n, self.cfg.cilium_version) for p in f.to_fqdns) for n in flow["toFqdns"]
+                any(fqdn.name_matches(p, n, self.cfg.cilium_version) for p in f.to_fqdns) for n in flow["toFqdns"]
             ):
                 return True
         return False

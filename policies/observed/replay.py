@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.cilium_versions import Version, features
-from policies.config import StackConfig, outside_names
-from policies.matrix import WorkloadPods
+from policies.config import StackConfig
+from policies.analysis.matrix import WorkloadPods
 from policies.observed.ends import Named, namer
 from policies.observed.records import Connection, End, Observations
 from policies.verdict import Engine, Verdict
@@ -85,7 +85,7 @@ def _observed(cfg: StackConfig, source: str, to: str | None, fqdns: Sequence[str
     if to is not None:
         return (source, to, port, protocol) in seen
     names = {d.removeprefix("name:") for s, d, p, proto in seen if s == source and p == port and proto == protocol and d.startswith("name:")}
-    return any(outside_names.name_matches(pattern, n, cfg.cilium_version) for pattern in fqdns or () for n in names)
+    return any(fqdn.name_matches(pattern, n, cfg.cilium_version) for pattern in fqdns or () for n in names)
 
 
 @dataclass

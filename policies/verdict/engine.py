@@ -185,7 +185,7 @@ class Engine:
             hit = self._outside[id(pr)] = (frozenset(ids), tuple(notes))
         return hit
 
-    # -- what the policy-map budget reads (policies.budget) --------------------------------
+    # -- what the policy-map budget reads (policies.analysis.budget) --------------------------------
 
     def rules_selecting(self, ep: Endpoint) -> list[Rule]:
         """Every rule that selects ``ep``'s pods, from every policy kind, both directions."""

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from policies.cilium_versions import CiliumFeatures
+from policies.cilium_versions import DEFAULT_CILIUM, CiliumFeatures, Version, features
+from policies.config import outside_names
 
 _LABEL_CHARS = "[-a-zA-Z0-9_]"
 _ALLOWED = re.compile(r"^[-a-zA-Z0-9_.*]+$")
@@ -80,3 +81,9 @@ def any_selects(selectors: Iterable[Mapping[str, Any]], names: Iterable[str], ci
     """The names (of ``names``) that some selector selects."""
     selectors = tuple(selectors)
     return tuple(n for n in names if any(selects(s, n, cilium) for s in selectors))
+
+
+def name_matches(entry: str, name: str, version: Version = DEFAULT_CILIUM) -> bool:
+    """Whether a ``toFqdns`` entry of the config admits a DNS name, as the cluster's Cilium matches the
+    selector it is rendered as (``outside_names.selector``)."""
+    return selects(outside_names.selector(entry), name, features(version))

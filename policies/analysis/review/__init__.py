@@ -7,7 +7,7 @@
   and limits, and the exceptions.
 """
 
-from policies.review.rules import FLOWS_ANNOTATION, RuleChange, grants, rule_changes
-from policies.review.settings import SettingChange, StackSettings, setting_changes
+from policies.analysis.review.rules import FLOWS_ANNOTATION, RuleChange, grants, rule_changes
+from policies.analysis.review.settings import SettingChange, StackSettings, setting_changes
 
 __all__ = ["FLOWS_ANNOTATION", "RuleChange", "SettingChange", "StackSettings", "grants", "rule_changes", "setting_changes"]

@@ -34,7 +34,7 @@ from typing import Any
 
 from policies.cilium_versions import DEFAULT_CILIUM, POLICY_MAP_ENTRIES, Version
 from policies.config import azure
-from policies.podspec import POD_TEMPLATE_KINDS, pod_labels
+from policies.render.podspec import POD_TEMPLATE_KINDS, pod_labels
 from policies.render import OTHER_IDENTITIES_ANNOTATION
 from policies.verdict import CCNP, CNP, NS_KEY, ENTITIES, Endpoint, Engine, entity, stranger
 from policies.verdict.compile import PeerRule, PortEntry

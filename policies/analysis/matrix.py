@@ -18,7 +18,7 @@ from typing import Any
 
 from policies.config import StackConfig
 from policies.cilium_versions import DEFAULT_CILIUM, Version
-from policies.podspec import pod_template
+from policies.render.podspec import pod_template
 from policies.verdict import Endpoint, Engine, addresses, entity, stranger, stranger_name
 
 KUBE_DNS = "kube-dns"

@@ -7,9 +7,9 @@
 - ``job``: the Kubernetes Job of one group.
 """
 
-from policies.probes.checks import Dependencies, Probe, ProbeGroup, ProbeSet, group, job_stem, probes
-from policies.probes.job import checks_env, job
-from policies.probes.outcomes import (
+from policies.analysis.probes.checks import Dependencies, Probe, ProbeGroup, ProbeSet, group, job_stem, probes
+from policies.analysis.probes.job import checks_env, job
+from policies.analysis.probes.outcomes import (
     ATTEMPTS,
     CONNECT_TIMEOUT,
     DEADLINE,
@@ -25,7 +25,7 @@ from policies.probes.outcomes import (
     parse_results,
     probe_script,
 )
-from policies.probes.prober import PROBER, PROBER_LABELS, prober_namespace, prober_targets
+from policies.analysis.probes.prober import PROBER, PROBER_LABELS, prober_namespace, prober_targets
 
 __all__ = [
     "ATTEMPTS", "CONNECT_TIMEOUT", "DEADLINE", "EXPECTED_OBSERVATION", "INTERVAL", "MAX_TIME", "OUTCOMES",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.podspec import pod_labels
+from policies.render.podspec import pod_labels
 from policies.render import Rendered
 from policies.verdict import CCNP, CNP, Endpoint, PolicyRejected, parse_selector, stranger, subject_selector
 

@@ -7,7 +7,7 @@ must be dropped:
 - an unlabelled pod in each namespace a flow to that port comes from, and in another
   managed namespace: with egress default deny, their own egress stops them first, so they
   prove the sources' side;
-- the ingress prober (``policies.probes.prober``): a pod in the stack's probe namespace whose
+- the ingress prober (``policies.analysis.probes.prober``): a pod in the stack's probe namespace whose
   own egress allows the target, so the target's ingress policy is its only obstacle.
 
 Each check says which side it proves (``proves``). Its expectation is the verdict engine's, so
@@ -25,8 +25,8 @@ from typing import Literal
 
 from policies.cilium_versions import features
 from policies.config import StackConfig
-from policies.probes.prober import PROBER, PROBER_LABELS, probed_flows, prober_namespace, prober_targets
-from policies.render import Rendered, describe, pod_labels, selector
+from policies.analysis.probes.prober import PROBER, PROBER_LABELS, probed_flows, prober_namespace, prober_targets
+from policies.render import Rendered, pod_labels, selector
 from policies.verdict import STRANGER, Endpoint, Engine, Verdict, compile_policy, stranger, stranger_name
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from policies.config import PROJECT, StackConfig
 from policies.guardrails import RuleException, StackLevels
 from policies.guardrails.breadth import limits
-from policies.review.rules import _compare
+from policies.analysis.review.rules import _compare
 
 P = PROJECT
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.probes.checks import ProbeGroup
-from policies.probes.outcomes import ATTEMPTS, CONNECT_TIMEOUT, DEADLINE, INTERVAL, MAX_TIME, PROBE_ANNOTATION, PROBE_LABEL, PROBE_UID, probe_script
+from policies.analysis.probes.checks import ProbeGroup
+from policies.analysis.probes.outcomes import ATTEMPTS, CONNECT_TIMEOUT, DEADLINE, INTERVAL, MAX_TIME, PROBE_ANNOTATION, PROBE_LABEL, PROBE_UID, probe_script
 from policies.render import MANAGED_BY, ROLE_LABEL
 
 
