@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-from pulumi_azure_native import containerservice, operationalinsights
+from pulumi_azure_native import containerservice
 
 from policies.config import ClusterConfig
 
@@ -43,6 +43,8 @@ class AksCluster(pulumi.ComponentResource):
         super().__init__("zero-trust-aks:azure:AksCluster", name, None, opts)
         self.workspace = None
         if cluster.defender:
+            from pulumi_azure_native import operationalinsights  # only stacks with Defender pay for the import
+
             self.workspace = operationalinsights.Workspace(
                 f"{name}-defender",
                 workspace_name=defender_workspace_name(cluster),

@@ -117,10 +117,7 @@ def rendered(markdown: str) -> str:
 def _fresh_caches():
     """Each test starts with the core's memo caches empty, so it exercises the code it calls rather than answers
     an earlier test left behind (a mutation tester forks tests from a warm process)."""
-    from policies.observed import hubble
-    from policies.verdict import fqdn, http
+    from policies import memo
 
-    hubble._ENDS.clear()
-    fqdn._pattern.cache_clear()
-    http._regex.cache_clear()
+    memo.clear()
     yield

@@ -84,9 +84,11 @@ def test_a_non_string_config_key_is_one_line(tmp_path):
     ]
 
 
-def test_yaml_nested_beyond_what_can_be_read_is_one_line(tmp_path):
-    (line,) = read_errors(tmp_path, "config:\n  zero-trust-aks:flows: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert line == "Pulumi.test.yaml: nested too deeply to read"
+def test_yaml_nested_beyond_what_config_reads_is_one_line_and_no_traceback(tmp_path, capsys):
+    stack_dir(tmp_path, "config:\n  zero-trust-aks:flows: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["plan", "--stack", "test", "--stack-file", str(tmp_path / "Pulumi.test.yaml")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: zero-trust-aks:flows") and "nested too deeply" in line
 
 
 def test_a_number_too_long_to_convert_is_one_line(tmp_path):

@@ -115,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from zerotrust.diff import base_diff as diff_against
     from zerotrust.plan import PlanError, PlanInputs, base_inputs, check_out_dir, checkout_inputs, make_plan, write_objects
-    from zerotrust.report import as_json, as_markdown, errors_json, errors_markdown, print_text
+    from zerotrust.report.data import as_json, errors_json
 
     try:
         if args.out:
@@ -151,6 +150,8 @@ def run_plan(args: argparse.Namespace) -> int:
         )
         base_diff = None
         if args.base is not None:
+            from zerotrust.diff import base_diff as diff_against  # only a plan against a base pays for the review
+
             b = base_inputs(args.base, args.stack, head)
             try:
                 base = make_plan(
@@ -165,14 +166,20 @@ def run_plan(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps(errors_json(args.stack, e.lines), indent=2))
         elif args.format == "markdown":
+            from zerotrust.report.markdown import errors_markdown
+
             print(errors_markdown(args.stack, e.lines))
         return 2
     written = write_objects(plan.run, args.out) if args.out else None
     if args.format == "json":
         print(json.dumps(as_json(plan, base_diff), indent=2))
     elif args.format == "markdown":
+        from zerotrust.report.markdown import as_markdown
+
         print(as_markdown(plan, base_diff))
     else:
+        from zerotrust.report.text import print_text
+
         print_text(plan, base_diff, written, args.out)
     return 0 if plan.ok else 1
 

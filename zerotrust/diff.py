@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from policies.analysis import matrix as mx
+from policies import guardrails as g
 from policies.analysis import review
 from zerotrust.mockrun import Run, unwrap_secrets
-from zerotrust.plan import Plan, object_path
+from zerotrust.plan import Plan, levels_file, object_path
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,14 @@ class BaseDiff:
     @property
     def unchanged(self) -> bool:
         return not (self.newly_allowed or self.no_longer_allowed or self.rules or self.objects or self.settings)
+
+
+def stack_settings(plan: Plan) -> review.StackSettings:
+    """What the settings diff compares of one side: its config, provider keys, secrets, levels and exceptions."""
+    return review.StackSettings(
+        plan.config, plan.stack.config, plan.stack.ciphertexts, plan.levels or g.stack_levels(None, ""),
+        levels_file(Path("."), plan.stack.stack).as_posix(), plan.exceptions, plan.stack.stack,
+    )
 
 
 def cilium_policies(run: Run) -> list[dict[str, Any]]:
@@ -58,5 +68,5 @@ def base_diff(base: Plan, head: Plan) -> BaseDiff:
                     tofile=f"head/{path}",
                 )
             )
-    settings = review.setting_changes(base.settings, head.settings) if base.settings and head.settings else []
+    settings = review.setting_changes(stack_settings(base), stack_settings(head))
     return BaseDiff(added, removed, rules, objects, settings)

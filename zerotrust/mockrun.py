@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime import resource as resource_runtime
 
 from policies.config.stackfile import StackFiles
 
@@ -61,7 +62,7 @@ class Run:
         return [r for r in self.resources if r.type.startswith(prefix)]
 
     def kubernetes_objects(self) -> list[dict[str, Any]]:
-        """The Kubernetes objects as they would be applied (numbers as ints)."""
+        """The Kubernetes objects as they would be applied (numbers as ints): new copies on every call."""
         return [ints(unwrap_secrets(r.inputs)) for r in self.resources if r.type.startswith("kubernetes:") and r.custom]
 
 
@@ -216,6 +217,14 @@ def run_program(stack: StackFiles, project_dir: Path = PROJECT_DIR, preview: boo
     return contextvars.Context().run(_run, stack, project_dir, preview)
 
 
+def _no_stack_trace() -> Any:
+    """The source positions the SDK sends the engine with each registration: the mock engine reads none, and
+    collecting them walks and reads every frame's source for every resource."""
+    from pulumi.runtime.proto import source_pb2
+
+    return source_pb2.StackTrace()
+
+
 def _run(stack: StackFiles, project_dir: Path, preview: bool) -> Run:
     run = Run(project=stack.project, stack=stack.stack)
     loop = asyncio.new_event_loop()
@@ -227,6 +236,7 @@ def _run(stack: StackFiles, project_dir: Path, preview: bool) -> Run:
         pulumi.runtime.set_all_config(config_map(stack), list(stack.secret_keys))
         m = _Mocks(run)
         pulumi.runtime.set_mocks(m, project=stack.project, stack=stack.stack, preview=preview, monitor=_Recorder(m))
+        resource_runtime._get_stack_trace = _no_stack_trace  # the mock engine uses no source positions
         program = str(project_dir)
         loop.run_until_complete(
             pulumi.runtime.stack.run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__"))

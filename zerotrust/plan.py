@@ -21,10 +21,7 @@ import yaml
 from policies.analysis import budget as budget_
 from policies import guardrails as g
 from policies.analysis import matrix as mx
-from policies import observed as observed_
-from policies.observed import replay as replay_
 from policies.analysis import probes as probes_
-from policies.analysis import review
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import describe, render
 from policies.config.stackfile import StackFileError, StackFiles, read_stack
@@ -48,12 +45,16 @@ class Plan:
     guardrails: g.Report
     levels_source: str
     budget: budget_.Budget | None = None
-    settings: review.StackSettings | None = None
-    """What the settings diff against a base compares (config, levels, exceptions)."""
+    levels: g.StackLevels | None = None
+    """The guardrail levels, limits and exceptable rules the plan judged with."""
+    exceptions: tuple[g.RuleException, ...] = ()
+    """The exceptions the plan judged with (all of the file's, not only this stack's)."""
     probes: probes_.ProbeSet | None = None
     """The checks `pulumi up` and `verify` run, and the side each proves."""
-    observed: replay_.ReplayReport | None = None
-    observations: observed_.Observations | None = None
+    observed: Any = None
+    """With ``--observed``: the replay (``policies.observed.replay.ReplayReport``), imported only then."""
+    observations: Any = None
+    """With ``--observed``: what was read (``policies.observed.Observations``)."""
 
     @property
     def ok(self) -> bool:
@@ -190,11 +191,12 @@ def make_plan(
     report = g.evaluate(policy_resources(run), levels.levels, waivers, levels.settings)
     b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)], cfg.other_identities)
     source = _levels_source(policy_config, levels_dir or project_dir, stack_name)
-    settings = review.StackSettings(
-        cfg, stack.config, stack.ciphertexts, levels, levels_file(Path("."), stack_name).as_posix(), waivers.exceptions, stack_name
-    )
-    plan = Plan(stack, cfg, run, m, report, source, b, settings=settings, probes=probes_.probes(cfg, render(cfg)) if cfg.zero_trust.verify else None)
+    plan = Plan(stack, cfg, run, m, report, source, b, levels=levels, exceptions=waivers.exceptions,
+                probes=probes_.probes(cfg, render(cfg)) if cfg.zero_trust.verify else None)
     if observed:
+        from policies import observed as observed_  # the dev path without captures never pays for the readers
+        from policies.observed import replay as replay_
+
         plan.observations = observed_.read(observed)
         if plan.observations.unreadable:
             raise PlanError([f"--observed {line}" for line in plan.observations.unreadable])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, PrivateAttr, StringConstraints
 
 from policies import acns_levels
 from policies.cilium_versions import DEFAULT_CILIUM, Version, parse_minor
@@ -89,6 +89,9 @@ class NamespaceConfig(_Model):
 class StackConfig(_Model):
     """All of a stack's configuration, keyed by the full Pulumi config keys."""
 
+    _target_ports: dict[int, tuple[Flow, PortSpec | None]] = PrivateAttr(default_factory=dict)
+    """Each flow's target port, found once (the flows are the model's own, frozen)."""
+
     location: Annotated[str, StringConstraints(max_length=64), _shaped(r"^[a-z0-9]+$", "an Azure region name (lower-case letters and digits: westeurope)")] | None = Field(
         None, alias="azure-native:location"
     )
@@ -158,6 +161,13 @@ class StackConfig(_Model):
 
     def flow_target_port(self, flow: Flow) -> PortSpec | None:
         """The target workload's port a flow reaches: the one it names, or the only one (of its protocol); else None."""
+        key = id(flow)
+        hit = self._target_ports.get(key)
+        if hit is None or hit[0] is not flow:
+            hit = self._target_ports[key] = (flow, self._find_target_port(flow))
+        return hit[1]
+
+    def _find_target_port(self, flow: Flow) -> PortSpec | None:
         w = self.workloads.get(flow.to) if flow.to else None
         if w is None:
             return None

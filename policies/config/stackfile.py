@@ -40,16 +40,14 @@ class StackFileError(Exception):
         super().__init__("\n".join(self.lines))
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key defined twice in one mapping is recorded, not silently replaced,
-    and a fraction keeps the text it was written as."""
+class _Strict:
+    """What the stack file's loaders add to PyYAML's safe constructor: a key defined twice in one mapping is
+    recorded, not silently replaced, and a fraction keeps the text it was written as."""
+
+    duplicates: list[tuple[int, str]]
 
     def construct_yaml_float(self, node):
-        return YamlFloat(super().construct_yaml_float(node), node.value)
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.duplicates: list[tuple[int, str]] = []
+        return YamlFloat(yaml.constructor.SafeConstructor.construct_yaml_float(self, node), node.value)
 
     def construct_mapping(self, node, deep=False):
         seen: dict[object, int] = {}
@@ -66,10 +64,32 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             else:
                 seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+        return yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+
+
+class _StrictLoader(_Strict, yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, strict (``_Strict``): its error words are the ones ``yaml_problem`` knows."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates = []
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+if hasattr(yaml, "CSafeLoader"):
+
+    class _FastStrictLoader(_Strict, yaml.CSafeLoader):
+        """The same over libyaml's parser: a large stack file reads several times faster. A file it refuses is
+        read again by ``_StrictLoader``, so problems are said in the same words."""
+
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.duplicates = []
+
+    _FastStrictLoader.add_constructor("tag:yaml.org,2002:float", _FastStrictLoader.construct_yaml_float)
+else:  # PyYAML built without libyaml
+    _FastStrictLoader = _StrictLoader  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -180,11 +200,16 @@ def _load(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
         raise StackFileError(f"{path.name}: not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise StackFileError(f"{path.name}: cannot be read ({e})") from None
-    loader = _StrictLoader(text)
+    loader = _FastStrictLoader(text)
     try:
         doc = loader.get_single_data()
-    except yaml.YAMLError as e:
-        raise StackFileError(f"{path.name}: {yaml_problem(e)}") from None
+    except yaml.YAMLError:
+        loader.dispose()
+        loader = _StrictLoader(text)  # the pure-Python parser says what is wrong in the words yaml_problem knows
+        try:
+            doc = loader.get_single_data()
+        except yaml.YAMLError as e:
+            raise StackFileError(f"{path.name}: {yaml_problem(e)}") from None
     except RecursionError:
         raise StackFileError(f"{path.name}: nested too deeply to read") from None
     except ValueError as e:  # e.g. an integer of thousands of digits

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import Field, PlainValidator, StringConstraints, ValidationError
+from pydantic import Field, PlainSerializer, PlainValidator, StringConstraints, ValidationError
 
 from policies.config import outside_names
 from policies.config.fields import (
@@ -82,7 +83,11 @@ def _env_value(value: object) -> str | EnvFrom:
     raise ValueError(f"must be a string, or {{secretKeyRef: {{name, key}}}} or {{configMapKeyRef: {{name, key}}}}{hint}")
 
 
-EnvValue = Annotated[str | EnvFrom, PlainValidator(_env_value)]
+EnvValue = Annotated[
+    str | EnvFrom,
+    PlainValidator(_env_value),
+    PlainSerializer(lambda v: v if isinstance(v, str) else v.model_dump(by_alias=True, exclude_none=True)),
+]
 
 
 class HealthCheck(_Model):
@@ -137,9 +142,9 @@ class WorkloadConfig(_Model):
         """Whether the stack deploys it (an image), rather than policing pods deployed elsewhere (a selector)."""
         return self.selector is None
 
-    @property
+    @cached_property
     def served(self) -> tuple[PortSpec, ...]:
-        """Every port the workload serves, named."""
+        """Every port the workload serves, named (built once: the model is frozen)."""
         if self.ports is not None:
             return self.ports
         if self.port is not None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -126,9 +127,28 @@ def policy_ref(m: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
 
 
+_COMPILED: dict[tuple[str, CiliumFeatures], list[Rule]] = {}
+"""Policies compiled before, by their JSON and the Cilium version: the matrix, the probes, the budget and
+the guardrails each build an engine over the same policies."""
+
+
 def compile_policy(manifest: Mapping[str, Any], cilium: CiliumFeatures) -> list[Rule]:
     """A CNP/CCNP (or a Kubernetes NetworkPolicy, as Cilium translates it) -> its rules; raises
-    ``PolicyRejected`` where Cilium rejects the object."""
+    ``PolicyRejected`` where Cilium rejects the object. Rules are immutable, so one compiled object serves
+    every equal policy."""
+    try:
+        key = (json.dumps(manifest, sort_keys=True), cilium)
+    except (TypeError, ValueError):
+        return _compile_policy(manifest, cilium)  # not JSON data: compiled (or rejected) every time
+    hit = _COMPILED.get(key)
+    if hit is None:
+        if len(_COMPILED) > 50_000:
+            _COMPILED.clear()
+        hit = _COMPILED[key] = _compile_policy(manifest, cilium)
+    return hit
+
+
+def _compile_policy(manifest: Mapping[str, Any], cilium: CiliumFeatures) -> list[Rule]:
     if manifest.get("kind") == networkpolicy.KIND:
         manifest = networkpolicy.to_cilium(manifest)
     kind = manifest.get("kind")

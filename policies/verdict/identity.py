@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 NS_KEY = "io.kubernetes.pod.namespace"
 NS_LABELS_PREFIX = "io.cilium.k8s.namespace.labels"
@@ -38,6 +39,7 @@ _LABEL_FILTER = [
 ]
 _LABEL_FILTER_RE = [(re.compile(p if not inc else re.escape(p)), len(p), inc) for p, inc in _LABEL_FILTER]
 
+@lru_cache(maxsize=65536)
 def keep_label(key: str) -> bool:
     """Whether Cilium keeps a pod label key in the pod's security identity."""
     included = ignored = 0

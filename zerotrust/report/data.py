@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.analysis import matrix as mx
-from zerotrust.diff import BaseDiff
 from zerotrust.plan import Plan, resource_rows
 from zerotrust.report.sections import budget_json, flow_object, observed_json, outputs_json, probes_json
+
+if TYPE_CHECKING:  # the diff is imported only by a plan against a base
+    from zerotrust.diff import BaseDiff
 
 
 def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:

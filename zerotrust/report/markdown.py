@@ -3,10 +3,14 @@ exceptions or a capture put there goes through ``escape``."""
 
 from __future__ import annotations
 
-from zerotrust.diff import BaseDiff
+from typing import TYPE_CHECKING
+
 from zerotrust.plan import Plan, resource_rows
 from zerotrust.report import escape as md
 from zerotrust.report.sections import budget_lines, guardrail_lines, matrix_table, mermaid, observed_lines, probe_lines
+
+if TYPE_CHECKING:  # the diff is imported only by a plan against a base
+    from zerotrust.diff import BaseDiff
 
 
 def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:

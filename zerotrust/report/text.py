@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from zerotrust.diff import BaseDiff
 from zerotrust.plan import Plan, resource_rows
 from zerotrust.report.sections import (
     budget_lines,
@@ -17,6 +17,9 @@ from zerotrust.report.sections import (
     outputs_summary,
     probe_lines,
 )
+
+if TYPE_CHECKING:  # the diff is imported only by a plan against a base
+    from zerotrust.diff import BaseDiff
 
 
 def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None, out_dir) -> None:

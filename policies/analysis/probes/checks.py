@@ -134,6 +134,10 @@ class Dependencies:
         self._rules = {
             (n.name, p["metadata"]["name"]): (p, compile_policy(p, self.cilium)) for n in namespaces for p in n.policies
         }
+        self._by_namespace: dict[str, list[tuple[str, str]]] = {}
+        for key in self._rules:
+            self._by_namespace.setdefault(key[0], []).append(key)
+        self._canonical: dict[tuple[str, str], str] = {}  # each policy's JSON, written once
         self._workloads = {w.name: w for n in rendered.namespaces for w in n.workloads}
 
     def selecting(self, ep: Endpoint) -> list[tuple[str, str]]:
@@ -141,17 +145,23 @@ class Dependencies:
         identity = ep.identity()
         return [
             key
-            for key, (_, rules) in self._rules.items()
-            if key[0] == ep.namespace and any(r.subject is not None and r.subject.matches(identity) for r in rules)
+            for key in self._by_namespace.get(ep.namespace, ())
+            if any(r.subject is not None and r.subject.matches(identity) for r in self._rules[key][1])
         ]
+
+    def _json(self, key: tuple[str, str]) -> str:
+        hit = self._canonical.get(key)
+        if hit is None:
+            hit = self._canonical[key] = json.dumps(self._rules[key][0], sort_keys=True)
+        return hit
 
     def digest(self, policies: list[tuple[str, str]], target: str | None, check: str) -> str:
         """A hash of those objects and the check itself: it changes exactly when the verdict's inputs do."""
-        parts: list = [check, [self._rules[k][0] for k in sorted(set(policies))]]
+        parts = [json.dumps(check), *(self._json(k) for k in sorted(set(policies)))]
         if target is not None:
             w = self._workloads.get(target)
-            parts.append([w.deployment, w.service] if w else target)  # deployed elsewhere: only its name is ours
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
+            parts.append(json.dumps([w.deployment, w.service] if w else target, sort_keys=True))  # deployed elsewhere: its name
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:DIGEST_LENGTH]
 
 
 PROBER_SOURCE = "@prober"
@@ -184,7 +194,23 @@ def proves(v: Verdict, declared: bool, namespace: str, target: str) -> str:
     return f"egress of {namespace}" if not v.egress.allowed else f"ingress of {target}"
 
 
+_PROBE_SETS: dict[str, ProbeSet] = {}
+"""Probe sets computed before, by what they depend on (the config and the rendered objects): the program
+and the plan that runs it compute the same one."""
+
+
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
+    """Every check of the stack (see the module's docstring), computed once per config and rendering."""
+    key = hashlib.sha256(json.dumps([cfg.model_dump(mode="json", by_alias=True), rendered.all()], sort_keys=True).encode()).hexdigest()
+    hit = _PROBE_SETS.get(key)
+    if hit is None:
+        if len(_PROBE_SETS) > 16:
+            _PROBE_SETS.clear()
+        hit = _PROBE_SETS[key] = _probes(cfg, rendered)
+    return hit
+
+
+def _probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     # (source, namespace, labels, target, port policies allow, port clients dial, declared)
     wanted: list[tuple[str, str, dict[str, str], str, int, int, bool]] = []
     flows, skipped = probed_flows(cfg)
