@@ -1,24 +1,46 @@
-"""The core's memo caches, in one list, so tests and benchmarks can start cold.
+"""The core's memo caches, registered in one place so tests and benchmarks can start cold.
 
-Each cache holds results of a pure function of its key: compiled policies (by their JSON), probe sets
-(by config and rendering), DNS-pattern and HTTP-path regular expressions, Cilium's label filter, and the
-ends of Hubble records. Clearing them changes no answer, only how long the next one takes.
+Each holds results of a pure function of its key (compiled policies by their JSON, probe sets by
+config and rendering, Hubble record ends, DNS-pattern and HTTP-path expressions, Cilium's label
+filter): emptying them changes no answer, only how long the next one takes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
+_ALL: list[Any] = []
+
+
+class Memo(Generic[V]):
+    """A bounded memo: at most ``limit`` entries, emptied whole when full (the keys repeat in bursts)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._store: dict[Hashable, V] = {}
+        _ALL.append(self)
+
+    def get(self, key: Hashable, make: Callable[[], V]) -> V:
+        hit = self._store.get(key)
+        if hit is None:
+            if len(self._store) >= self.limit:
+                self._store.clear()
+            hit = self._store[key] = make()
+        return hit
+
+    def clear(self) -> None:
+        self._store.clear()
+
+
+def register(cached: Any) -> Any:
+    """Register a ``functools.lru_cache``-wrapped function (returned unchanged, for use as a decorator)."""
+    _ALL.append(cached)
+    return cached
+
 
 def clear() -> None:
     """Empty every memo cache of the core."""
-    from policies.analysis.probes import checks
-    from policies.observed import hubble
-    from policies.verdict import compile as compile_
-    from policies.verdict import fqdn, http
-    from policies.verdict.identity import keep_label
-
-    hubble._ENDS.clear()
-    keep_label.cache_clear()
-    compile_._COMPILED.clear()
-    checks._PROBE_SETS.clear()
-    fqdn._pattern.cache_clear()
-    http._regex.cache_clear()
+    for cache in _ALL:
+        getattr(cache, "cache_clear", getattr(cache, "clear", None))()

@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from policies.memo import Memo
 from policies.observed.records import End, FileCounts, Observations, reserved_of
 from policies.verdict.http import Request
 
@@ -71,7 +72,7 @@ def snake(value: Any) -> Any:
     return value
 
 
-_ENDS: dict[tuple, End] = {}
+_ENDS: Memo[End] = Memo(100_000)
 """Parsed ends by their raw fields: a capture repeats the same few thousand pods a million times."""
 
 
@@ -85,12 +86,7 @@ def end(raw: Any) -> End:
         raw.get("namespace"), tuple(labels) if labels else (), raw.get("identity"), raw.get("pod_name"),
         first.get("name") if type(first) is dict else None,
     )
-    hit = _ENDS.get(key)
-    if hit is None:
-        if len(_ENDS) > 100_000:
-            _ENDS.clear()
-        hit = _ENDS[key] = _parse_end(key)
-    return hit
+    return _ENDS.get(key, lambda: _parse_end(key))
 
 
 def _parse_end(key: tuple) -> End:

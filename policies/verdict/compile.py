@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.cilium_versions import CiliumFeatures
+from policies.memo import Memo
 from policies.verdict import fqdn, networkpolicy
 from policies.verdict.identity import NS_KEY
 from policies.verdict.selectors import PolicyRejected, Requirement, Selector, peer_selector, subject_selector
@@ -127,7 +128,7 @@ def policy_ref(m: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
 
 
-_COMPILED: dict[tuple[str, CiliumFeatures], list[Rule]] = {}
+_COMPILED: Memo[list[Rule]] = Memo(50_000)
 """Policies compiled before, by their JSON and the Cilium version: the matrix, the probes, the budget and
 the guardrails each build an engine over the same policies."""
 
@@ -140,12 +141,7 @@ def compile_policy(manifest: Mapping[str, Any], cilium: CiliumFeatures) -> list[
         key = (json.dumps(manifest, sort_keys=True), cilium)
     except (TypeError, ValueError):
         return _compile_policy(manifest, cilium)  # not JSON data: compiled (or rejected) every time
-    hit = _COMPILED.get(key)
-    if hit is None:
-        if len(_COMPILED) > 50_000:
-            _COMPILED.clear()
-        hit = _COMPILED[key] = _compile_policy(manifest, cilium)
-    return hit
+    return _COMPILED.get(key, lambda: _compile_policy(manifest, cilium))
 
 
 def _compile_policy(manifest: Mapping[str, Any], cilium: CiliumFeatures) -> list[Rule]:

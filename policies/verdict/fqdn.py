@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from policies import memo
 from policies.cilium_versions import DEFAULT_CILIUM, CiliumFeatures, Version, features
 from policies.config import outside_names
 
@@ -41,6 +42,7 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
+@memo.register
 @lru_cache(maxsize=4096)
 def _pattern(pattern: str, multi_label: bool) -> re.Pattern[str]:
     pattern = pattern.strip().lower()

@@ -21,6 +21,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from policies import memo
+
 
 @dataclass(frozen=True)
 class Request:
@@ -47,6 +49,7 @@ class Request:
         return f"{self.method} {self.path}"
 
 
+@memo.register
 @lru_cache(maxsize=4096)
 def _regex(expression: str):
     import re2

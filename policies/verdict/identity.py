@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from policies import memo
+
 NS_KEY = "io.kubernetes.pod.namespace"
 NS_LABELS_PREFIX = "io.cilium.k8s.namespace.labels"
 STRANGER = "stranger"
@@ -39,6 +41,7 @@ _LABEL_FILTER = [
 ]
 _LABEL_FILTER_RE = [(re.compile(p if not inc else re.escape(p)), len(p), inc) for p, inc in _LABEL_FILTER]
 
+@memo.register
 @lru_cache(maxsize=65536)
 def keep_label(key: str) -> bool:
     """Whether Cilium keeps a pod label key in the pod's security identity."""

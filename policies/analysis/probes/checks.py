@@ -25,6 +25,7 @@ from typing import Literal
 
 from policies.cilium_versions import features
 from policies.config import StackConfig
+from policies.memo import Memo
 from policies.analysis.probes.prober import PROBER, PROBER_LABELS, probed_flows, prober_namespace, prober_targets
 from policies.render import Rendered, pod_labels, selector
 from policies.verdict import STRANGER, Endpoint, Engine, Verdict, compile_policy, stranger, stranger_name
@@ -194,7 +195,7 @@ def proves(v: Verdict, declared: bool, namespace: str, target: str) -> str:
     return f"egress of {namespace}" if not v.egress.allowed else f"ingress of {target}"
 
 
-_PROBE_SETS: dict[str, ProbeSet] = {}
+_PROBE_SETS: Memo[ProbeSet] = Memo(16)
 """Probe sets computed before, by what they depend on (the config and the rendered objects): the program
 and the plan that runs it compute the same one."""
 
@@ -202,12 +203,7 @@ and the plan that runs it compute the same one."""
 def probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     """Every check of the stack (see the module's docstring), computed once per config and rendering."""
     key = hashlib.sha256(json.dumps([cfg.model_dump(mode="json", by_alias=True), rendered.all()], sort_keys=True).encode()).hexdigest()
-    hit = _PROBE_SETS.get(key)
-    if hit is None:
-        if len(_PROBE_SETS) > 16:
-            _PROBE_SETS.clear()
-        hit = _PROBE_SETS[key] = _probes(cfg, rendered)
-    return hit
+    return _PROBE_SETS.get(key, lambda: _probes(cfg, rendered))
 
 
 def _probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
