@@ -6,7 +6,7 @@ VENV := venv
 STAMP := $(VENV)/.installed
 STACK ?= dev
 
-.PHONY: venv plan test bench lock clean
+.PHONY: venv plan test bench mutate lock clean
 
 # requirements*.txt are lock files (every package pinned, with hashes), compiled from the
 # *.in files by `make lock`; pip refuses anything whose hash differs.
@@ -26,6 +26,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run
 
+# Mutation testing of the verdict engine, the observed-traffic readers and the budget (setup.cfg):
+# by hand, like a benchmark; the score goes in docs/development.md.
+mutate: $(STAMP)
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/python -m benchmarks.mutation
+
 PIP_COMPILE = $(VENV)-tools/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
 
@@ -37,4 +43,4 @@ lock:
 	cd guardrails && ../$(PIP_COMPILE) --output-file requirements.txt requirements.in
 
 clean:
-	rm -rf $(VENV) $(VENV)-tools out .pytest_cache
+	rm -rf $(VENV) $(VENV)-tools out .pytest_cache mutants
