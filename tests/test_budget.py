@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 from policies import guardrails as g
-from policies.analysis.budget import ANY_PROTOCOLS, ADDRESSES_PER_NAME, default_other_identities, estimate
+from policies.analysis.budget import ANY_PROTOCOLS, ADDRESSES_PER_NAME, address_identities, default_other_identities, estimate
 from policies.cilium_versions import POLICY_MAP_ENTRIES
-from policies.verdict import ENTITIES
+from policies.verdict import ENTITIES, Engine
 from zerotrust.__main__ import main
 
 HOST_ENTRY = 1
@@ -169,3 +169,9 @@ def test_the_plan_reports_the_largest_policy_maps_and_the_estimate_it_counted_wi
     # frontend: egress to backend on 80, to kube-dns and to one identity of kube-system the stack does not know
     # on 53/UDP and 53/TCP; ingress enforced: the host's entry
     assert {"workload": "frontend/frontend", "entries": 1 + 2 * 2 + HOST_ENTRY, "share": round(6 / POLICY_MAP_ENTRIES, 4)} in b["top"]
+
+
+def test_every_name_of_a_to_fqdns_rule_allocates_its_own_address_identities():
+    engine = Engine([cnp({"endpointSelector": {}, "egress": [{"toFQDNs": [{"matchName": "a.example"}, {"matchPattern": "*.b.example"}]}]})])
+    ids = address_identities(engine)
+    assert sorted({i[1] for i in ids}) == ["*.b.example", "a.example"] and len(ids) == 2 * ADDRESSES_PER_NAME

@@ -10,7 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.observed import learn
+from policies.observed import fragment, learn
+from policies.observed.learn import Proposal, ProposedFlow
+from policies.observed.records import End
+from policies.observed.replay import Replayed
 from policies.config import PROJECT, ConfigErrors, load_config
 from policies.verdict.fqdn import name_matches
 from tests.capture import HUBBLE, ROWS, SHOP, WORLD, flow_line, guardrail_report, la_row, pod, replay_config, stack_config, write
@@ -372,3 +375,148 @@ def test_learn_write_refuses_a_merge_that_would_not_validate_and_writes_nothing(
     assert err[0] == "error: learn --write: the merged stack would not validate; Pulumi.dev.yaml is unchanged:"
     assert err[1] == "error: zero-trust-aks:flows[1].port: 'backend' has no port 9999; it serves: serve (80/TCP)"
     assert stack.read_text() == COMMENTED and [p.name for p in tmp_path.iterdir()] == ["Pulumi.dev.yaml"]
+
+
+# -- the proposal as people read it: fragment, markdown, merged text ------------------------------
+
+LEARNED_FLOW = ProposedFlow({"from": "frontend", "to": "api", "ports": [8080]}, 3, "2026-11-20T09:00:00Z", "2026-11-20T10:00:00Z")
+
+
+def test_an_empty_proposal_says_there_is_nothing_to_add_and_still_lists_its_unknown_pods_and_notes():
+    p = Proposal(unknown=["shop/app=`x`"], notes=["a note"])
+    md = fragment.as_markdown(p, "Learned").splitlines()
+    assert md == ["## Learned", "", "No workloads, peers or flows to add.", "", "### Pods that match no workload", "", "- `shop/app='x'`", "",
+                  "### Notes", "", "- `a note`"]
+    text = fragment.as_yaml(p, "Learned", {}, "Pulumi.dev.yaml").splitlines()
+    assert text[3:] == ["# no workloads, peers or flows to add", "# pods that match no workload (add a workload for each, or they lose their traffic):",
+                        "#   shop/app=`x`", "# notes:", "#   a note"]
+
+
+def test_the_fragment_marks_as_learned_only_the_entries_the_proposal_adds():
+    config = {fragment.PEERS: {"old": {"cidr": "10.1.0.0/16"}}, fragment.FLOWS: [{"from": "a", "to": "b", "ports": [80]}]}
+    p = Proposal(flows=[LEARNED_FLOW], peers={"new": {"cidr": "10.2.0.0/16"}})
+    text = fragment.as_yaml(p, "Learned", config, "Pulumi.dev.yaml").splitlines()
+    assert text[3:] == [
+        f"  {fragment.PEERS}:", '    old: {"cidr": "10.1.0.0/16"}', '    new: {"cidr": "10.2.0.0/16"}  # learned',
+        f"  {fragment.FLOWS}:", '    - {"from": "a", "to": "b", "ports": [80]}',
+        '    - {"from": "frontend", "to": "api", "ports": [8080]}  # learned: 3 seen, 2026-11-20T09:00:00Z .. 2026-11-20T10:00:00Z',
+    ]
+
+
+STACK_TEXT = """\
+# the dev stack
+config:
+  zero-trust-aks:location: 'westeurope'   # quoted on purpose
+  zero-trust-aks:flows:
+    - from: a
+      to: b
+      ports: [80]
+      description: "a description long enough that a YAML writer folding at eighty columns would have had to break this line in two"
+"""
+
+
+def test_merging_into_a_stack_file_keeps_its_quotes_indentation_long_lines_and_comments():
+    merged = fragment.merged_text(STACK_TEXT, Proposal(flows=[LEARNED_FLOW]))
+    assert merged.startswith(STACK_TEXT)
+    assert merged[len(STACK_TEXT):] == ("    - {from: frontend, to: api, ports: [8080]}  # learned: 3 seen, 2026-11-20T09:00:00Z .. 2026-11-20T10:00:00Z\n")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "encryptionsalt: v1:abc\n"], ids=["empty", "comment", "no config key"])
+def test_merging_into_a_stack_file_without_config_or_flows_creates_them(text):
+    merged = fragment.merged_text(text, Proposal(flows=[LEARNED_FLOW], workloads={"api": {"selector": {"app": "api"}}}))
+    doc = yaml.safe_load(merged)
+    assert doc["config"] == {fragment.WORKLOADS: {"api": {"selector": {"app": "api"}}}, fragment.FLOWS: [LEARNED_FLOW.flow]}
+    assert "# learned" in merged.split(fragment.WORKLOADS)[1]
+
+
+# -- what the learner names and why it declines, row by row ----------------------------------------
+
+FRONTEND_END = End("frontend", (("app", "frontend"),), workload="frontend")
+
+
+def dropped(src: End, dst: End, port: int = 80, *, protocol: str = "TCP", layer: str = "L3/L4", requests: tuple[str, ...] = ()) -> Replayed:
+    # named as the replay names them: a declared workload by its name, anything else by what the record shows
+    return Replayed(src.workload or src.display, dst.workload or dst.display, port, protocol, 1, "2026-11-20T09:00:00Z", "2026-11-20T09:00:00Z", "default deny",
+                    (src, dst), layer, requests)
+
+
+def propose_rows(config: dict, *rows: Replayed) -> learn.Proposal:
+    return learn.propose(load_config(config), learn.ReplayReport(len(rows), rows, (), ()))
+
+
+def dev_config(**changes) -> dict:
+    config = stack_config(DEV_FILE)
+    for key, value in changes.items():
+        config[f"{PROJECT}:{key}"] = value
+    return config
+
+
+def test_clients_on_the_internet_of_a_stack_without_a_world_peer_become_one_internet_entity_peer():
+    config = dev_config()
+    config[f"{PROJECT}:workloads"]["frontend"]["expose"] = "loadBalancer"
+    rows = [dropped(End(reserved="world"), FRONTEND_END), dropped(End(reserved="world", ip="52.9.9.9"), FRONTEND_END)]
+    p = propose_rows(config, *rows)
+    assert p.peers == {"internet": {"entity": "world"}}
+    assert [(f.flow, f.count) for f in p.flows] == [({"from": "internet", "to": "frontend", "port": 80, "protocol": "TCP"}, 2)]
+
+
+def test_a_learned_peer_name_never_takes_a_name_the_stack_has_and_stays_a_dns_label():
+    config = dev_config(peers={"ops-grafana": {"cidrs": ["10.9.0.0/16"]}, "ops-grafana-2": {"cidrs": ["10.8.0.0/16"]}})
+    long = "g" * 58 + "-x" * 5
+    ends = [End("ops", (("app", "grafana"),)), End("ops", (("app.kubernetes.io/name", "grafana"),)), End("ops", (("app", long),)),
+            End("ops", (("k8s-app", long),))]
+    p = propose_rows(config, *(dropped(e, End("backend", (("app", "backend"),), workload="backend")) for e in ends))
+    cut = ("ops-" + long)[:63].rstrip("-")
+    assert list(p.peers) == ["ops-grafana-3", "ops-grafana-4", cut, cut[:60] + "-2"]
+    assert len(cut) == 62
+
+
+def test_a_pod_of_a_managed_namespace_without_an_app_label_is_listed_once_as_unknown():
+    nameless = End("frontend", (("tier", "web"),))
+    backend = End("backend", (("app", "backend"),), workload="backend")
+    p = propose_rows(dev_config(), dropped(nameless, backend), dropped(nameless, backend, 8080))
+    assert p.unknown == ["frontend/tier=web"] and p.flows == [] and p.workloads == {}
+
+
+def test_a_pod_whose_app_label_would_select_a_declared_workloads_pods_is_declined_with_a_note():
+    twin = End("backend", (("app", "backend"), ("track", "canary")))
+    p = propose_rows(dev_config(), dropped(FRONTEND_END, twin))
+    assert p.flows == [] and p.unknown == ["backend/app=backend,track=canary"]
+    assert p.notes == ["backend/app=backend,track=canary: selecting it by app=backend would select the pods of 'backend' too; declare it by hand"]
+
+
+def test_dns_to_kube_dns_without_allow_dns_is_a_note_naming_the_key_to_set():
+    kube_dns = End("kube-system", (("k8s-app", "kube-dns"),))
+    row = Replayed("frontend", "kube-dns", 53, "UDP", 1, "", "", "default deny", (FRONTEND_END, kube_dns))
+    p = propose_rows(dev_config(zeroTrust={"allowDns": False, "verify": False}), row)
+    assert p.flows == [] and p.notes == [f"frontend -> kube-dns:53/UDP: DNS to kube-dns would be dropped: set {PROJECT}:zeroTrust.allowDns: true"]
+
+
+def test_a_reserved_identity_no_flow_can_name_is_a_note_and_one_a_peer_can_name_becomes_its_entity_peer():
+    p = propose_rows(dev_config(), dropped(End(reserved="health"), FRONTEND_END), dropped(End(reserved="remote-node"), FRONTEND_END))
+    assert p.notes == ["health -> frontend:80/TCP: traffic of the reserved identity 'health' cannot be declared as a flow"]
+    assert p.peers == {"remote-node": {"entity": "remote-node"}}
+
+
+def test_a_pod_of_another_namespace_known_without_labels_is_a_namespace_peer_with_a_note():
+    p = propose_rows(dev_config(), dropped(End("monitoring", labels_known=False, pod="prom-0"), End("backend", workload="backend")))
+    assert p.peers == {"monitoring": {"namespace": "monitoring"}}
+    assert p.notes == ["monitoring/prom-0: no app label in the capture (Log Analytics rows carry none); "
+                       "the proposed peer admits every pod of namespace monitoring: narrow it with labels"]
+
+
+def test_an_outside_name_is_proposed_without_its_trailing_dot_and_in_lower_case(tmp_path):
+    capture = write(tmp_path, flow_line(pod("shop-core", app="payments"), WORLD, "34.2.2.9", 443, destination_names=["Hooks.Example.ORG."]))
+    proposal, _ = learned("shop", SHOP, capture)
+    assert [f.flow for f in proposal.flows] == [{"from": "payments", "toFqdns": ["hooks.example.org"], "port": 443, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("layer, requests, said", [
+    ("HTTP", ("GET /admin", "POST /x"), "HTTP rules reject GET /admin, POST /x; widen the flow's http rules if they are intended"),
+    ("HTTP", (), "HTTP rules reject its requests; widen the flow's http rules if they are intended"),
+    ("DNS", ("evil.example",), "DNS rules reject evil.example; a toFqdns flow for a name lets its pods look it up"),
+])
+def test_a_connection_its_l7_rules_reject_is_declined_with_what_they_reject_and_the_fix(layer, requests, said):
+    row = dropped(FRONTEND_END, End("backend", workload="backend"), layer=layer, requests=requests)
+    p = propose_rows(dev_config(), row)
+    assert p.flows == [] and p.declined == [row] and p.notes == [f"frontend -> backend:80/TCP: {said}"]

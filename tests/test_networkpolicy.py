@@ -124,3 +124,35 @@ def test_a_cilium_deny_rule_wins_over_a_networkpolicy_allow():
 def test_a_networkpolicy_selects_pods_of_its_own_namespace_only():
     p = netpol("backend", podSelector={}, policyTypes=["Ingress"])
     assert allows([p], FRONTEND, OTHER_NS_BACKEND)
+
+
+def test_match_expressions_of_the_namespace_and_the_pod_selector_of_one_peer_both_apply():
+    peer = {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["obs"]}]},
+            "podSelector": {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["grafana"]}]}}
+    p = netpol("backend", podSelector=BACKEND_SUBJECT, ingress=[{"from": [peer]}])
+    assert allows([p], PROMETHEUS, BACKEND)
+    assert not allows([p], Endpoint("monitoring", {"app": "grafana"}, namespace_labels={"team": "obs"}), BACKEND)
+    assert not allows([p], FRONTEND, BACKEND)
+
+
+def test_an_egress_pod_selector_peer_admits_pods_of_the_policys_own_namespace_only():
+    p = netpol("frontend", podSelector={"matchLabels": {"app": "frontend"}}, policyTypes=["Egress"],
+               egress=[{"to": [{"podSelector": {"matchLabels": {"app": "backend"}}}]}])
+    assert allows([p], FRONTEND, Endpoint("frontend", {"app": "backend"}))
+    assert not allows([p], FRONTEND, BACKEND)
+
+
+def test_a_policy_without_a_pod_selector_selects_every_pod_of_its_namespace():
+    p = netpol("backend", policyTypes=["Ingress"])
+    assert not allows([p], FRONTEND, BACKEND) and not allows([p], FRONTEND, BACKEND_PEER_IN_NS)
+
+
+def test_a_port_with_its_protocol_admits_that_protocol_only():
+    p = netpol("backend", podSelector=BACKEND_SUBJECT, ingress=[{"ports": [{"port": 53, "protocol": "UDP"}]}])
+    assert allows([p], FRONTEND, BACKEND, 53, "UDP") and not allows([p], FRONTEND, BACKEND, 53, "TCP")
+
+
+def test_a_verdict_names_the_networkpolicy_that_decided_it_by_namespace_and_name():
+    p = netpol("backend", "only-web", podSelector=BACKEND_SUBJECT, ingress=[{"ports": [{"port": 80}]}])
+    side = Engine([p], endpoints=[FRONTEND, BACKEND]).decide(FRONTEND, BACKEND, 80).ingress
+    assert side.policies == ("backend/networkpolicy/only-web",) and side.reason.endswith("allowed by backend/networkpolicy/only-web ingress[0]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import random
 
 import pytest
@@ -10,6 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import observed
+from policies.observed import hubble
+from policies.observed.hubble import NOT_A_CONNECTION
+from policies.observed.records import EXAMPLES
 from tests.capture import (
     HOST,
     HUBBLE,
@@ -437,3 +441,134 @@ def test_a_reply_is_counted_without_parsing_but_a_request_quoting_the_reply_key_
     assert obs.files[0].skipped == {"replies": 1} and obs.files[0].kinds == {"Hubble flow": 2}
     (c,) = obs.connections.values()
     assert [r.text for r in c.requests.values()] == ["GET /reviews/0"]
+
+
+# -- where each record sits, in every shape ---------------------------------------------------------
+
+BARE = json.dumps(upstream(1)["flow"])
+ROW = la_row("frontend", "frontend", "backend", "backend", 80)
+
+
+@pytest.mark.parametrize(
+    "text, shape, kind",
+    [
+        (BARE + "\n" + BARE + "\n", "lines", "bare flow (hubble CLI before v0.11)"),
+        (json.dumps(ROW, indent=2) + "\n" + json.dumps(ROW, indent=2), "values", "Log Analytics row"),
+        (json.dumps([ROW, ROW]), "array", "Log Analytics row"),
+        (api_tables([ROW, ROW]), "tables", "Log Analytics row"),
+        (json.dumps({"tables": [{"columns": [{"name": k} for k in ROW], "rows": [list(ROW.values())] * 2}]}) + "\n", "lines", "Log Analytics row"),
+    ],
+    ids=["bare flow lines", "pretty rows", "array of rows", "query API tables", "tables on one line"],
+)
+def test_every_shape_counts_each_record_it_reads_under_its_kind(tmp_path, text, shape, kind):
+    counts = read_text(tmp_path, text).files[0]
+    assert (counts.shape, dict(counts.kinds), counts.malformed) == (shape, {kind: 2}, 0)
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        (BARE + "\n[" + BARE + ", 5]\n", "capture.json:2[2]: not a JSON object"),
+        (json.dumps(upstream(1), indent=2) + "\n7\n", "capture.json:value 2: not a JSON object"),
+        (json.dumps([upstream(1), "x"]), "capture.json:item 2: not a JSON object"),
+        (json.dumps({"tables": [{"columns": [{"name": "a"}], "rows": [5]}]}) + "\n", "capture.json:1 row 1: not a row object"),
+        (json.dumps({"tables": [{"columns": [{"name": "a"}], "rows": "a"}]}) + "\n", "capture.json:1 row 1: not a row object"),
+        (json.dumps({"tables": [{"columns": [{"name": "a"}], "rows": [5]}]}, indent=1), "capture.json:row 1: not a row object"),
+        (json.dumps({**upstream(1)["flow"], "l4": {"TCP": [80]}}) + "\n", "capture.json:1: AttributeError reading the flow"),
+        (json.dumps([{**ROW, "Layer4": "{not json"}]), "capture.json:item 1: JSONDecodeError reading the row"),
+    ],
+    ids=["item of a line", "pretty value", "array item", "row of a table on a line", "rows of a table on a line not a list",
+         "row of a streamed table", "bare flow", "row"],
+)
+def test_a_record_that_cannot_be_read_is_named_by_where_it_sits_and_why(tmp_path, text, where):
+    obs = read_text(tmp_path, text)
+    assert obs.malformed == [where] and obs.files[0].malformed == 1
+
+
+@pytest.mark.parametrize("shape", ["array", "values", "tables"])
+@pytest.mark.parametrize("kept", [0, 1])
+def test_a_stream_that_breaks_off_names_the_record_it_broke_in(tmp_path, shape, kept):
+    whole = {"array": json.dumps([ROW] * 3), "values": "\n".join(json.dumps(ROW, indent=2) for _ in range(3)), "tables": api_tables([ROW] * 3)}[shape]
+    # cut inside record kept + 1: a few characters into its first "frontend"
+    marks = [m.start() for m in re.finditer(re.escape('"frontend"'), whole)]
+    cut = marks[len(marks) // 3 * kept] + 4
+    obs = read_text(tmp_path, whole[:cut])
+    counts = obs.files[0]
+    name = {"array": "item", "values": "value", "tables": "row"}[shape]
+    assert (counts.shape, counts.kinds.get("Log Analytics row", 0), counts.records, counts.malformed) == (shape, kept, kept + 1, 1)
+    assert obs.malformed[0].startswith(f"capture.json:{name} {kept + 1}: the JSON breaks off here (")
+
+
+def test_a_connection_is_dated_by_its_flows_time_or_else_by_its_envelopes(tmp_path):
+    inner, outer = upstream(1), upstream(2)
+    del outer["flow"]["time"]
+    outer["time"] = "2030-01-01T00:00:00Z"
+    obs = read_text(tmp_path, json.dumps(inner, indent=2) + "\n" + json.dumps(outer, indent=2))
+    (conn,) = obs.connections.values()
+    assert (conn.first, conn.last, conn.seen) == (inner["flow"]["time"], "2030-01-01T00:00:00Z", 2)
+
+
+# -- Log Analytics rows, column by column --------------------------------------------------------------
+
+
+def test_a_row_knows_a_pod_by_its_workload_or_else_its_name_never_by_labels(tmp_path):
+    rows = [la_row("frontend", "frontend", "backend", "", 80, DestinationPodName="backend-0", SourcePodName="frontend-1"),
+            la_row("frontend", "", "", "", 443, DestinationIdentity=2, IP={"source": "10.244.1.5", "destination": "20.50.2.40"})]
+    a, b = read_text(tmp_path, json.dumps(rows)).connections.values()
+    assert (a.src.workload, a.src.pod, a.src.labels_known) == ("frontend", None, False)
+    assert (a.dst.workload, a.dst.pod, a.dst.labels_known) == (None, "backend-0", False)
+    assert (b.dst.reserved, b.dst.labels_known) == ("world", False)
+
+
+def test_a_row_without_flow_counts_weighs_one_and_each_file_counts_its_connection_records(tmp_path):
+    row = {k: v for k, v in la_row("frontend", "frontend", "backend", "backend", 80).items() if not k.endswith("FlowCount")}
+    other = la_row("frontend", "frontend", "backend", "backend", 8080)
+    obs = read_text(tmp_path, json.dumps([row, row, other]))
+    assert by_ends(obs) == {("frontend/frontend", "backend/backend", 80, "TCP"): 2, ("frontend/frontend", "backend/backend", 8080, "TCP"): 2}
+    assert obs.files[0].connections == 3  # rows that are connection records, repeats included
+
+
+def test_a_row_with_a_protocol_column_but_no_port_column_reads_both_from_layer4(tmp_path):
+    row = la_row("frontend", "frontend", "backend", "backend", 80, Protocol="UDP", Layer4={"TCP": {"destination_port": 80}})
+    assert by_ends(read_text(tmp_path, json.dumps([row]))) == FRONTEND_BACKEND
+
+
+def test_an_icmp_row_is_skipped_as_no_connection(tmp_path):
+    row = la_row("frontend", "frontend", "backend", "backend", 80, Layer4={"ICMPv4": {"type": 8}})
+    counts = read_text(tmp_path, json.dumps([row, row])).files[0]
+    assert (counts.connections, dict(counts.skipped)) == (0, {NOT_A_CONNECTION["icmp"]: 2})
+
+
+def test_the_summarized_address_columns_win_over_the_ip_column(tmp_path):
+    row = la_row("", "", "", "", 443, SourceIdentity=2, DestinationIdentity=2, SourceAddress="52.1.1.1", DestinationAddress="52.2.2.2",
+                 IP={"source": "10.1.1.1", "destination": "10.2.2.2"})
+    (c,) = read_text(tmp_path, json.dumps([row])).connections.values()
+    assert (c.src.ip, c.dst.ip) == ("52.1.1.1", "52.2.2.2")
+
+
+def test_an_object_with_two_column_names_of_the_table_is_a_row(tmp_path):
+    obs = read_text(tmp_path, json.dumps([{"SourceNamespace": "a", "DestinationNamespace": "b"}]))
+    assert obs.files[0].kinds == {"Log Analytics row": 1}
+
+
+def test_numbers_az_printed_as_decimal_text_read_as_numbers(tmp_path):
+    row = la_row("frontend", "frontend", "", "", 80, DestinationIdentity="2.0", IP={"destination": "52.1.1.1"}, EgressFlowCount="3.0",
+                 IngressFlowCount="0", UnknownDirectionFlowCount="None")
+    (c,) = read_text(tmp_path, json.dumps([row])).connections.values()
+    assert (c.dst.reserved, c.seen) == ("world", 3)
+
+
+@pytest.mark.parametrize("flow, camel_case", [
+    ({"source": {"podName": "a-0"}}, True),
+    ({"destination": {"clusterName": "aks"}}, True),
+    ({"l4": {"TCP": {"destinationPort": 80}}}, True),
+    ({"source": {"pod_name": "a-0"}, "l4": {"TCP": {"destination_port": 80}}}, False),
+    ({"is_reply": False, "source": {"podName": "a-0"}}, False),
+], ids=["source pod name", "destination cluster name", "destination port", "snake case", "is_reply decides"])
+def test_a_flow_without_is_reply_or_event_type_is_told_camel_case_by_any_camel_case_name_it_has(flow, camel_case):
+    assert hubble.is_camel(flow) is camel_case
+
+
+def test_a_file_keeps_the_first_few_malformed_records_as_examples_and_counts_them_all(tmp_path):
+    obs = read_text(tmp_path, "not json\n" * (EXAMPLES + 2))
+    assert obs.files[0].malformed == EXAMPLES + 2 and obs.malformed == [f"capture.json:{n}: not JSON (a line cut by log rotation?)" for n in range(1, EXAMPLES + 1)]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies.observed.ends import owner_of
+from policies.observed.replay import Replayed
 from tests.capture import (
     DEV,
     HOST,
@@ -377,3 +378,10 @@ def test_the_query_command_aggregates_the_stacks_namespaces_in_log_analytics_and
 def test_the_query_command_names_a_bad_stack_or_window_in_one_line(capsys, argv, line):
     assert main(["query", *argv]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [line]
+
+
+def test_a_replayed_rows_json_carries_the_requests_its_l7_rules_reject_and_only_then():
+    http = Replayed("frontend", "backend", 80, "TCP", 2, "t0", "t1", "HTTP rules", layer="HTTP", requests=("GET /admin",))
+    plain = Replayed("frontend", "backend", 80, "TCP", 2, "t0", "t1", "default deny")
+    assert http.as_dict()["requests"] == ["GET /admin"] and "requests" not in plain.as_dict()
+    assert http.line == "frontend -> backend:80/TCP GET /admin (2 seen, t0 .. t1)"

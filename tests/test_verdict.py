@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies.cilium_versions import CILIUM, features
 from policies.verdict import Endpoint, Engine, PolicyRejected, addresses, compile_policy, decide, entity, keep_label
+from policies.verdict.selectors import parse_selector
 
 FRONTEND = Endpoint("frontend", {"app": "frontend"}, name="frontend")
 BACKEND = Endpoint("backend", {"app": "backend"}, name="backend")
@@ -667,6 +670,7 @@ def test_kafka_rules_are_named_as_l7_a_record_does_not_decide():
         ({"host": "api\\.shop\\.svc.*"}, "GET", "http://api.shop.svc:8080/", True),
         ({"headers": ["X-Team: blue"]}, "GET", "http://api/", None),  # the record lists no such header
         ({"headerMatches": [{"name": "X-Token", "secret": {"name": "s"}}]}, "GET", "http://api/", None),
+        ({"host": "api"}, "GET", "/relative", None),  # a record without the authority cannot tell the host
     ],
 )
 def test_an_http_rule_admits_requests_as_envoy_matches_them(rule, method, url, admitted):
@@ -693,3 +697,71 @@ def test_dns_rules_of_the_allows_to_kube_dns_add_up_and_an_allow_without_them_ad
     v = decide([a, b], FRONTEND, dns, 53, "UDP")
     assert v.allowed and v.exact and len(v.egress.dns) == 2
     assert decide([a, b, c], FRONTEND, dns, 53, "UDP").egress.dns is None
+
+
+# -- the engine's selector index agrees with the one definition of a selector -------------------------
+
+_KEYS = st.sampled_from(["app", "tier", "world", "host"])
+_VALUES = st.sampled_from(["", "a", "b"])
+_SOURCED = st.tuples(st.sampled_from(["", "k8s:", "any:", "reserved:", "container:"]), _KEYS).map("".join)
+_ENDPOINTS = st.lists(
+    st.one_of(
+        st.builds(lambda ns, labels: Endpoint(ns, labels), st.sampled_from(["x", "y"]), st.dictionaries(_KEYS, _VALUES, max_size=3)),
+        st.sampled_from(["world", "host", "kube-apiserver", "remote-node"]).map(entity),
+    ),
+    min_size=1, max_size=8,
+)
+_SELECTORS = st.fixed_dictionaries({}, optional={
+    "matchLabels": st.dictionaries(_SOURCED, _VALUES, max_size=2),
+    "matchExpressions": st.lists(st.one_of(
+        st.fixed_dictionaries({"key": _SOURCED, "operator": st.sampled_from(["In", "NotIn"]), "values": st.lists(_VALUES, min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"key": _SOURCED, "operator": st.sampled_from(["Exists", "DoesNotExist"])}),
+    ), max_size=2),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ENDPOINTS, _SELECTORS)
+def test_the_engines_selector_index_selects_exactly_the_identities_the_selector_matches(endpoints, raw):
+    engine = Engine([], endpoints=endpoints)
+    selector = parse_selector(raw, "test")
+    by_definition = {engine.intern(ep) for ep in endpoints if selector.matches(ep.identity())}
+    assert engine._select(selector) == by_definition
+
+
+def test_an_unsourced_key_matches_a_reserved_identitys_name_as_cilium_matches_any_source():
+    engine = Engine([], endpoints=[entity("world"), Endpoint("x", {"app": "a"})])
+    world = parse_selector({"matchLabels": {"world": ""}}, "test")
+    k8s_world = parse_selector({"matchLabels": {"k8s:world": ""}}, "test")
+    assert (engine._select(world), engine._select(k8s_world)) == ({0}, frozenset())
+    assert world.matches(entity("world").identity()) and not k8s_world.matches(entity("world").identity())
+
+
+def test_one_rule_admitting_a_request_admits_it_and_one_undecided_leaves_a_refusal_undecided():
+    from policies.verdict.http import Request, admits, rejected
+
+    get, post = Request("GET", "http://api/x", headers=()), Request("POST", "http://api/x", headers=())
+    undecided = {"headers": ["X-Team: blue"]}
+    assert admits([{"method": "POST"}, {"method": "GET"}], get) is True
+    assert admits([{"method": "POST"}, undecided], get) is None
+    assert admits([{"method": "POST"}], get) is False
+    assert rejected([{"method": "POST"}], [get, post]) == ([get], [])
+    assert rejected([undecided], [get, post]) == ([], [get, post])
+
+
+@pytest.mark.parametrize("raw, why", [
+    ({"matchName": "a.example"}, "frontend/p egress[0].toFQDNs: must be a list"),
+    ([{"matchName": ""}], "frontend/p egress[0].toFQDNs[0]: needs matchName or matchPattern"),
+    (["a.example"], "frontend/p egress[0].toFQDNs[0]: needs matchName or matchPattern"),
+    ([{"matchPattern": "a b"}], "frontend/p egress[0].toFQDNs[0].matchPattern: 'a b' has characters a matchPattern does not allow"),
+])
+def test_a_to_fqdns_list_cilium_refuses_rejects_the_policy_saying_where_and_why(raw, why):
+    engine = Engine([cnp("frontend", "p", endpointSelector={}, egress=[{"toFQDNs": raw}])])
+    ((ref, message),) = engine.rejected
+    assert ref == "frontend/p" and message.startswith(why)
+
+
+def test_a_cidr_with_host_bits_set_selects_its_whole_network_as_cilium_parses_it():
+    p = cnp("frontend", "p", endpointSelector={}, egress=[{"toCIDRSet": [{"cidr": "10.50.3.7/24", "except": ["10.50.3.128/25"]}]}])
+    low, high = addresses("low", ("10.50.3.0/25",)), addresses("high", ("10.50.3.128/25",))
+    assert decide([p], FRONTEND, low, 443).allowed and not decide([p], FRONTEND, high, 443).allowed

@@ -138,9 +138,9 @@ class _Learner:
         if name == KUBE_DNS:
             self.p.notes.append(f"{what}: DNS to kube-dns would be dropped: set {PROJECT}:zeroTrust.allowDns: true")
             return None
+        # (A world end a peer of the stack covers was named by that peer above: what is left is proposed.)
         if end.reserved == "world" and not end.ip:
-            entity = next((n for n, p in sorted(self.cfg.peers.items()) if p.entity == "world"), None)
-            return entity or self.peer("internet", {"entity": "world"})
+            return self.peer("internet", {"entity": "world"})
         if end.reserved == "world" and end.ip:
             ip = ipaddress.ip_address(end.ip)
             for peer_name, peer in sorted(self.cfg.peers.items()):
@@ -149,8 +149,7 @@ class _Learner:
                     return None
             if not dst and ip.is_global:
                 # Clients on the internet: one entity peer, not a peer per client address.
-                entity = next((n for n, p in sorted(self.cfg.peers.items()) if p.entity == "world"), None)
-                return entity or self.peer("internet", {"entity": "world"})
+                return self.peer("internet", {"entity": "world"})
             names = [n.rstrip(".").lower() for n in end.names or () if re.match(outside_names.FQDN, n.lower())]
             if dst and names and self.fqdn_ok:
                 return sorted(set(names))

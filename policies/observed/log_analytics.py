@@ -100,8 +100,14 @@ def _end(row: Mapping[str, Any], side: str, address: Any) -> End:
 
 def rows_of_table(table: Mapping[str, Any]) -> Sequence[dict[str, Any]]:
     """The rows of one table of the query API's JSON, as objects."""
-    columns = [c.get("name") if isinstance(c, Mapping) else c for c in table.get("columns") or ()]
-    return [dict(zip(columns, r)) for r in table.get("rows") or ()]
+    columns = [c.get("name") if isinstance(c, Mapping) else c for c in _listed(table.get("columns"))]
+    # A row that is not a list of values is passed on as it is, to be reported as not a row object.
+    return [dict(zip(columns, r)) if isinstance(r, list) else r for r in _listed(table.get("rows"))]
+
+
+def _listed(value: Any) -> list[Any]:
+    """A list as it is; anything else but null as a list of itself."""
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def query_text(stack: str, namespaces: Sequence[str], days: int) -> str:

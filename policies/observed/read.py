@@ -136,18 +136,24 @@ def _tables(f: BinaryIO, obs: Observations, counts: FileCounts) -> None:
         for prefix, event, value in ijson.parse(f, use_float=True):
             if builder is not None:
                 builder.event(event, value)
-                if prefix == "tables.item.rows.item" and event == "end_array":
+                if prefix == "tables.item.rows.item" and event in ("end_array", "end_map"):
                     n += 1
                     counts.records += 1
-                    _row(dict(zip(columns, builder.value)), f"row {n}", obs, counts)
+                    row = builder.value
+                    _row(dict(zip(columns, row)) if isinstance(row, list) else row, f"row {n}", obs, counts)
                     builder = None
             elif prefix == "tables.item" and event == "start_map":
                 columns = []
             elif prefix == "tables.item.columns.item.name" and event == "string":
                 columns.append(value)
-            elif prefix == "tables.item.rows.item" and event == "start_array":
-                builder = ijson.ObjectBuilder()
-                builder.event(event, value)
+            elif prefix == "tables.item.rows.item":
+                if event in ("start_array", "start_map"):
+                    builder = ijson.ObjectBuilder()
+                    builder.event(event, value)
+                else:  # a row that is a number, a string or null
+                    n += 1
+                    counts.records += 1
+                    counts.bad(f"row {n}", "not a row object")
     except ijson.JSONError as e:
         counts.records += 1
         counts.bad(f"row {n + 1}", f"the JSON breaks off here ({str(e).splitlines()[0][:80]})")
@@ -167,7 +173,7 @@ def _value(value: Any, where: str, obs: Observations, counts: FileCounts) -> Non
         return
     flow = value.get("flow")
     if isinstance(flow, Mapping):
-        _flow(flow, "Hubble flow", value.get("time") or value.get("Time") or "", where, obs, counts)
+        _flow(flow, "Hubble flow", value.get("time") or "", where, obs, counts)
     elif isinstance(value.get("tables"), list):
         for table in value["tables"]:
             for i, row in enumerate(log_analytics.rows_of_table(table) if isinstance(table, Mapping) else (), 1):

@@ -23,7 +23,7 @@ from policies.verdict import networkpolicy
 from policies.verdict.explain import not_enforced
 from policies.verdict.identity import Endpoint
 from policies.verdict.outside import cidr_cover, entity_selects, fqdn_cover
-from policies.verdict.selectors import PolicyRejected, Selector
+from policies.verdict.selectors import LABEL_SOURCES, PolicyRejected, Selector
 
 LOCALHOST = PeerRule("allow-localhost", "ingress", False, (), None, None)
 """Cilium's own ingress allow from the local node (``reserved:host``) to every pod it runs: kubelet's
@@ -102,9 +102,8 @@ class Engine:
         )
         self._ids: dict[frozenset, int] = {}
         self._eps: list[Endpoint] = []
-        self._index: dict[tuple[str, str], set[int]] = {}
-        self._keys: dict[str, set[int]] = {}
-        self._reserved: dict[str, set[int]] = {}  # reserved identity -> interned ids
+        self._index: dict[tuple[str, str, str], set[int]] = {}  # (source or "any", key, value) -> interned ids
+        self._keys: dict[tuple[str, str], set[int]] = {}  # (source or "any", key) -> interned ids
         self._reset_caches()
         for ep in endpoints:
             self.intern(ep)
@@ -127,11 +126,10 @@ class Engine:
             self._ids[identity] = n
             self._eps.append(ep)
             for source, key, value in identity:
-                if source == "k8s":
-                    self._index.setdefault((key, value), set()).add(n)
-                    self._keys.setdefault(key, set()).add(n)
-                elif source == "reserved":
-                    self._reserved.setdefault(key, set()).add(n)
+                if source in LABEL_SOURCES:
+                    for s in (source, "any"):
+                        self._index.setdefault((s, key, value), set()).add(n)
+                        self._keys.setdefault((s, key), set()).add(n)
             self._reset_caches()  # selections over the universe changed
         return n
 
@@ -140,14 +138,9 @@ class Engine:
         if hit is not None:
             return hit
         out: set[int] = set(range(len(self._ids)))
-        for r in sel.requirements:
-            if r.source in ("k8s", "any"):
-                found = set().union(*(self._index.get((r.key, v), ()) for v in r.values))
-                found_any = self._keys.get(r.key, set())
-            elif r.source == "reserved":  # `reserved:world` and the like
-                found = found_any = self._reserved.get(r.key, set())
-            else:
-                found = found_any = set()  # no identity carries other sources here
+        for r in sel.requirements:  # as Requirement.matches defines it, through the index
+            found = set().union(*(self._index.get((r.source, r.key, v), ()) for v in r.values))
+            found_any = self._keys.get((r.source, r.key), set())
             if r.op == "In":
                 out &= found
             elif r.op == "NotIn":
@@ -249,7 +242,7 @@ class Engine:
         )
         view.rejected = self._rejected_in(self._eps[n].namespace)
         if direction == "ingress":
-            view.allow.append((frozenset(self._reserved.get("host", ())), LOCALHOST, True))
+            view.allow.append((frozenset(self._keys.get(("reserved", "host"), ())), LOCALHOST, True))
         for r in enforcing:
             for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
                 for pr in r.sections[kind]:

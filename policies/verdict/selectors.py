@@ -1,7 +1,7 @@
 """Cilium label selectors and the namespace scoping Cilium adds to them.
 
-- Selector keys: ``k8s:x`` matches Kubernetes labels only; ``x`` means
-  ``any:x``; other sources never match pod labels (pkg/labels GetExtendedKeyFrom).
+- Selector keys: ``k8s:x`` matches Kubernetes labels only, ``reserved:x`` a reserved identity only; ``x``
+  means ``any:x``, matching a label of either source (pkg/labels GetExtendedKeyFrom, ``Label.HasKey``).
 - A CNP's ``endpointSelector`` always gets the policy's namespace (a ``k8s:``
   namespace match of its own is overwritten); its peer selectors get it unless
   they name ``io.kubernetes.pod.namespace`` (``k8s:``/``any:``), a namespace
@@ -18,6 +18,12 @@ from typing import Any
 from policies.verdict.identity import NS_KEY, NS_LABELS_PREFIX
 
 
+LABEL_SOURCES = ("k8s", "reserved")
+"""The label sources an identity here carries (a pod's Kubernetes labels, a reserved identity's name), all
+of which an ``any:`` key matches (pkg/labels ``Label.HasKey``); the identity's other entries (addresses,
+DNS names) are this engine's own, never labels a selector can name."""
+
+
 class PolicyRejected(ValueError):
     """Cilium would reject the whole object (Sanitize / CRD validation)."""
 
@@ -31,7 +37,9 @@ class Requirement:
     values: frozenset[str] = frozenset()
 
     def matches(self, identity: frozenset[tuple[str, str, str]]) -> bool:
-        found = {v for s, k, v in identity if k == self.key and (self.source == "any" or s == self.source)}
+        """The one definition of a requirement over an identity: the engine's index (``Engine._select``)
+        must agree with it, and a property test holds it to that."""
+        found = {v for s, k, v in identity if k == self.key and (s == self.source or (self.source == "any" and s in LABEL_SOURCES))}
         if self.op == "In":
             return bool(found & self.values)
         if self.op == "NotIn":
