@@ -75,7 +75,7 @@ def test_redis_deployed_by_helm_gets_policies_selecting_its_pods_and_nothing_els
     sources = [peer["matchLabels"].get("app", peer["matchLabels"].get("app.kubernetes.io/component")) for rule in master["ingress"]
                for peer in rule["fromEndpoints"]]
     assert sources == ["cartservice", "replica"]
-    assert OBJECTS[("Namespace", "", "boutique-data")]["metadata"]["labels"] == {"zero-trust-aks/default-deny": "ingress-and-egress"}
+    assert OBJECTS[("Namespace", "", "boutique-data")]["metadata"]["labels"] == {"zero-trust-aks/default-deny": "ingress-and-egress", "zero-trust-aks/enforcement": "enforced"}
 
 
 def test_the_probes_dial_each_services_port_and_a_helm_workloads_named_service():

@@ -121,7 +121,7 @@ def test_two_selectors_that_tell_the_pods_apart_by_a_value_are_accepted(elsewher
 def test_a_namespace_that_exists_already_is_labelled_not_created(elsewhere):
     o = objects(elsewhere)
     assert o[("Namespace", "backend")] == {"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": "backend", "labels": {"zero-trust-aks/default-deny": "ingress-and-egress"},
+                                           "metadata": {"name": "backend", "labels": {"zero-trust-aks/default-deny": "ingress-and-egress", "zero-trust-aks/enforcement": "enforced"},
                                                         "annotations": {"zero-trust-aks/other-identities": "18"}}}
     assert o[("Namespace", "frontend")]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
 
@@ -134,7 +134,7 @@ def test_the_program_patches_a_namespace_that_exists_already_and_creates_the_oth
     assert not [r for r in run.resources if r.type == "kubernetes:core/v1:Namespace" and r.name.startswith("backend")]
     assert not [r for r in run.resources if r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service") and r.name.startswith("backend")]
     patch = next(r for r in run.resources if r.type == "kubernetes:core/v1:NamespacePatch")
-    assert patch.inputs["kind"] == "Namespace" and patch.inputs["metadata"]["labels"] == {"zero-trust-aks/default-deny": "ingress-and-egress"}
+    assert patch.inputs["kind"] == "Namespace" and patch.inputs["metadata"]["labels"] == {"zero-trust-aks/default-deny": "ingress-and-egress", "zero-trust-aks/enforcement": "enforced"}
 
 
 def test_settings_for_a_namespace_no_workload_lives_in_are_refused(dev_config):

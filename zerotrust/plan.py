@@ -23,7 +23,7 @@ from policies import guardrails as g
 from policies.analysis import matrix as mx
 from policies.analysis import probes as probes_
 from policies.config import ConfigErrors, StackConfig, load_config
-from policies.render import describe, render
+from policies.render import as_enforced, describe, render
 from policies.config.stackfile import StackFileError, StackFiles, read_stack
 from zerotrust.mockrun import PROJECT_DIR, DuplicateRegistrations, Run, ints, run_program, unwrap_secrets
 
@@ -179,14 +179,15 @@ def make_plan(
     workloads = mx.workload_pods(cfg, objects)
     policies = [o for o in objects if o.get("apiVersion", "").startswith("cilium.io/")]
     peers, peer_notes = mx.peer_endpoints(cfg)
-    m = mx.build(
-        policies,
-        workloads,
-        mx.declared_flows(cfg, workloads),
-        version=cfg.cilium_version,
-        fqdn_flows=[describe(cfg, f) for f in cfg.flows if f.to_fqdns],
-        peers=peers,
-    )
+    # Staged namespaces are judged as enforced (what their rules mean); what they allow meanwhile is kept apart.
+    staged = cfg.staged_namespaces
+    judged = as_enforced(policies, staged) if staged else policies
+    declared = mx.declared_flows(cfg, workloads)
+    fqdn_flows = [describe(cfg, f) for f in cfg.flows if f.to_fqdns]
+    m = mx.build(judged, workloads, declared, version=cfg.cilium_version, fqdn_flows=fqdn_flows, peers=peers)
+    if staged:
+        now = mx.build(policies, workloads, declared, version=cfg.cilium_version, peers=peers)
+        m.staging = mx.Staging(staged, frozenset(now.allowed))
     m.notes += peer_notes
     report = g.evaluate(policy_resources(run), levels.levels, waivers, levels.settings)
     b = budget_.estimate(objects, cfg.cilium_version, [w.endpoint() for w in mx.workloads_elsewhere(cfg)], cfg.other_identities)
@@ -202,7 +203,7 @@ def make_plan(
             raise PlanError([f"--observed {line}" for line in plan.observations.unreadable])
         ours = {_policy_key(p) for p in policies}
         others = [p for p in in_cluster if _policy_key(p) not in ours]  # the plan replaces its own
-        plan.observed = replay_.replay(cfg, policies + others, workloads, plan.observations, cfg.cilium_version)
+        plan.observed = replay_.replay(cfg, judged + others, workloads, plan.observations, cfg.cilium_version)
     return plan
 
 

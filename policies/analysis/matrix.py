@@ -91,6 +91,14 @@ class Finding:
     message: str
 
 
+@dataclass(frozen=True)
+class Staging:
+    """The staged namespaces of a stack, and what their policies allow while staged (default deny off)."""
+
+    namespaces: tuple[str, ...]
+    allowed_now: frozenset[FlowKey]
+
+
 @dataclass
 class Matrix:
     sources: list[str]
@@ -102,6 +110,19 @@ class Matrix:
     cells: int = 0
     namespaces: dict[str, str] = field(default_factory=dict)
     """The namespace of every source and target that has one (peers outside the pods have none)."""
+    staging: Staging | None = None
+    """With staged namespaces: the cells above are judged with every namespace enforced (what the rules
+    mean), and this holds what is allowed meanwhile."""
+
+    @property
+    def live_allowed(self) -> set[FlowKey] | frozenset[FlowKey]:
+        """What the policies as applied allow now (staged namespaces included)."""
+        return self.staging.allowed_now if self.staging is not None else self.allowed
+
+    @property
+    def enforcing_denies(self) -> list[FlowKey]:
+        """Cells allowed now only because a staged namespace has default deny off: denied once enforced."""
+        return sorted(self.live_allowed - self.allowed)
 
     def where(self, name: str) -> str:
         """``namespace/name`` for reports, or the bare name of an identity outside the pods."""
@@ -251,5 +272,7 @@ def build(
 
 
 def diff(base: Matrix, head: Matrix) -> tuple[list[str], list[str]]:
-    """(newly allowed, no longer allowed) flows between two matrices."""
-    return [fmt(k) for k in sorted(head.allowed - base.allowed)], [fmt(k) for k in sorted(base.allowed - head.allowed)]
+    """(newly allowed, no longer allowed) flows between two matrices, as applied: staging a namespace
+    allows what its default deny denied, and enforcing it denies it again."""
+    before, after = base.live_allowed, head.live_allowed
+    return [fmt(k) for k in sorted(after - before)], [fmt(k) for k in sorted(before - after)]

@@ -50,9 +50,15 @@ from policies.config.workloads import (
 
 __all__ = [
     "PEER_ENTITIES", "PROBE_IMAGE", "PROJECT", "AdvancedNetworking", "AutoUpgrade", "Autoscaling", "ClusterConfig", "DnsLabel",
-    "EntraId", "EnvFrom", "ExistingCluster", "Flow", "HealthCheck", "HttpRule", "ImageCleaner", "KeyRef", "NamespaceConfig",
+    "EntraId", "Enforcement", "EnvFrom", "ExistingCluster", "Flow", "HealthCheck", "HttpRule", "ImageCleaner", "KeyRef", "NamespaceConfig",
     "PeerConfig", "PortSpec", "Resources", "StackConfig", "WorkloadConfig", "ZeroTrust",
 ]
+
+
+Enforcement = Literal["enforced", "staged"]
+"""``enforced``: default deny drops what no rule allows. ``staged``: the same allow rules with default deny
+off (Cilium's ``enableDefaultDeny``, 1.16+), so nothing is dropped and Cilium's policy verdicts say which
+connections the rules match and which pass only because default deny is off (docs/adopting-zero-trust.md)."""
 
 
 class ZeroTrust(_Model):
@@ -73,6 +79,8 @@ class ZeroTrust(_Model):
     outside_probe_port: Port = Field(443, alias="outsideProbePort")
     probe_namespace: DnsLabel = Field("zt-probes", alias="probeNamespace")
     """The namespace the stack creates for the ingress prober (a pod whose own egress allows every probed target)."""
+    enforcement: Enforcement = "enforced"
+    """The stack's default enforcement for its namespaces (``namespaces.<ns>.enforcement`` overrides it)."""
     other_identities: Count | None = Field(None, alias="otherIdentities", ge=0, le=65535)
     """Security identities in the cluster that the stack does not know (pods of other teams), for the
     policy-map budget; default: AKS's own (16) plus one per managed namespace."""
@@ -84,6 +92,8 @@ class NamespaceConfig(_Model):
     create: bool = True
     """False: the namespace exists already (created by its owner); the stack labels and polices it, and
     neither creates nor deletes it."""
+    enforcement: Enforcement | None = None
+    """This namespace's enforcement; unset: ``zeroTrust.enforcement``."""
 
 
 class StackConfig(_Model):
@@ -154,6 +164,25 @@ class StackConfig(_Model):
     def exposed(self) -> frozenset[str]:
         """The workloads behind a LoadBalancer Service."""
         return frozenset(n for n, w in self.workloads.items() if w.expose == "loadBalancer")
+
+    def enforcement(self, namespace: str) -> Enforcement:
+        """A managed namespace's enforcement: its own setting, else the stack's."""
+        settings = self.namespace_settings.get(namespace)
+        if settings is not None and settings.enforcement is not None:
+            return settings.enforcement
+        return self.zero_trust.enforcement
+
+    @property
+    def staged_namespaces(self) -> tuple[str, ...]:
+        """The managed namespaces whose policies are staged (default deny off), sorted."""
+        return tuple(ns for ns in self.namespaces if self.enforcement(ns) == "staged")
+
+    def enforced_everywhere(self) -> StackConfig:
+        """This config with every namespace enforced: what its rules mean once staging ends."""
+        if not self.staged_namespaces:
+            return self
+        settings = {ns: s.model_copy(update={"enforcement": None}) for ns, s in self.namespace_settings.items()}
+        return self.model_copy(update={"namespace_settings": settings, "zero_trust": self.zero_trust.model_copy(update={"enforcement": "enforced"})})
 
     def creates_namespace(self, namespace: str) -> bool:
         settings = self.namespace_settings.get(namespace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from policies.cilium_versions import features
 from policies.config import azure, kubernetes
 from policies.config.models import PROJECT, ClusterConfig, StackConfig
 from policies.config.pods import pod_labels
@@ -71,6 +72,7 @@ def stack_errors(p: Partial) -> list[str]:
             errors.append(f"{P}:zeroTrust.probeNamespace: {probe_ns!r} is managed by Kubernetes or AKS; choose your own namespace")
     if p.ok("cluster") and cfg.cluster is not None:
         errors += cluster_errors(cfg.cluster)
+    errors += staging_errors(p)
     errors += workload_errors(p)
     errors += selector_errors(p)
     errors += peer_errors(p)
@@ -235,6 +237,25 @@ def selector_errors(p: Partial) -> list[str]:
                     f"{P}:namespaces.{ns}: no workload lives in {ns!r}; the stack's namespaces are: {', '.join(managed)}"
                 )
     return errors
+
+
+def staging_errors(p: Partial) -> list[str]:
+    """``staged`` needs a Cilium whose policies take ``enableDefaultDeny`` (older CRDs prune it, and the
+    policies would enforce)."""
+    cfg = p.cfg
+    if not p.ok("zero_trust", "namespace_settings", "cluster", "kubernetes") or (cfg.cluster is None) == (cfg.kubernetes is None):
+        return []
+    version = features(cfg.cilium_version)
+    if version.enable_default_deny:
+        return []
+    keys = [f"{P}:zeroTrust.enforcement"] if cfg.zero_trust.enforcement == "staged" else []
+    keys += [f"{P}:namespaces.{ns}.enforcement" for ns, s in sorted(cfg.namespace_settings.items()) if s.enforcement == "staged"]
+    where = "kubernetesVersion" if cfg.cluster is not None else "kubernetes.ciliumVersion"
+    return [
+        f"{key}: 'staged' needs Cilium 1.16 or later (its policies' enableDefaultDeny), and this stack's Cilium is "
+        f"{version.text}: use 'enforced', or a newer {where}"
+        for key in keys
+    ]
 
 
 def _text(labels: dict[str, str]) -> str:

@@ -19,6 +19,7 @@ from policies.guardrails.resources import (
     policies,
     specs,
 )
+from policies.render import ENFORCEMENT_LABEL, as_enforced
 from policies.render.podspec import POD_TEMPLATE_KINDS, pod_labels, pod_spec
 from policies.verdict import CCNP, CNP, NS_KEY, NS_LABELS_PREFIX, Endpoint, Engine, PolicyRejected, peer_selector, stranger
 
@@ -238,12 +239,11 @@ def check_namespace_default_deny(resources: Sequence[Resource]) -> Iterator[tupl
             Endpoint(name, e.labels, e.name, e.service_account, namespace_labels=labels) for e in by_namespace.get(name, [])
         ]
         endpoints[name] = (anonymous, pods)
+    # A staged namespace is judged as enforced: its rules must still put it in default deny once it is
+    # (that it is staged at all is namespace-staged's concern).
+    judged = as_enforced([r.props for r in policies(resources)], staged_namespaces(resources))
     # Every identity up front: the engine then resolves each selector once.
-    engine = Engine(
-        [r.props for r in policies(resources)],
-        cilium_version(resources),
-        [e for anonymous, pods in endpoints.values() for e in (anonymous, *pods)],
-    )
+    engine = Engine(judged, cilium_version(resources), [e for anonymous, pods in endpoints.values() for e in (anonymous, *pods)])
     for ns in namespaces:
         name = ns.object_name
         anonymous, pods = endpoints[name]
@@ -256,6 +256,23 @@ def check_namespace_default_deny(resources: Sequence[Resource]) -> Iterator[tupl
                 side = engine.enforcement(ep, direction)
                 if not side.allowed:
                     yield ns, f"Namespace {name}: {side.reason}; {_default_deny_fix(direction)}"
+
+
+def staged_namespaces(resources: Sequence[Resource]) -> list[str]:
+    """The namespaces whose Namespace resource says they are staged (the stack's own label)."""
+    return [
+        r.object_name for r in resources
+        if r.is_kubernetes and r.kind == "Namespace" and (r.metadata.get("labels") or {}).get(ENFORCEMENT_LABEL) == "staged"
+    ]
+
+
+def check_namespace_staged(r: Resource) -> Iterator[tuple[Resource, str]]:
+    """A staged namespace: its policies apply, but nothing is dropped there."""
+    if staged_namespaces([r]):
+        yield r, (
+            f"Namespace {r.object_name} is staged: its policies have default deny off, so nothing is dropped there; "
+            "enforce it once a capture shows nothing would drop (python -m zerotrust promote)"
+        )
 
 
 def _default_deny_fix(direction: str) -> str:

@@ -27,6 +27,16 @@ RULES: tuple[Rule, ...] = (
         exceptable=True,
     ),
     Rule(
+        "namespace-staged",
+        "No managed namespace is staged (its policies with default deny off: enforced nowhere).",
+        "Staging shows what enforcement would drop without dropping it: a step on the way, never a place to stay in production.",
+        "mandatory",
+        "resource",
+        cilium.check_namespace_staged,
+        types=("Namespace",),
+        exceptable=True,
+    ),
+    Rule(
         "no-broad-peers",
         "No policy allows from or to the entities all, world or cluster, 0.0.0.0/0, or pods of every namespace, and no policy's address ranges of one direction hold more public addresses than the stack's limit (publicIpv4Limit, default a /16; publicIpv6Limit, default a /48).",
         "One such rule undoes zero trust for everything it selects. A world ingress admitting only what a LoadBalancer Service (externalTrafficPolicy Local) exposes is intended.",

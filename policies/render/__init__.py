@@ -10,8 +10,8 @@ Cilium facts this module relies on (see docs/policy-semantics.md):
 - A direction is enforced for a pod only when a rule that selects it has a
   *non-empty* ``ingress``/``egress`` list; ``ingress: []`` enforces nothing.
   ``ingress: [{}]`` enforces default deny and allows nothing by itself.
-  ``enableDefaultDeny`` is not used: Cilium 1.14 (AKS on Kubernetes 1.29/1.30)
-  prunes the field.
+  ``enableDefaultDeny`` is set only in a staged namespace (off, both directions), which
+  config allows only where Cilium has the field (1.16+; 1.14 prunes it).
 - A CNP's peer selectors are confined to the policy's own namespace unless
   they name ``k8s:io.kubernetes.pod.namespace``, so every peer names it.
 - A connection needs the source's egress allow *and* the destination's
@@ -30,6 +30,8 @@ from typing import Any
 from policies.config import StackConfig
 from policies.render.labels import (
     CILIUM_API,
+    DEFAULT_ALLOW,
+    ENFORCEMENT_LABEL,
     FLOWS_ANNOTATION,
     KUBE_DNS,
     MANAGED_BY,
@@ -39,6 +41,7 @@ from policies.render.labels import (
 )
 from policies.render.rules import (
     CLUSTER_DNS_DOMAINS,
+    as_enforced,
     SEARCH_DEPTH,
     cluster_dns_names,
     cnp,
@@ -134,10 +137,10 @@ def render(cfg: StackConfig) -> Rendered:
 
 
 __all__ = [
-    "BASELINE_CAPABILITIES", "CILIUM_API", "CLUSTER_DNS_DOMAINS", "FLOWS_ANNOTATION", "KUBE_DNS", "MANAGED_BY", "NS_LABEL",
+    "BASELINE_CAPABILITIES", "CILIUM_API", "CLUSTER_DNS_DOMAINS", "DEFAULT_ALLOW", "ENFORCEMENT_LABEL", "FLOWS_ANNOTATION", "KUBE_DNS", "MANAGED_BY", "NS_LABEL",
     "OTHER_IDENTITIES_ANNOTATION", "ROLE_LABEL", "SEARCH_DEPTH",
     "NamespaceManifests", "Rendered", "WorkloadManifests",
-    "cluster_dns_names", "cnp", "deployment", "describe", "dns_ports", "dns_rules", "egress_rules", "ingress_rule", "namespace",
+    "as_enforced", "cluster_dns_names", "cnp", "deployment", "describe", "dns_ports", "dns_rules", "egress_rules", "ingress_rule", "namespace",
     "namespace_policies", "peer", "peer_rule", "pod_labels", "policy_name", "render", "selector", "selector_labels", "service",
     "service_account", "workload_policy",
 ]

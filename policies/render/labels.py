@@ -13,5 +13,9 @@ OTHER_IDENTITIES_ANNOTATION = f"{PROJECT}/other-identities"
 FLOWS_ANNOTATION = f"{PROJECT}/flows"
 """On a workload's policy: JSON, rule position (``ingress[0]``) -> the flow it comes from."""
 ROLE_LABEL = f"{PROJECT}/role"
+ENFORCEMENT_LABEL = f"{PROJECT}/enforcement"
+"""On each managed Namespace: ``enforced`` or ``staged`` (its policies with default deny off)."""
+DEFAULT_ALLOW = {"ingress": False, "egress": False}
+"""``enableDefaultDeny`` of a staged namespace's policies: the rules apply, nothing is dropped for want of one."""
 
-__all__ = ["CILIUM_API", "FLOWS_ANNOTATION", "KUBE_DNS", "MANAGED_BY", "NS_LABEL", "OTHER_IDENTITIES_ANNOTATION", "ROLE_LABEL"]
+__all__ = ["CILIUM_API", "DEFAULT_ALLOW", "ENFORCEMENT_LABEL", "FLOWS_ANNOTATION", "KUBE_DNS", "MANAGED_BY", "NS_LABEL", "OTHER_IDENTITIES_ANNOTATION", "ROLE_LABEL"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from policies.cilium_versions import features
 from policies.config import Flow, StackConfig, azure, outside_names
-from policies.render.labels import CILIUM_API, FLOWS_ANNOTATION, KUBE_DNS, MANAGED_BY, NS_LABEL, ROLE_LABEL
+from policies.render.labels import CILIUM_API, DEFAULT_ALLOW, FLOWS_ANNOTATION, KUBE_DNS, MANAGED_BY, NS_LABEL, ROLE_LABEL
 from policies.render.workloads import selector
 
 def cnp(name: str, ns: str, role: str, spec: dict[str, Any], flows: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -22,6 +22,11 @@ def cnp(name: str, ns: str, role: str, spec: dict[str, Any], flows: Mapping[str,
 
 def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
     """One policy for the namespace (default deny, and DNS), then one per workload with flows.
+
+    A staged namespace has the same objects with ``enableDefaultDeny`` off in both directions: every rule
+    applies, nothing is dropped for want of one, and since ``zt-default-deny`` still selects every pod in
+    both directions, Cilium emits a policy verdict for each new connection of each pod (the staged
+    namespace's record of what enforcing it would drop). Enforcing it removes the field, in place.
 
     Per workload, not per flow: a workload's ingress and egress rules live in one object
     (``zt-allow.<workload>``), each rule's flow named in the ``zero-trust-aks/flows``
@@ -36,6 +41,21 @@ def namespace_policies(cfg: StackConfig, ns: str) -> list[dict[str, Any]]:
         policy = workload_policy(cfg, name)
         if policy is not None:
             out.append(policy)
+    if cfg.enforcement(ns) == "staged":
+        for policy in out:
+            policy["spec"]["enableDefaultDeny"] = dict(DEFAULT_ALLOW)
+    return out
+
+
+def as_enforced(policies: list[dict[str, Any]], staged: Collection[str]) -> list[dict[str, Any]]:
+    """The stack's policies as they are once its staged namespaces are enforced: the same objects, without
+    the ``enableDefaultDeny`` staging set (what the matrix proves and the replay judges a capture by)."""
+    out = []
+    for p in policies:
+        meta = p.get("metadata") or {}
+        if meta.get("namespace") in staged and (meta.get("labels") or {}).items() >= MANAGED_BY.items() and "enableDefaultDeny" in p["spec"]:
+            p = {**p, "spec": {k: v for k, v in p["spec"].items() if k != "enableDefaultDeny"}}
+        out.append(p)
     return out
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from policies.config import PROJECT, StackConfig, WorkloadConfig
 from policies.config.pods import pod_labels, selector, selector_labels  # re-exported by policies.render
-from policies.render.labels import MANAGED_BY, OTHER_IDENTITIES_ANNOTATION
+from policies.render.labels import ENFORCEMENT_LABEL, MANAGED_BY, OTHER_IDENTITIES_ANNOTATION
 
 # Capabilities the stock nginx image (and most root-started servers) need to
 # start and drop to an unprivileged user; all are in Pod Security `baseline`.
@@ -15,7 +15,7 @@ BASELINE_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "NET_BIND_SERVICE", 
 
 def namespace(ns: str, workloads: Any, cfg: StackConfig) -> dict[str, Any]:
     """The Namespace; for one that exists already, only the label the stack sets on it (Pod Security stays its owner's)."""
-    marker = {f"{PROJECT}/default-deny": cfg.zero_trust.default_deny}
+    marker = {f"{PROJECT}/default-deny": cfg.zero_trust.default_deny, ENFORCEMENT_LABEL: cfg.enforcement(ns)}
     # The budget's estimate, where the guardrail (which sees resources, not config) reads it.
     notes = {OTHER_IDENTITIES_ANNOTATION: str(cfg.other_identities)}
     if not cfg.creates_namespace(ns):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from policies.analysis import matrix as mx
 from zerotrust.plan import Plan, resource_rows
-from zerotrust.report.sections import budget_json, flow_object, observed_json, outputs_json, probes_json
+from zerotrust.report.sections import budget_json, flow_object, observed_json, outputs_json, probes_json, staging_json
 
 if TYPE_CHECKING:  # the diff is imported only by a plan against a base
     from zerotrust.diff import BaseDiff
@@ -23,6 +23,7 @@ def as_json(plan: Plan, base_diff: BaseDiff | None) -> dict[str, Any]:
         "flows": [flow_object(plan.config, f) for f in plan.config.flows],
         "budget": budget_json(plan.budget),
         "probes": probes_json(plan.probes),
+        "staging": staging_json(m),
         "observed": observed_json(plan),
         "declared": [mx.fmt(k) for k in sorted(m.expected)],
         "allowed": [mx.fmt(k) for k in sorted(m.allowed)],

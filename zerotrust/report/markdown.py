@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from zerotrust.plan import Plan, resource_rows
 from zerotrust.report import escape as md
-from zerotrust.report.sections import budget_lines, guardrail_lines, matrix_table, mermaid, observed_lines, probe_lines
+from zerotrust.report.sections import budget_lines, guardrail_lines, matrix_table, mermaid, observed_lines, probe_lines, staging_lines
 
 if TYPE_CHECKING:  # the diff is imported only by a plan against a base
     from zerotrust.diff import BaseDiff
@@ -28,6 +28,7 @@ def as_markdown(plan: Plan, base_diff: BaseDiff | None) -> str:
     if m.findings:
         out += ["### Findings", ""] + [f"- {md.text(f.message)}" for f in m.findings] + [""]
     out += guardrail_lines(plan, markdown=True) + [""]
+    out += staging_lines(m, markdown=True)
     out += observed_lines(plan, markdown=True)
     out += budget_lines(plan.budget, markdown=True)
     out += probe_lines(plan.probes, markdown=True)

@@ -169,6 +169,25 @@ def probe_lines(ps: probes_.ProbeSet | None, markdown: bool) -> list[str]:
             "| check | must | proves |", "|---|---|---|", *rows, "", "</details>", ""]
 
 
+def staging_json(m: mx.Matrix) -> dict[str, Any] | None:
+    if m.staging is None:
+        return None
+    return {"namespaces": list(m.staging.namespaces), "enforcingDenies": [mx.fmt(k) for k in m.enforcing_denies]}
+
+
+def staging_lines(m: mx.Matrix, markdown: bool) -> list[str]:
+    """The staged namespaces: nothing is dropped there, and which cells enforcing them would deny."""
+    if m.staging is None:
+        return []
+    names = ", ".join(m.staging.namespaces)
+    denies = m.enforcing_denies
+    head = (f"staged (default deny off, nothing dropped): {names}; the matrix shows them enforced, and enforcing them "
+            f"would deny {len(denies)} cell(s) allowed now, besides anything else their pods reach or are reached from")
+    if not markdown:
+        return [head] + [f"  enforcing would deny: {mx.fmt(k)}" for k in denies]
+    return ["### Staged namespaces", "", md.text(head), "", *(f"- {md.code(mx.fmt(k))}" for k in denies), ""]
+
+
 def budget_json(b: budget_.Budget | None) -> dict[str, Any] | None:
     if b is None:
         return None

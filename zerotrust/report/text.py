@@ -16,6 +16,7 @@ from zerotrust.report.sections import (
     one_line,
     outputs_summary,
     probe_lines,
+    staging_lines,
 )
 
 if TYPE_CHECKING:  # the diff is imported only by a plan against a base
@@ -67,6 +68,8 @@ def print_text(plan: Plan, base_diff: BaseDiff | None, written: list[str] | None
             console.print("unchanged against the base")
     for f in m.findings:
         console.print(f"[red]finding:[/red] {escape(f.message)}")
+    for line in staging_lines(m, markdown=False):
+        console.print(escape(line), style="yellow")
     for line in observed_lines(plan, markdown=False):
         console.print(escape(line), style="red" if line.startswith("would drop") else None)
     for line in budget_lines(plan.budget, markdown=False) + probe_lines(plan.probes, markdown=False):

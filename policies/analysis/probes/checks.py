@@ -235,9 +235,13 @@ def _probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     engine = Engine(policies, cfg.cilium_version, [e for s in shaped for e in (s[1], s[2])])
     deps = Dependencies(rendered, cfg.cilium_version, extra)
     out = []
+    staged = set(cfg.staged_namespaces)
     for (who, src, dst, flow, port), (_, namespace, labels, target, _port, dial, declared) in zip(shaped, wanted):
-        verdict = engine.decide(src, dst, port, "TCP")
         t = cfg.workloads[target]
+        if not declared and staged & {namespace, t.namespace}:
+            skipped.append(f"{flow}: not probed, {STAGED_NOTE.format(', '.join(sorted(staged & {namespace, t.namespace})))}")
+            continue
+        verdict = engine.decide(src, dst, port, "TCP")
         selecting = deps.selecting(src) + deps.selecting(dst)
         out.append(
             Probe(
@@ -260,6 +264,9 @@ def _probes(cfg: StackConfig, rendered: Rendered) -> ProbeSet:
     return ProbeSet(tuple(out), tuple(skipped))
 
 
+STAGED_NOTE = "{} is staged: default deny is off there, so a probe that must be refused proves nothing until it is enforced"
+
+
 def outside_probes(cfg: StackConfig, deps: Dependencies, engine: Engine, skipped: list[str]) -> list[Probe]:
     """One probe per managed namespace: its stranger connects to an address outside the cluster.
 
@@ -276,6 +283,9 @@ def outside_probes(cfg: StackConfig, deps: Dependencies, engine: Engine, skipped
     out = []
     for ns in cfg.namespaces:
         who = stranger_name(ns)
+        if cfg.enforcement(ns) == "staged":
+            skipped.append(f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}/TCP: not probed, {STAGED_NOTE.format(ns)}")
+            continue
         side = engine.enforcement(stranger(ns), "egress")
         selecting = deps.selecting(stranger(ns))
         check = f"{who} -> {OUTSIDE} {zt.outside_probe_address}:{zt.outside_probe_port}"

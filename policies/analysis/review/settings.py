@@ -117,15 +117,20 @@ def _ordered(order: tuple[Any, ...]) -> Callable[[Any, Any], str]:
 NOTES = {
     f"{P}:zeroTrust.probeImage": "the probes run with each source workload's labels, so with its network identity, in its namespace",
     f"{P}:zeroTrust.verify": "whether pulumi up proves the policies with probes",
+    f"{P}:zeroTrust.enforcement": "staged: default deny off, nothing dropped, in every namespace without its own setting",
     f"{P}:cluster.kubernetesVersion": "it decides the Cilium version whose semantics the plan applies",
     f"{P}:cluster.advancedNetworking.security": "it decides which policy features AKS accepts",
     "azure-native:subscriptionId": "the subscription every Azure resource is deployed to",
 }
 
+NAMESPACE_ENFORCEMENT = "staged: the namespace's policies with default deny off, so nothing is dropped there"
+
 DIRECTIONS: tuple[tuple[str, Callable[[Any, Any], str]], ...] = (
     (f"{P}:zeroTrust.verify", _off_widens),
     (f"{P}:zeroTrust.defaultDeny", _ordered(("ingress-and-egress", "ingress"))),
     (f"{P}:zeroTrust.allowDns", _on_widens),
+    (f"{P}:zeroTrust.enforcement", _ordered(("enforced", "staged"))),
+    (f"{P}:namespaces.*.enforcement", _ordered(("enforced", "staged"))),
     (f"{P}:cluster.disableLocalAccounts", _off_widens),
     (f"{P}:cluster.privateCluster", _off_widens),
     (f"{P}:cluster.authorizedIpRanges", _ranges),
@@ -161,6 +166,8 @@ def _config_values(s: StackSettings) -> dict[str, Any]:
     """Every effective project setting (defaults included) and every provider key as written."""
     dumped = s.config.model_dump(by_alias=True, mode="json")
     out = dict(kv for key, value in dumped.items() for kv in _leaves(value, key))
+    # Each managed namespace's effective enforcement, whether set on it or inherited from zeroTrust.enforcement.
+    out |= {f"{P}:namespaces.{ns}.enforcement": s.config.enforcement(ns) for ns in s.config.namespaces}
     for key, value in s.raw.items():
         if not str(key).startswith(f"{P}:"):
             out[str(key)] = value
@@ -190,7 +197,8 @@ def _config_changes(base: StackSettings, head: StackSettings) -> list[SettingCha
             change = ("added" if b is _MISSING else "removed") if provider else "changed"
         else:
             change = _direction(path, b, a)
-        out.append(SettingChange(path, change, "" if b is _MISSING else _show(b), "" if a is _MISSING else _show(a), NOTES.get(path, "")))
+        note = NOTES.get(path) or (NAMESPACE_ENFORCEMENT if path.startswith(f"{P}:namespaces.") and path.endswith(".enforcement") else "")
+        out.append(SettingChange(path, change, "" if b is _MISSING else _show(b), "" if a is _MISSING else _show(a), note))
     return out
 
 
