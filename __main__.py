@@ -11,8 +11,10 @@ from components.crd_gate import CiliumCrdGate
 from components.existing_cluster import ExistingCluster
 from components.probes import ConnectivityProbes, ProbeJob
 from components.resource_group import ResourceGroup
+from components.staging_gate import CiliumStagingGate
 from components.zero_trust_namespace import ZeroTrustNamespace
 from policies.config import ConfigErrors, load_config
+from policies.analysis import staging
 from policies.analysis.probes import job, prober_namespace, probes
 from policies.render import describe, render
 
@@ -48,8 +50,17 @@ else:
     provider, gate = existing.provider, []
     pulumi.export("kubeContext", existing.context)
 
+staged = staging.staged(cfg, rendered)
+if staged:  # a staged namespace's policies wait until the live cluster is known to drop nothing there
+    if cfg.cluster is not None:
+        where, parent = {"kubeconfig": aks.kubeconfig}, aks
+    else:
+        where, parent = {"context": cfg.kubernetes.context, "kubeconfig_path": cfg.kubernetes.kubeconfig}, existing
+    staging_gate = [CiliumStagingGate("cilium-staging", staged=staged, policies=rendered.policies(), **where,
+                                      opts=pulumi.ResourceOptions(parent=parent, depends_on=gate))]
 namespaces = {
-    ns.name: ZeroTrustNamespace(ns.name, manifests=ns, provider=provider, policy_gate=gate)
+    ns.name: ZeroTrustNamespace(ns.name, manifests=ns, provider=provider,
+                                policy_gate=gate + (staging_gate if cfg.enforcement(ns.name) == "staged" else []))
     for ns in rendered.namespaces
 }
 probe_set = probes(cfg, rendered)

@@ -86,6 +86,12 @@ def _kube_reader(kubeconfig: str) -> Callable[[str], dict[str, Any] | None]:
     return read
 
 
+def replace_on_change(olds: dict[str, Any], news: dict[str, Any], keys: Sequence[str]) -> pulumi.dynamic.DiffResult:
+    """A gate's diff: a change to any of ``keys`` replaces it, so its ``create`` runs (and checks) again."""
+    changed = [k for k in keys if olds.get(k) != news.get(k)]
+    return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+
+
 class _CrdGateProvider(pulumi.dynamic.ResourceProvider):
     def __init__(self, interval: float = 5.0):
         self.interval = interval
@@ -97,8 +103,7 @@ class _CrdGateProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(id_="cilium-crds", outs={**props, "established": names})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        changed = [k for k in ("kubeconfig", "crds") if olds.get(k) != news.get(k)]
-        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+        return replace_on_change(olds, news, ("kubeconfig", "crds"))
 
 
 class CiliumCrdGate(pulumi.dynamic.Resource, module="zero-trust-aks", name="CiliumCrdGate"):

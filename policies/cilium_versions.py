@@ -11,6 +11,10 @@ Sources (see docs/policy-semantics.md):
   shrinks to its start port.
 - A rule with no ingress/ingressDeny/egress/egressDeny section is rejected
   from 1.17 (``Rule.Sanitize``, commit 4af386d1).
+- Staging (``enableDefaultDeny`` off): L7 rules stopped dropping unmatched requests with the fix for
+  cilium/cilium#38676 (#38841, April 2025; backported to 1.16.10 and 1.17.4 per the release notes the
+  project's research recorded, in 1.18.0 on); ``enable-non-default-deny-policies`` is an agent flag from
+  1.17 (#34940).
 - ``**.`` as a multi-label DNS wildcard: 1.19 (cilium/cilium#43420); before,
   ``*`` matches one DNS label and ``**`` is the same as ``*``.
 - AKS: "Azure CNI Powered by Cilium" (articles/aks/azure-cni-powered-by-cilium.md),
@@ -23,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 Version = tuple[int, int]
+Patch = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ class CiliumFeatures:
     """A rule with no ingress, ingressDeny, egress or egressDeny section is rejected."""
     multi_label_dns_wildcard: bool
     """``**.example.com`` matches names several labels deep."""
+    staging_safe_l7: Patch | None = None
+    """The first patch release whose L7 (HTTP, DNS) rules drop nothing with ``enableDefaultDeny`` off
+    (cilium/cilium#38676, fixed by #38841: an L7 allow-all beside the rules); None: none of this minor.
+    Before it, a staged policy's L7 rules still refuse the requests they do not match."""
+    non_default_deny_flag: bool = False
+    """The agent has ``enable-non-default-deny-policies`` (cilium/cilium#34940); when it is false, Cilium
+    forces default deny on, over a policy's ``enableDefaultDeny: false``."""
 
     @property
     def text(self) -> str:
@@ -49,10 +61,14 @@ CILIUM: dict[Version, CiliumFeatures] = {
     for v in (
         CiliumFeatures((1, 14), enable_default_deny=False, end_port=False, rejects_empty_rules=False, multi_label_dns_wildcard=False),
         CiliumFeatures((1, 15), enable_default_deny=False, end_port=False, rejects_empty_rules=False, multi_label_dns_wildcard=False),
-        CiliumFeatures((1, 16), enable_default_deny=True, end_port=True, rejects_empty_rules=False, multi_label_dns_wildcard=False),
-        CiliumFeatures((1, 17), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=False),
-        CiliumFeatures((1, 18), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=False),
-        CiliumFeatures((1, 19), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=True),
+        CiliumFeatures((1, 16), enable_default_deny=True, end_port=True, rejects_empty_rules=False, multi_label_dns_wildcard=False,
+                       staging_safe_l7=(1, 16, 10)),
+        CiliumFeatures((1, 17), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=False,
+                       staging_safe_l7=(1, 17, 4), non_default_deny_flag=True),
+        CiliumFeatures((1, 18), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=False,
+                       staging_safe_l7=(1, 18, 0), non_default_deny_flag=True),
+        CiliumFeatures((1, 19), enable_default_deny=True, end_port=True, rejects_empty_rules=True, multi_label_dns_wildcard=True,
+                       staging_safe_l7=(1, 19, 0), non_default_deny_flag=True),
     )
 }
 

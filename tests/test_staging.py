@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
 import yaml
 
 from policies import guardrails as g
 from policies.analysis import probes as probes_
+from policies.analysis import staging
 from policies.analysis.review import settings as settings_
 from policies.config import PROJECT, load_config
-from policies.render import DEFAULT_ALLOW, ENFORCEMENT_LABEL, as_enforced, render
+from policies.render import DEFAULT_ALLOW, ENFORCEMENT_LABEL, as_enforced, pod_labels, render
 from policies.verdict import Endpoint, Engine, stranger
 from tests.capture import SHOP, stack_config
 from tests.conftest import errors_of, schema_errors
@@ -162,3 +164,133 @@ def test_probes_in_a_staged_namespace_check_the_allow_side_only_and_say_why(dev_
     assert sum("backend is staged: default deny is off there, so a probe that must be refused proves nothing" in s for s in ps.skipped) == 4
     enforced = probes_.probes(load_config(dev_config), render(load_config(dev_config)))
     assert len(enforced.probes) - len(ps.probes) == 4
+
+
+# -- the pre-flight ------------------------------------------------------------------------------------
+
+SAFE_IMAGE = "mcr.microsoft.com/containernetworking/cilium/cilium:v1.17.7-250927"
+
+
+def preflight(config: dict, image: str | None = SAFE_IMAGE, cilium_config: dict | None = None, cluster: tuple = (), *namespaces: str):
+    cfg = load_config(staged(config, *namespaces))
+    rendered = render(cfg)
+    facts = staging.ClusterFacts({"enable-policy": "default"} if cilium_config is None else cilium_config, image, cluster)
+    return staging.problems(staging.staged(cfg, rendered), rendered.policies(), facts)
+
+
+def netpol(ns: str, **spec) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "team", "namespace": ns}, "spec": spec}
+
+
+def test_staging_on_a_cilium_that_honours_it_with_no_other_policy_passes_the_preflight(dev_config):
+    assert preflight(dev_config, SAFE_IMAGE, None, (), "backend") == []
+    assert preflight(SHOP_CONFIG, "quay.io/cilium/cilium:v1.17.4@sha256:" + "a" * 64, None, (), "shop-core") == []
+
+
+@pytest.mark.parametrize("image, cilium_config, says", [
+    (SAFE_IMAGE, {}, None),
+    (SAFE_IMAGE, {"enable-policy": "always"}, "cilium-config enable-policy is 'always': every pod is in default deny"),
+    (SAFE_IMAGE, {"enable-non-default-deny-policies": "false"}, "enable-non-default-deny-policies is 'false': Cilium forces default deny on"),
+    (SAFE_IMAGE, {"enable-non-default-deny-policies": "False"}, "enable-non-default-deny-policies is 'false'"),
+    (None, {}, "the Cilium agent's image None names no version"),
+    ("quay.io/cilium/cilium:latest", {}, "the Cilium agent's image 'quay.io/cilium/cilium:latest' names no version"),
+    ("mcr.microsoft.com/oss/cilium/cilium:1.15.6-1", {}, "the cluster runs Cilium 1.15.6, whose policies have no enableDefaultDeny"),
+    ("mcr.microsoft.com/oss/cilium/cilium:1.13.4", {}, "the cluster runs Cilium 1.13.4, which this tool does not know"),
+], ids=["default enable-policy", "enable-policy always", "flag false", "flag False", "no agent", "no version", "1.15", "unknown"])
+def test_the_preflight_refuses_staging_where_cilium_would_enforce_it_anyway(dev_config, image, cilium_config, says):
+    found = preflight(dev_config, image, cilium_config, (), "backend")
+    assert found == [] if says is None else (len(found) == 1 and found[0].startswith(says) or says in found[0]), found
+
+
+def test_without_cilium_config_staging_is_refused_for_want_of_knowing(dev_config):
+    cfg = load_config(staged(dev_config, "backend"))
+    found = staging.problems(staging.staged(cfg, render(cfg)), render(cfg).policies(), staging.ClusterFacts(None, SAFE_IMAGE))
+    assert found == ["kube-system/cilium-config: not found, so how Cilium enforces cannot be read; staging backend is refused"]
+
+
+@pytest.mark.parametrize("version, refused", [
+    ("1.16.9", "needs 1.16.10 or later"), ("1.16.10", None), ("1.17.3", "needs 1.17.4 or later"), ("1.17.4", None), ("1.18.0", None),
+])
+def test_a_namespace_with_l7_or_dns_rules_is_staged_only_on_a_cilium_whose_l7_rules_then_drop_nothing(version, refused):
+    found = preflight(SHOP_CONFIG, f"quay.io/cilium/cilium:v{version}", None, (), "shop-core")
+    if refused is None:
+        assert found == []
+    else:
+        assert found == [f"the cluster runs Cilium {version}, whose L7 rules still refuse the requests they do not match with default deny off "
+                         f"(cilium/cilium#38676): staging shop-core (L7 or DNS rules) {refused}"]
+
+
+def test_the_shops_namespaces_with_http_or_dns_rules_are_the_ones_the_l7_check_concerns():
+    cfg = load_config(staged(SHOP_CONFIG, default="staged"))
+    by_name = {n.name: n for n in staging.staged(cfg, render(cfg))}
+    assert set(by_name) == set(cfg.namespaces) and all(n.l7 for n in by_name.values())  # the shop's ACNS FQDN proxy: DNS rules everywhere
+    dev = load_config(staged(stack_config(Path(__file__).parents[1] / "Pulumi.dev.yaml"), "backend"))
+    (backend,) = staging.staged(dev, render(dev))
+    assert not backend.l7 and backend.pods == (("backend", pod_labels("backend", dev.workloads["backend"])),)
+
+
+def test_another_policy_that_puts_staged_pods_in_default_deny_refuses_staging_and_one_elsewhere_does_not(dev_config):
+    team = netpol("backend", podSelector={}, policyTypes=["Ingress"])
+    found = preflight(dev_config, SAFE_IMAGE, None, (team,), "backend")
+    assert found == [f"backend: ingress of backend/{who} is in default deny (by backend/networkpolicy/team): that still drops what it does not "
+                     "allow while backend is staged; remove it or keep backend enforced" for who in ("stranger", "backend")]
+    assert preflight(dev_config, SAFE_IMAGE, None, (netpol("frontend", podSelector={}, policyTypes=["Ingress"]),), "backend") == []
+
+
+def test_the_clusters_copy_of_the_stacks_own_enforced_policies_does_not_refuse_the_staging_that_replaces_it(dev_config):
+    live = render(load_config(dev_config)).policies()  # what the cluster holds before this update
+    assert preflight(dev_config, SAFE_IMAGE, None, tuple(live), "backend") == []
+
+
+def test_every_reason_is_reported_at_once(dev_config):
+    found = preflight(dev_config, "mcr.microsoft.com/oss/cilium/cilium:1.15.6", {"enable-policy": "always"},
+                      (netpol("backend", podSelector={}, policyTypes=["Egress"]),), "backend")
+    # on 1.15 the staged policies themselves enforce (the field is pruned): both directions of both identities
+    assert [line.split(":")[0] for line in found] == [
+        "cilium-config enable-policy is 'always'", "the cluster runs Cilium 1.15.6, whose policies have no enableDefaultDeny (1.16 and later)",
+        *["backend"] * 4]
+    assert "(by backend/zt-default-deny, backend/networkpolicy/team)" in found[3]
+
+
+def test_the_gate_raises_every_problem_as_one_error_and_returns_the_namespaces_it_cleared(dev_config):
+    from components.staging_gate import StagingRefused, check
+
+    cfg = load_config(staged(dev_config, "backend"))
+    namespaces = [n.as_dict() for n in staging.staged(cfg, render(cfg))]
+    assert check(lambda: staging.ClusterFacts({}, SAFE_IMAGE), namespaces, render(cfg).policies()) == ["backend"]
+    with pytest.raises(StagingRefused, match=r"staging refused:\n  cilium-config enable-non-default-deny-policies is 'false'"):
+        check(lambda: staging.ClusterFacts({"enable-non-default-deny-policies": "false"}, SAFE_IMAGE), namespaces, render(cfg).policies())
+
+
+@pytest.mark.parametrize("image, version", [
+    ("mcr.microsoft.com/containernetworking/cilium/cilium:v1.17.7-250927", (1, 17, 7)),
+    ("mcr.microsoft.com/oss/cilium/cilium:1.14.19-1", (1, 14, 19)),
+    ("quay.io/cilium/cilium:v1.18.2@sha256:" + "0" * 64, (1, 18, 2)),
+    ("quay.io/cilium/cilium@sha256:" + "0" * 64, None),
+])
+def test_the_agents_version_is_read_from_its_image_tag(image, version):
+    assert staging.image_version(image) == version
+
+
+def test_a_staged_namespaces_policies_wait_for_the_staging_gate_and_the_others_do_not(dev_stack):
+    from tests.conftest import with_config
+    from zerotrust.mockrun import run_program
+
+    run = run_program(with_config(dev_stack, **{f"{PROJECT}__namespaces": {"backend": {"enforcement": "staged"}}}))
+    (gate,) = run.of_type("pulumi-python:dynamic/zero-trust-aks:CiliumStagingGate")
+    (crd_gate,) = run.of_type("pulumi-python:dynamic/zero-trust-aks:CiliumCrdGate")
+    policies = run.of_type("kubernetes:cilium.io/v2:CiliumNetworkPolicy")
+    assert crd_gate.urn in gate.dependencies and [n["name"] for n in gate.inputs["staged"]] == ["backend"]
+    assert {p.inputs["metadata"]["namespace"] for p in policies if gate.urn in p.dependencies} == {"backend"}
+    assert not run_program(dev_stack).of_type("pulumi-python:dynamic/zero-trust-aks:CiliumStagingGate")
+
+
+def test_the_gate_checks_again_whenever_the_staged_namespaces_their_rules_or_the_cluster_change():
+    from components.staging_gate import _StagingGateProvider
+
+    props = {"staged": [{"name": "backend"}], "policies": [{"kind": "CiliumNetworkPolicy"}], "kubeconfig": "a", "checked": ["backend"]}
+    diff = _StagingGateProvider().diff
+    assert not diff("id", props, {**props, "checked": None}).changes
+    for key, value in (("staged", []), ("policies", []), ("kubeconfig", "b"), ("context", "kind")):
+        result = diff("id", props, {**props, key: value})
+        assert result.changes and result.replaces == [key]
