@@ -1,5 +1,6 @@
 """Command-line tools: ``python -m zerotrust plan --stack dev``, ``python -m zerotrust verify --stack dev``,
-``python -m zerotrust learn --stack dev --flows flows.jsonl``, ``python -m zerotrust query --stack dev``."""
+``python -m zerotrust learn --stack dev --flows flows.jsonl``, ``python -m zerotrust promote --stack dev --namespace backend
+--observed flows.jsonl``, ``python -m zerotrust query --stack dev``."""
 
 from __future__ import annotations
 
@@ -87,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         help="merge the proposal into the stack file in place (comments, key order and style kept), print the diff; "
         "nothing is written when the merged stack does not validate",
     )
+    promote = sub.add_parser(
+        "promote", help="enforce a staged namespace once a capture shows none of its connections would drop"
+    )
+    stack_arguments(promote)
+    promote.add_argument("--namespace", required=True, help="the staged namespace to enforce")
+    promote.add_argument("--observed", type=Path, nargs="+", required=True, metavar="FILE", help=FLOW_LOGS)
+    promote.add_argument(
+        "--write", action="store_true",
+        help="set the namespace's enforcement to enforced in the stack file in place (comments and style kept), print the diff",
+    )
     query = sub.add_parser(
         "query", help="the Log Analytics query (KQL) that aggregates a stack's traffic server-side, for plan --observed and learn"
     )
@@ -107,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_learn(args)
     if args.command == "query":
         return run_query(args)
+    if args.command == "promote":
+        return run_promote(args)
     if args.command == "verify":
         from zerotrust.verify_cli import run_verify
 
@@ -184,19 +197,31 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0 if plan.ok else 1
 
 
-def run_learn(args: argparse.Namespace) -> int:
-    from policies.observed import fragment, learn
+def observed_plan(args: argparse.Namespace, files: list[Path], flag: str):
+    """The plan of ``--stack`` with captures replayed; ``PlanError`` names a missing file by its flag."""
     from zerotrust.plan import PlanError, make_plan
 
+    missing = [f"{flag} {p}: no such file" for p in files if not p.is_file()]
+    if missing:
+        raise PlanError(missing)
+    return make_plan(args.stack, args.stack_file, PROJECT_DIR, observed=files)
+
+
+def errors(lines: list[str]) -> int:
+    """Bad input: one line each on stderr, exit 2."""
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return 2
+
+
+def run_learn(args: argparse.Namespace) -> int:
+    from policies.observed import fragment, learn
+    from zerotrust.plan import PlanError
+
     try:
-        missing = [f"--flows {p}: no such file" for p in args.flows if not p.is_file()]
-        if missing:
-            raise PlanError(missing)
-        plan = make_plan(args.stack, args.stack_file, PROJECT_DIR, observed=args.flows)
+        plan = observed_plan(args, args.flows, "--flows")
     except PlanError as e:
-        for line in e.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
+        return errors(e.lines)
     assert plan.observed is not None and plan.observations is not None
     proposal = learn.propose(plan.config, plan.observed)
     obs = plan.observations
@@ -218,13 +243,7 @@ def run_learn(args: argparse.Namespace) -> int:
 
 def write_learned(stack_file: Path, stack: str, proposal, header: str) -> int:
     """``learn --write``: the proposal merged into the stack file, validated before anything is written."""
-    import difflib
-    import os
-    import tempfile
-
-    from policies.config import ConfigErrors, load_config
     from policies.observed import fragment
-    from policies.config.stackfile import StackFileError, read_stack
 
     print(f"# {header}")
     if proposal.empty:
@@ -233,25 +252,78 @@ def write_learned(stack_file: Path, stack: str, proposal, header: str) -> int:
             print(f"note: {note}")
         return 0
     text = stack_file.read_text()
-    merged = fragment.merged_text(text, proposal)
+    if write_stack_file(stack_file, stack, text, fragment.merged_text(text, proposal), "learn --write", "merged"):
+        return 2
+    for note in proposal.notes:
+        print(f"note: {note}")
+    print(f"wrote {stack_file}: review the learned entries before you commit them")
+    return 0
+
+
+def write_stack_file(stack_file: Path, stack: str, text: str, changed: str, what: str, how: str) -> bool:
+    """Write ``changed`` over a stack file whose text is ``text``, printing the diff; nothing is written (and
+    the problems are printed, True returned) when the changed stack would not validate."""
+    import difflib
+    import os
+    import tempfile
+
+    from policies.config import ConfigErrors, load_config
+    from policies.config.stackfile import StackFileError, read_stack
+
     with tempfile.TemporaryDirectory() as d:
         candidate = Path(d) / stack_file.name
-        candidate.write_text(merged)
+        candidate.write_text(changed)
         try:
             candidate_stack = read_stack(PROJECT_DIR, stack, candidate)
             load_config(candidate_stack.config, candidate_stack.problems)
         except (StackFileError, ConfigErrors) as e:
-            print(f"error: learn --write: the merged stack would not validate; {stack_file.name} is unchanged:", file=sys.stderr)
+            print(f"error: {what}: the {how} stack would not validate; {stack_file.name} is unchanged:", file=sys.stderr)
             for line in e.lines:
                 print(f"error: {line}", file=sys.stderr)
-            return 2
-    sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), merged.splitlines(True), str(stack_file), str(stack_file)))
-    tmp = stack_file.with_name(f".{stack_file.name}.learn")
-    tmp.write_text(merged)
-    os.replace(tmp, stack_file)  # atomic: the file is the old one or the merged one, never half of each
-    for note in proposal.notes:
-        print(f"note: {note}")
-    print(f"wrote {stack_file}: review the learned entries before you commit them")
+            return True
+    sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), changed.splitlines(True), str(stack_file), str(stack_file)))
+    tmp = stack_file.with_name(f".{stack_file.name}.zerotrust")
+    tmp.write_text(changed)
+    os.replace(tmp, stack_file)  # atomic: the file is the old one or the changed one, never half of each
+    return False
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    """``promote``: enforce a staged namespace once a capture shows none of its connections would drop."""
+    from policies.config import PROJECT
+    from policies.observed import promote
+    from zerotrust.plan import PlanError
+
+    try:
+        plan = observed_plan(args, args.observed, "--observed")
+    except PlanError as e:
+        return errors(e.lines)
+    wrong = promote.problems(plan.config, args.namespace)
+    if wrong:
+        return errors(wrong)
+    assert plan.observed is not None and plan.observations is not None
+    result = promote.check(plan.observed, plan.observations, args.namespace)
+    staged = plan.observed.staged
+    decided = f" ({staged.by_cilium} decided by Cilium's policy verdicts, {staged.offline} judged offline)" if staged else ""
+    print(f"# zero-trust-aks promote: stack {plan.stack.stack}, namespace {args.namespace}: {result.connections} connections in the capture{decided}")
+    if not result.ready:
+        for line in result.why_not:
+            print(line)
+        files = " ".join(str(p) for p in args.observed)
+        print(f"{args.namespace} stays staged: declare what it needs (python -m zerotrust learn --stack {args.stack} --flows {files}), "
+              "capture again, and promote then")
+        return 1
+    stack_file = args.stack_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
+    text = stack_file.read_text()
+    changed = promote.promoted_text(text, args.namespace)
+    if not args.write:
+        print(f"nothing of {args.namespace} would drop once enforced: set, in {stack_file.name},")
+        print(f"  {PROJECT}:namespaces:\n    {args.namespace}:\n      enforcement: enforced")
+        print("(or run promote --write to make the change)")
+        return 0
+    if write_stack_file(stack_file, args.stack, text, changed, "promote --write", "promoted"):
+        return 2
+    print(f"wrote {stack_file}: {args.namespace} is enforced at the next pulumi up")
     return 0
 
 

@@ -79,17 +79,9 @@ def _code(text: str) -> str:
 def merged_text(text: str, p: Proposal) -> str:
     """A stack file's text with the proposal merged under ``config:``: comments, key order and style kept; each
     learned entry in flow style with its counts as a comment."""
-    from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    yaml = YAML()  # round-trip
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    doc = yaml.load(text)
-    if doc is None:
-        doc = CommentedMap()
-    config = doc.setdefault("config", CommentedMap())
+    yaml, doc, config = round_trip(text)
 
     def flow_style(value: Any) -> Any:
         if isinstance(value, dict):
@@ -117,6 +109,25 @@ def merged_text(text: str, p: Proposal) -> str:
         for f in p.flows:
             flows.append(flow_style(f.flow))
             flows.yaml_add_eol_comment(f"learned: {_seen(f)}", len(flows) - 1)
+    return dumped(yaml, doc)
+
+
+def round_trip(text: str) -> tuple[Any, Any, Any]:
+    """(the round-trip YAML library, the stack file's document, its ``config:`` mapping, created if missing)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = YAML()  # round-trip: comments, key order, quotes and style kept
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    doc = yaml.load(text)
+    if doc is None:
+        doc = CommentedMap()
+    return yaml, doc, doc.setdefault("config", CommentedMap())
+
+
+def dumped(yaml: Any, doc: Any) -> str:
     out = io.StringIO()
     yaml.dump(doc, out)
     return out.getvalue()

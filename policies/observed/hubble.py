@@ -43,6 +43,45 @@ NOT_A_CONNECTION = {
     "unknown": "direction unknown (no is_reply, not a SYN, not a policy drop)",
 }
 
+POLICY_VERDICT = 5
+"""``event_type.type`` of a policy-verdict event: Cilium's decision on a connection's first packet, per direction."""
+MATCH_ALL = 4
+"""``policy_match_type`` ALL: the wildcard matched (flow.proto field 23: 1 L3-only, 2 L3-L4, 3 L4-only, 4 all,
+5 L3-proto, 6 proto-only)."""
+DEFAULT_ALLOW_LABEL = "io.cilium.policy.derived-from=allow-any-"
+"""The labels newer Cilium gives the allow-all rule it adds where every selecting rule has default deny off."""
+
+
+def policy_verdict(flow: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """What a policy-verdict event says of its connection: (direction, ``matched``, ``default-allow`` or
+    ``denied``); the classification is None where the record cannot tell. None: not a policy-verdict event.
+
+    With default deny off, Cilium adds an allow-all entry beside a pod's rules (pkg/policy/repository.go
+    ``computePolicyEnforcementAndRules``): a connection through it is reported as match type ALL with no
+    policy of the user's in ``*_allowed_by`` (filled since Cilium 1.15, cilium/cilium#27854), which is
+    exactly a connection default deny would drop. A record with no ``*_allowed_by`` at all cannot tell
+    that from a user's allow-all rule.
+    """
+    kind = flow.get("event_type")
+    if not isinstance(kind, Mapping) or kind.get("type") != POLICY_VERDICT:
+        return None
+    direction = str(flow.get("traffic_direction") or "").lower()
+    if direction not in ("ingress", "egress"):
+        return None
+    verdict = flow.get("verdict")
+    if verdict == "DROPPED":
+        return direction, "denied"
+    if verdict == "AUDIT":  # policy audit mode: allowed, would have been dropped
+        return direction, "default-allow"
+    if int(flow.get("policy_match_type") or 0) != MATCH_ALL:
+        return direction, "matched"
+    by = flow.get(f"{direction}_allowed_by")
+    if by is None:
+        return direction, None
+    users = [p for p in by if isinstance(p, Mapping) and p.get("name") and not any(DEFAULT_ALLOW_LABEL in str(label) for label in p.get("labels") or ())]
+    return direction, "matched" if users else "default-allow"
+
+
 _CAMEL_MARKERS = ("isReply", "eventType", "trafficDirection", "nodeName", "dropReasonDesc", "destinationNames", "traceObservationPoint")
 _KEEP = frozenset({"IP", "TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "Type", "ID", "ipVersion", "Summary"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -165,8 +204,12 @@ def connection_of(flow: Mapping[str, Any], obs: Observations, counts: FileCounts
     weight = sum(int(aggregate.get(k) or 0) for k in ("ingress_flow_count", "egress_flow_count", "unknown_direction_flow_count")) if aggregate else 1
     instance = None if aggregate else (ip.get("source"), ports.get("source_port"), ip.get("destination"))
     when = str(flow.get("time") or envelope_time or "")
-    if obs.add(src, dst, int(ports["destination_port"]), protocol, when, instance, weight or 1, request, query) is not None:
+    port = int(ports["destination_port"])
+    if obs.add(src, dst, port, protocol, when, instance, weight or 1, request, query) is not None:
         counts.connections += 1
+    said = policy_verdict(flow)
+    if said is not None:  # every observation point's verdict counts, the second one's too
+        obs.connections[(src, dst, port, protocol)].cilium_said(*said)
 
 
 def _direction(flow: Mapping[str, Any], protocol: str, ports: Mapping[str, Any]) -> bool | None:

@@ -102,12 +102,28 @@ class Connection:
     queries: set[str] = field(default_factory=set)
     """Distinct DNS names looked up on it (L7 DNS records), at most ``MAX_REQUESTS``."""
     l7_records: int = 0
+    cilium_verdicts: dict[str, str | None] = field(default_factory=dict)
+    """Per direction (``ingress``, ``egress``), what Cilium's policy-verdict events said of it: ``matched`` (a
+    rule allowed it), ``default-allow`` (it passed only because default deny is off: enforced, it drops),
+    ``denied``, or None (an event that cannot tell). The worst of its events wins."""
+
+    def cilium_said(self, direction: str, verdict: str | None) -> None:
+        keep_worst(self.cilium_verdicts, direction, verdict)
 
     @property
     def seen(self) -> int:
         """How often it was seen: its connections, or its L7 records when only those were captured."""
         return self.count or self.l7_records
 
+
+_WORSE = ("matched", None, "default-allow", "denied")
+"""Cilium's verdicts on a connection from the best to the worst."""
+
+
+def keep_worst(verdicts: dict[str, str | None], direction: str, verdict: str | None) -> None:
+    """Record Cilium's verdict on one direction, keeping the worst of those already recorded."""
+    if direction not in verdicts or _WORSE.index(verdict) > _WORSE.index(verdicts[direction]):
+        verdicts[direction] = verdict
 
 DEDUPE_WINDOW = 65536
 """How many recent (connection, 5-tuple) markers are kept to recognise a connection's second
@@ -198,6 +214,8 @@ class Observations:
                 if len(into.requests) < MAX_REQUESTS:
                     into.requests.setdefault(k, r)
             into.queries |= set(list(c.queries)[: max(0, MAX_REQUESTS - len(into.queries))])
+            for direction, verdict in c.cilium_verdicts.items():
+                into.cilium_said(direction, verdict)
 
     @property
     def lines(self) -> int:

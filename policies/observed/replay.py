@@ -17,7 +17,9 @@ from policies.cilium_versions import Version, features
 from policies.config import StackConfig
 from policies.analysis.matrix import WorkloadPods
 from policies.observed.ends import Named, namer
-from policies.observed.records import Connection, End, Observations
+from policies.observed import staged as staged_
+from policies.observed.records import Connection, End, Observations, keep_worst
+from policies.observed.staged import StagedTally
 from policies.verdict import Engine, Verdict
 from policies.verdict import fqdn, http
 
@@ -40,11 +42,14 @@ class Replayed:
     ``other L7`` (Kafka, TLS: undecided)."""
     requests: tuple[str, ...] = ()
     """For ``HTTP`` and ``DNS``: the requests or names the rules reject."""
+    decided_by: str = "replay"
+    """``replay`` (the verdict engine, offline) or ``cilium`` (the capture's policy verdicts of a staged namespace)."""
 
     def as_dict(self) -> dict[str, Any]:
         out = {
             "from": self.src, "to": self.dst, "port": self.port, "protocol": self.protocol, "count": self.count,
             "firstSeen": self.first, "lastSeen": self.last, "droppedBy": self.dropped_by, "layer": self.layer,
+            "decidedBy": self.decided_by,
         }
         if self.requests:
             out["requests"] = list(self.requests)
@@ -78,6 +83,8 @@ class ReplayReport:
     undecided: tuple[Replayed, ...] = ()
     """Denied, or allowed through L7 rules, where something the records cannot show decides."""
     unattributed: tuple[Unattributed, ...] = ()
+    staged: StagedTally | None = None
+    """With staged namespaces: how their connections were decided (Cilium's verdicts, or offline)."""
 
 
 def _observed(cfg: StackConfig, source: str, to: str | None, fqdns: Sequence[str] | None, port: int | None, protocol: str, seen: set) -> bool:
@@ -102,8 +109,12 @@ class _Group:
     last: str = ""
     requests: dict = field(default_factory=dict)
     queries: set = field(default_factory=set)
+    cilium_verdicts: dict[str, str | None] = field(default_factory=dict)
+    """Cilium's policy verdicts on the group's connections, the worst of each direction."""
 
     def add(self, c: Connection) -> None:
+        for direction, verdict in c.cilium_verdicts.items():
+            keep_worst(self.cilium_verdicts, direction, verdict)
         self.count += c.seen
         self.first = min(filter(None, (self.first, c.first)), default="")
         self.last = max(self.last, c.last)
@@ -111,9 +122,9 @@ class _Group:
             self.requests.setdefault(k, r)
         self.queries |= c.queries
 
-    def row(self, reason: str, layer: str = "L3/L4", requests: tuple[str, ...] = ()) -> Replayed:
+    def row(self, reason: str, layer: str = "L3/L4", requests: tuple[str, ...] = (), decided_by: str = "replay") -> Replayed:
         return Replayed(self.src.name, self.dst.name, self.port, self.protocol, self.count, self.first, self.last, reason,
-                        self.ends, layer, requests)
+                        self.ends, layer, requests, decided_by)
 
 
 def replay(
@@ -148,10 +159,19 @@ def replay(
     cilium = features(version)
     drops: list[Replayed] = []
     undecided: list[Replayed] = []
+    staged_namespaces = set(cfg.staged_namespaces)
+    tally = staged_.StagedTally() if staged_namespaces else None
     for g in groups.values():
         v = engine.decide(g.src.endpoint, g.dst.endpoint, g.port, g.protocol)
-        if not v.allowed:
-            (drops if v.exact else undecided).append(g.row(v.reason))
+        allowed, why, exact, by = v.allowed, v.reason, v.exact, "replay"
+        if tally is not None:
+            what = f"{g.src.name} -> {g.dst.name}:{g.port}/{g.protocol}"
+            said = staged_.decide((g.src.endpoint, g.dst.endpoint), (g.src.name, g.dst.name), v, g.cilium_verdicts,
+                                  staged_namespaces, tally, what)
+            if said is not None:
+                allowed, why, exact, by = said
+        if not allowed:
+            (drops if exact else undecided).append(g.row(why, decided_by=by))
             continue
         _judge_l7(g, v, cilium, drops, undecided)
     declared = [
@@ -166,6 +186,7 @@ def replay(
     return ReplayReport(
         len(obs.connections), ordered(drops), tuple(declared), tuple(sorted(unknown)), ordered(undecided),
         tuple(Unattributed(e, why, n) for (e, why), n in sorted(unattributed.items(), key=lambda kv: (-kv[1], kv[0]))),
+        tally,
     )
 
 

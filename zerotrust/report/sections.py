@@ -225,6 +225,9 @@ def observed_json(plan: Plan) -> dict[str, Any] | None:
         "neverObserved": list(r.never_observed),
         "unknown": list(r.unknown),
         "unattributed": [u.as_dict() for u in r.unattributed],
+        "staged": None if r.staged is None else {
+            "decidedByCilium": r.staged.by_cilium, "judgedOffline": r.staged.offline, "disagreements": list(r.staged.disagreements),
+        },
         "skipped": {**dict(obs.skipped), "malformed": obs.malformed},
         "lines": obs.lines,
         "files": [f.as_dict() for f in obs.files],
@@ -241,6 +244,13 @@ def observed_lines(plan: Plan, markdown: bool) -> list[str]:
         f"{len(r.would_drop)} would be dropped by this plan, {len(r.never_observed)} declared flows never observed"
     )
     rows = [f"would drop{'' if d.layer == 'L3/L4' else ' at ' + d.layer} {d.line}: {d.dropped_by}" for d in r.would_drop]
+    if r.staged is not None:
+        rows.append(
+            f"staged namespaces: {r.staged.by_cilium} connections decided by Cilium's policy verdicts, {r.staged.offline} judged "
+            "offline as enforced (the capture holds no policy verdict for a staged side: hubble observe --type policy-verdict "
+            "records them; aggregated Log Analytics rows do not)"
+        )
+        rows += [f"Cilium disagrees with the offline replay: {x}" for x in r.staged.disagreements]
     rows += [f"undecided offline {d.line}: {d.dropped_by}" for d in r.undecided]
     rows += [f"never observed: {f}" for f in r.never_observed]
     rows += [f"unknown pod (matches no workload): {u}" for u in r.unknown]
