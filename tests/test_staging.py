@@ -294,3 +294,72 @@ def test_the_gate_checks_again_whenever_the_staged_namespaces_their_rules_or_the
     for key, value in (("staged", []), ("policies", []), ("kubeconfig", "b"), ("context", "kind")):
         result = diff("id", props, {**props, key: value})
         assert result.changes and result.replaces == [key]
+
+
+def read_through_api(answers: dict, status: int = 404) -> tuple[list[str], staging.ClusterFacts]:
+    """The gate's reader, the real Kubernetes client, against a stand-in API server answering ``answers`` by path
+    (``status`` for any other): the paths asked, and what the reader made of the answers."""
+    import http.server
+    import json
+    import threading
+
+    from components.staging_gate import kube_reader
+
+    asked: list[str] = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the handler's name)
+            path = self.path.split("?")[0]
+            asked.append(path)
+            body = json.dumps(answers.get(path, {"kind": "Status", "code": status})).encode()
+            self.send_response(200 if path in answers else status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kubeconfig = yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "users": [{"name": "u", "user": {"token": "t"}}],
+        })
+        return asked, kube_reader(kubeconfig)()
+    finally:
+        server.shutdown()
+
+
+def test_the_gate_reads_the_cluster_through_the_kubernetes_api_as_the_pre_flight_needs_it():
+    team = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "team", "namespace": "backend"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    answers = {
+        "/api/v1/namespaces/kube-system/configmaps/cilium-config": {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config"}, "data": {"enable-policy": "default"}},
+        "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium": {
+            "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "cilium"},
+            "spec": {"selector": {"matchLabels": {"k8s-app": "cilium"}}, "template": {"spec": {"containers": [
+                {"name": "mount-cgroup", "image": "busybox:1"}, {"name": "cilium-agent", "image": SAFE_IMAGE}]}}}},
+        "/apis/cilium.io/v2/ciliumnetworkpolicies": {"items": []},
+        "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies": {"items": [{"metadata": {"name": "c"}, "spec": {"endpointSelector": {}}}]},
+        "/apis/networking.k8s.io/v1/networkpolicies": {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "metadata": {},
+                                                        "items": [team]},
+    }
+    asked, facts = read_through_api(answers)
+    assert sorted(asked) == sorted(answers)
+    assert (facts.cilium_config, facts.cilium_image) == ({"enable-policy": "default"}, SAFE_IMAGE)
+    assert [(p["kind"], p["metadata"]["name"]) for p in facts.policies] == [("CiliumClusterwideNetworkPolicy", "c"), ("NetworkPolicy", "team")]
+    assert facts.policies[1]["spec"] == team["spec"]
+
+
+def test_a_cluster_without_cilium_reads_as_nothing_and_a_forbidden_read_is_one_line_naming_the_rights():
+    from components.staging_gate import StagingRefused
+
+    _, facts = read_through_api({})
+    assert (facts.cilium_config, facts.cilium_image, facts.policies) == (None, None, ())
+    with pytest.raises(StagingRefused, match=r"^staging refused: reading kube-system/cilium-config: the API server answered 403 .*needs get on "
+                                             r"configmaps and daemonsets in kube-system and list on ciliumnetworkpolicies"):
+        read_through_api({}, 403)
