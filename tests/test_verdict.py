@@ -765,3 +765,56 @@ def test_a_cidr_with_host_bits_set_selects_its_whole_network_as_cilium_parses_it
     p = cnp("frontend", "p", endpointSelector={}, egress=[{"toCIDRSet": [{"cidr": "10.50.3.7/24", "except": ["10.50.3.128/25"]}]}])
     low, high = addresses("low", ("10.50.3.0/25",)), addresses("high", ("10.50.3.128/25",))
     assert decide([p], FRONTEND, low, 443).allowed and not decide([p], FRONTEND, high, 443).allowed
+
+
+# -- fromRequires / toRequires: a conjunction over every allow of the subject ---------------------------------
+
+# Cilium's documentation example (Documentation/security/policy/language.rst, "Requires"): endpoints with
+# env=prod may only be reached from endpoints that also have env=prod, whatever other rules allow.
+REQUIRES_PROD = cnp("shop", "requires-rule", endpointSelector={"matchLabels": {"env": "prod"}},
+                    ingress=[{"fromRequires": [{"matchLabels": {"env": "prod"}}]}])
+ALLOW_FRONTEND = cnp("shop", "allow-frontend", endpointSelector={"matchLabels": {"env": "prod"}},
+                     ingress=[{"fromEndpoints": [{"matchLabels": {"role": "frontend"}}], "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}])
+SHOP_API = Endpoint("shop", {"env": "prod", "role": "api"}, name="api")
+
+
+def test_from_requires_denies_what_another_rule_allows_to_a_source_without_the_required_labels():
+    prod_frontend, dev_frontend = Endpoint("shop", {"env": "prod", "role": "frontend"}), Endpoint("shop", {"env": "dev", "role": "frontend"})
+    assert decide([REQUIRES_PROD, ALLOW_FRONTEND], prod_frontend, SHOP_API, 80).allowed
+    v = decide([REQUIRES_PROD, ALLOW_FRONTEND], dev_frontend, SHOP_API, 80)
+    assert not v.allowed and v.exact and "no rule allows" in v.ingress.reason
+    assert decide([ALLOW_FRONTEND], dev_frontend, SHOP_API, 80).allowed  # without the requires rule it passes
+
+
+def test_requires_are_scoped_to_the_policys_namespace_like_the_endpoint_selectors_they_join():
+    other_ns = Endpoint("batch", {"env": "prod", "role": "frontend"})
+    cross = cnp("shop", "allow-batch", endpointSelector={"matchLabels": {"env": "prod"}}, ingress=[
+        {"fromEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "batch", "role": "frontend"}}]}])
+    assert decide([cross], other_ns, SHOP_API, 80).allowed
+    assert not decide([cross, REQUIRES_PROD], other_ns, SHOP_API, 80).allowed  # the requirement carries namespace shop
+
+
+def test_requires_leave_entity_cidr_and_port_only_rules_alone_as_cilium_appends_them_to_endpoint_selectors_only():
+    world_and_port = cnp("shop", "open", endpointSelector={"matchLabels": {"env": "prod"}}, ingress=[
+        {"fromEntities": ["world"]}, {"toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]}])
+    dev = Endpoint("shop", {"env": "dev"})
+    assert decide([REQUIRES_PROD, world_and_port], entity("world"), SHOP_API, 443).allowed
+    assert decide([REQUIRES_PROD, world_and_port], dev, SHOP_API, 8080).allowed
+
+
+def test_to_requires_narrow_the_egress_allows_of_the_source():
+    requires = cnp("shop", "egress-requires", endpointSelector={"matchLabels": {"role": "api"}}, egress=[
+        {"toRequires": [{"matchLabels": {"env": "prod"}}]}, {"toEndpoints": [{"matchLabels": {"role": "db"}}]}])
+    assert decide([requires], SHOP_API, Endpoint("shop", {"role": "db", "env": "prod"}), 5432).allowed
+    assert not decide([requires], SHOP_API, Endpoint("shop", {"role": "db", "env": "dev"}), 5432).allowed
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["prod", "dev", None]), st.sampled_from(["frontend", "backend", None])), min_size=1, max_size=6))
+def test_a_connection_a_requires_rule_excludes_is_never_reported_allowed(sources):
+    policies = [REQUIRES_PROD, ALLOW_FRONTEND, cnp("shop", "all-in-ns", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}])]
+    endpoints = [Endpoint("shop", {k: v for k, v in (("env", env), ("role", role)) if v}) for env, role in sources]
+    engine = Engine(policies, endpoints=[SHOP_API, *endpoints])
+    for ep in endpoints:
+        v = engine.decide(ep, SHOP_API, 80)
+        assert not (v.allowed and ep.labels.get("env") != "prod"), v.reason

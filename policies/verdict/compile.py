@@ -80,7 +80,12 @@ class PeerRule:
     selectors: tuple[Selector, ...] | str  # WILDCARD, or pod selectors (possibly empty)
     offline: str | None  # peer kind the engine cannot decide offline
     ports: tuple[PortEntry, ...] | None  # None: every port and protocol
-    requires: bool = False
+    requires: tuple[Selector, ...] = ()
+    """from/toRequires: selectors every peer an endpoint selector of any allow (or, of a deny rule, any deny)
+    of the same subject and direction must also match (pkg/policy/rule.go: Cilium appends them to each
+    ``from/toEndpoints`` selector; entities, CIDRs and L4-only rules are untouched)."""
+    from_endpoints: bool = False
+    """The peers are from/toEndpoints selectors (the ones ``requires`` narrow)."""
     entities: frozenset[str] = frozenset()
     """from/toEntities: reserved identities, plus every pod for ``cluster`` and ``all``."""
     cidrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -237,7 +242,9 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
         selectors = WILDCARD if entry.get("icmps") else ()
     if entry.get("icmps") and not entry.get("toPorts"):
         ports = ()  # ICMP only: no TCP/UDP/SCTP port matches
-    requires = bool(entry.get("fromRequires" if ingress else "toRequires"))
+    requires_key = "fromRequires" if ingress else "toRequires"
+    # Namespace-scoped as an endpoint selector is (k8s utils getEndpointSelector), reserved keys included.
+    requires = tuple(peer_selector(s, namespace, f"{where}.{requires_key}[{i}]") for i, s in enumerate(entry.get(requires_key) or ()))
     mode = (entry.get("authentication") or {}).get("mode") if isinstance(entry.get("authentication"), Mapping) else None
     authenticated = mode not in (None, "disabled")
     icmps = tuple(
@@ -245,7 +252,8 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
         for group in entry.get("icmps") or () if isinstance(group, Mapping)
         for f in group.get("fields") or () if isinstance(f, Mapping)
     )
-    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entities, cidrs, authenticated, fqdns, icmps)
+    return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entry.get(endpoints_key) is not None,
+                    entities, cidrs, authenticated, fqdns, icmps)
 
 
 def _compile_fqdns(ref, where, raw) -> tuple[Mapping[str, Any], ...]:

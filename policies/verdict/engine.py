@@ -94,7 +94,7 @@ class Engine:
                 self._by_ns.setdefault(r.namespace, []).append(r)
         # Whether any rule uses something not decided offline (L7, FQDN, CIDR, named ports...).
         self.has_offline_parts = any(
-            pr.offline or pr.requires or pr.authenticated or pr.fqdns or any(e.l7 or e.named for e in pr.ports or ())
+            pr.offline or pr.authenticated or pr.fqdns or any(e.l7 or e.named for e in pr.ports or ())
             for rules in self._by_ns.values()
             for r in rules
             for section in r.sections.values()
@@ -243,6 +243,9 @@ class Engine:
         view.rejected = self._rejected_in(self._eps[n].namespace)
         if direction == "ingress":
             view.allow.append((frozenset(self._keys.get(("reserved", "host"), ())), LOCALHOST, True))
+        # from/toRequires of every rule selecting the pod, allow and deny apart (pkg/policy/rules.go).
+        required = {kind: tuple(req for r in enforcing for pr in r.sections[kind] for req in pr.requires)
+                    for kind in (direction, direction + "Deny")}
         for r in enforcing:
             for kind, target in ((direction + "Deny", view.deny), (direction, view.allow)):
                 for pr in r.sections[kind]:
@@ -257,9 +260,10 @@ class Engine:
                     if pr.offline:
                         view.offline.append((f"{pr.ref} has {pr.offline} peers", None))
                         continue
-                    if pr.requires:
-                        view.offline.append((f"{pr.ref} uses {'from' if direction == 'ingress' else 'to'}Requires", None))
                     peers = None if pr.selectors == WILDCARD else frozenset().union(*map(self._select, pr.selectors))
+                    if peers is not None and pr.from_endpoints and required[kind]:
+                        for requirement in required[kind]:  # appended to each endpoint selector: a conjunction
+                            peers &= self._select(requirement)
                     if peers is not None and (pr.entities or pr.cidrs or pr.fqdns):
                         outside, notes = self._outside_peers(pr)
                         peers |= outside
