@@ -89,8 +89,9 @@ def api_tables(rows: list[dict[str, Any]], indent: int | None = 1) -> str:
     return json.dumps({"tables": [table]}, indent=indent)
 
 
-def replay_config(config: dict, *captures: Path):
-    """(config, replay report) on the pure core: the stack's rendered policies, no mock engine."""
+def replay_config(config: dict, *captures: Path, others: tuple[dict, ...] = ()):
+    """(config, replay report) on the pure core: the stack's rendered policies (and ``others``, policies
+    already in the cluster), no mock engine."""
     from policies.analysis import matrix as mx
     from policies import observed as observed_
     from policies.config import load_config
@@ -100,7 +101,7 @@ def replay_config(config: dict, *captures: Path):
     cfg = load_config(config)
     objects = render(cfg).all()
     policies = [o for o in objects if o["apiVersion"].startswith("cilium.io/")]
-    return cfg, replay_.replay(cfg, policies, mx.workload_pods(cfg, objects), observed_.read(list(captures)), cfg.cilium_version)
+    return cfg, replay_.replay(cfg, policies + list(others), mx.workload_pods(cfg, objects), observed_.read(list(captures)), cfg.cilium_version)
 
 
 def stack_config(stack_file: Path) -> dict:

@@ -177,7 +177,7 @@ def test_an_outside_call_without_a_recorded_name_is_undecided_where_an_fqdn_rule
     assert "no DNS name was recorded for 54.1.1.1" in r.undecided[0].dropped_by
 
 
-def test_an_address_only_another_pod_looked_up_is_selected_as_cilium_shares_their_answers(tmp_path):
+def test_an_address_only_another_pod_looked_up_is_selected_while_that_answer_is_cached_so_never_dropped_nor_allowed(tmp_path):
     other = pod("shop-core", app="payments", track="canary")
     capture = write(
         tmp_path,
@@ -185,7 +185,8 @@ def test_an_address_only_another_pod_looked_up_is_selected_as_cilium_shares_thei
         flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=2),
     )
     _, r = replay_config(SHOP_CONFIG, capture)
-    assert r.would_drop == () and r.undecided == ()
+    assert r.would_drop == () and [(d.src, d.dst) for d in r.undecided] == [("payments", "world 54.1.1.1")]
+    assert "only through another pod's lookup" in r.undecided[0].dropped_by
 
 
 def test_without_a_dns_proxy_in_the_capture_no_name_is_another_pods_lookup(tmp_path):

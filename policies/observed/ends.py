@@ -30,6 +30,7 @@ from policies.analysis.matrix import KUBE_DNS, WorkloadPods
 from policies.observed.records import Connection, End, Observations
 from policies.render import selector
 from policies.verdict import ENTITIES, Endpoint, addresses, entity, host_cidr
+from policies.verdict.identity import CLUSTER_KEY, NODE_ENTITIES, NS_LABELS_PREFIX, SA_KEY
 
 SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 """The alphabet Kubernetes draws generated name suffixes and pod-template hashes from (``rand.SafeEncodeString``)."""
@@ -133,10 +134,11 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
             if end.ip:
                 aliases += tuple(n for n, p in sorted(cfg.peers.items()) if p.cidrs and _covers(p, ipaddress.ip_address(end.ip)))
             return _named(display, entity("kube-apiserver", display=display, outside=True, address=end.ip), aliases=aliases)
+        nodes = {"node_labels": dict(end.node_labels) if end.node_labels is not None else None} if end.reserved in NODE_ENTITIES else {}
         if aliases:
-            return _named(aliases[0], entity(end.reserved, display=aliases[0]), aliases=aliases)
+            return _named(aliases[0], entity(end.reserved, display=aliases[0], **nodes), aliases=aliases)
         reserved = end.reserved if end.reserved in ENTITIES else "world"
-        return _named(reserved, entity(reserved))
+        return _named(reserved, entity(reserved, **nodes))
 
     def _pod(end: End) -> Named:
         ns = str(end.namespace)
@@ -173,14 +175,18 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
 
 
 def _identity_labels(end: End) -> dict:
-    """The service account, cluster and namespace labels Cilium adds to a pod's identity, where the record has them."""
+    """The service account, cluster and namespace labels Cilium adds to a pod's identity, where the record
+    has them; the families it lacks are named unknown (selectors on them are then not decided)."""
     out: dict = {}
     ns_labels = {k.removeprefix(NS_LABELS): v for k, v in end.cilium_labels if k.startswith(NS_LABELS)}
     if ns_labels:
         out["namespace_labels"] = ns_labels
     for k, v in end.cilium_labels:
-        if k == "io.cilium.k8s.policy.serviceaccount":
+        if k == SA_KEY:
             out["service_account"] = v
-        elif k == "io.cilium.k8s.policy.cluster":
+        elif k == CLUSTER_KEY:
             out["cluster"] = v
+    # A record lists every label of these families or none (field masks, older agents, Log Analytics).
+    carried = {"namespace_labels": NS_LABELS_PREFIX, "service_account": SA_KEY, "cluster": CLUSTER_KEY}
+    out["unknown_labels"] = frozenset(f for field, f in carried.items() if field not in out)
     return out

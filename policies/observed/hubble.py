@@ -130,12 +130,14 @@ def end(raw: Any) -> End:
 
 def _parse_end(key: tuple) -> End:
     namespace, raw_labels, identity, pod, workload = key
-    labels, cilium, reserved = [], [], None
+    labels, cilium, reserved, node = [], [], None, []
     namespace = namespace or None
     for label in raw_labels:
         source, _, rest = str(label).partition(":")
         k, _, v = rest.partition("=")
-        if source == "k8s":
+        if source == "node":
+            node.append((k, v))
+        elif source == "k8s":
             if k == NS_KEY:
                 namespace = namespace or v or None  # older captures name the namespace only as a label
             elif k.startswith(CILIUM_LABELS):
@@ -155,6 +157,8 @@ def _parse_end(key: tuple) -> End:
             pod=str(pod) if pod and not known and not workload else None,
         )
     reserved = reserved or reserved_of(identity)
+    if reserved in ("host", "remote-node") and raw_labels:
+        return End(reserved=reserved, labels_known=False, node_labels=tuple(sorted(node)))
     return End(reserved=reserved, labels_known=False)
 
 
@@ -179,12 +183,14 @@ def connection_of(flow: Mapping[str, Any], obs: Observations, counts: FileCounts
         obs.pods[(dst.namespace, raw_dst["pod_name"])] = dst
     ip = flow.get("IP") or {}
     if src.reserved or src.unattributed:
-        src = End(src.namespace, src.labels, src.labels_known, src.cilium_labels, src.workload, src.reserved, _address(ip.get("source")))
+        src = End(src.namespace, src.labels, src.labels_known, src.cilium_labels, src.workload, src.reserved, _address(ip.get("source")),
+                  node_labels=src.node_labels)
     if dst.reserved or dst.unattributed:
         names = flow.get("destination_names") if dst.reserved == "world" else None
         dst = End(
             dst.namespace, dst.labels, dst.labels_known, dst.cilium_labels, dst.workload, dst.reserved,
             _address(ip.get("destination")), tuple(sorted({str(n).rstrip(".").lower() for n in names})) if names else None,
+            node_labels=dst.node_labels,
         )
     request = query = None
     if l7:

@@ -58,6 +58,9 @@ class End:
     None when the record has none."""
     pod: str | None = None
     """The pod's name, kept only when neither labels nor a workload name the pod."""
+    node_labels: tuple[tuple[str, str], ...] | None = None
+    """A ``host``/``remote-node`` end: the node labels its identity carries (``node:`` source, with
+    enable-node-selector-labels); None when the record lists no labels at all."""
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -173,6 +173,10 @@ def replay(
         if not allowed:
             (drops if exact else undecided).append(g.row(why, decided_by=by))
             continue
+        if not exact and by == "replay" and not any(side.http is not None or side.other_l7 for side in (v.egress, v.ingress)):
+            # Allowed only if what the records cannot show goes its way: never reported as allowed.
+            undecided.append(g.row(why, "L3/L4"))
+            continue
         _judge_l7(g, v, cilium, drops, undecided)
     declared = [
         f"{f.source} -> {f.to or ','.join(f.to_fqdns or ())}:{cfg.flow_port(f)}/{cfg.flow_protocol(f)}"

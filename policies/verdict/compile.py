@@ -21,7 +21,7 @@ from policies.cilium_versions import CiliumFeatures
 from policies.memo import Memo
 from policies.verdict import fqdn, networkpolicy
 from policies.verdict.identity import NS_KEY
-from policies.verdict.selectors import PolicyRejected, Requirement, Selector, peer_selector, subject_selector
+from policies.verdict.selectors import PolicyRejected, Requirement, Selector, parse_selector, peer_selector, subject_selector
 
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
@@ -47,7 +47,7 @@ class PortEntry:
     http: tuple[Mapping[str, Any], ...] | None = None
     """``rules.http``: the requests this entry admits (None: no HTTP rules)."""
     other_l7: str | None = None
-    """L7 rules other than HTTP (Kafka, generic L7, TLS), which no record decides: what they are."""
+    """L7 rules other than HTTP (Kafka, generic L7, TLS, an Envoy ``listener``), which no record decides: what they are."""
     dns: tuple[Mapping[str, Any], ...] | None = None
     """``rules.dns``: the names the DNS proxy lets a pod look up (None: no DNS rules). They restrict
     names, not whether the DNS server is reached, so the L3/L4 verdict stays exact."""
@@ -97,6 +97,8 @@ class PeerRule:
     the source's DNS proxy saw them under (``policies.verdict.fqdn``)."""
     icmps: tuple[tuple[str, str], ...] = ()
     """``icmps[].fields``: (family, type) pairs, each a policy-map key of its own (ICMP or ICMPv6, the type)."""
+    nodes: bool = False
+    """The selectors are from/toNodes: they select nodes (host, remote-node) by their labels, never pods."""
 
     def port_entry(self, port: int, protocol: str, named: Mapping[str, tuple[int, str]] | None = None) -> PortEntry | None | bool:
         """The matching entry, True when every port matches, None when none does."""
@@ -124,6 +126,8 @@ class Rule:
     enforces: Mapping[str, bool]  # direction -> non-empty allow or deny list
     default_deny: Mapping[str, bool]
     empty_sections: tuple[str, ...] = ()  # e.g. ("ingress",) for `ingress: []`
+    node_subject: Selector | None = None
+    """A host policy's ``nodeSelector``: the nodes whose host endpoint it applies to (with the host firewall)."""
 
 
 def policy_ref(m: Mapping[str, Any]) -> str:
@@ -173,6 +177,7 @@ def _compile_rule(ref, namespace, kind, where, spec, cilium: CiliumFeatures) -> 
     if has_node and kind == CNP:
         raise PolicyRejected(f"{ref} {where}: a CiliumNetworkPolicy cannot use nodeSelector")
     subject = subject_selector(spec["endpointSelector"], namespace, f"{where}.endpointSelector") if has_ep else None
+    node_subject = None if has_ep else parse_selector(spec["nodeSelector"], f"{where}.nodeSelector")
 
     sections: dict[str, tuple[PeerRule, ...]] = {}
     for section in ("ingress", "ingressDeny", "egress", "egressDeny"):
@@ -198,7 +203,7 @@ def _compile_rule(ref, namespace, kind, where, spec, cilium: CiliumFeatures) -> 
         flags = {}  # this version's CRD has no such field: the API server prunes it
     default_deny = {d: flags.get(d) is not False for d in ("ingress", "egress")}
     empty = tuple(s for s in ("ingress", "egress") if spec.get(s) == [] and not sections[s + "Deny"])
-    return Rule(ref + ("" if where == "spec" else f" {where}"), namespace, subject, sections, enforces, default_deny, empty)
+    return Rule(ref + ("" if where == "spec" else f" {where}"), namespace, subject, sections, enforces, default_deny, empty, node_subject)
 
 
 def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeatures) -> PeerRule:
@@ -212,6 +217,7 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
     ports = _compile_ports(ref, where, entry.get("toPorts"), cilium)
     endpoints_key = "fromEndpoints" if ingress else "toEndpoints"
     entities_key = "fromEntities" if ingress else "toEntities"
+    nodes_key = "fromNodes" if ingress else "toNodes"
     offline = None
     fqdns: tuple[Mapping[str, Any], ...] = ()
     entities: frozenset[str] = frozenset()
@@ -232,6 +238,9 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
             cidrs = _compile_cidrs(ref, where, entry, ingress)
         elif not ingress and entry.get("toFQDNs"):
             fqdns = _compile_fqdns(ref, where, entry["toFQDNs"])
+        elif entry.get(nodes_key) is not None:
+            # Node labels, any source (k8s utils: NewESFromK8sLabelSelector with no prefix), no namespace.
+            selectors = tuple(parse_selector(s, f"{where}.{nodes_key}[{i}]") for i, s in enumerate(entry[nodes_key]))
         else:
             kind = next((k for k in l3_kinds if entry.get(k)), None)
             offline = _OFFLINE.get(kind) if kind else None
@@ -253,7 +262,7 @@ def _compile_peer_rule(ref, namespace, where, entry, section, cilium: CiliumFeat
         for f in group.get("fields") or () if isinstance(f, Mapping)
     )
     return PeerRule(ref, where, section.endswith("Deny"), selectors, offline, ports, requires, entry.get(endpoints_key) is not None,
-                    entities, cidrs, authenticated, fqdns, icmps)
+                    entities, cidrs, authenticated, fqdns, icmps, nodes=entry.get(nodes_key) is not None)
 
 
 def _compile_fqdns(ref, where, raw) -> tuple[Mapping[str, Any], ...]:
@@ -296,7 +305,7 @@ def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEn
         # requests); Kafka, generic L7 and TLS settings are not decided from a record.
         http = tuple(h for h in rules.get("http") or () if isinstance(h, Mapping)) if rules.get("http") else None
         dns = tuple(d for d in rules.get("dns") or () if isinstance(d, Mapping)) if rules.get("dns") else None
-        other = [k for k in ("kafka", "l7") if rules.get(k)] + [k for k in ("serverNames", "terminatingTLS", "originatingTLS") if pr.get(k)]
+        other = [k for k in ("kafka", "l7") if rules.get(k)] + [k for k in ("serverNames", "terminatingTLS", "originatingTLS", "listener") if pr.get(k)]
         other_l7 = ", ".join(("rules." + k if k in ("kafka", "l7") else k) for k in other) or None
         for j, pp in enumerate(pr.get("ports") or []):
             at = f"{ref} {where}.toPorts[{i}].ports[{j}]"

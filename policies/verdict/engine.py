@@ -14,46 +14,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from policies.agent_settings import AKS, AgentSettings
 from policies.cilium_versions import DEFAULT_CILIUM, Version, features
-from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, PortEntry, Rule, compile_policy, policy_ref
+from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, Rule, compile_policy, policy_ref
 from policies.verdict import networkpolicy
 from policies.verdict.explain import not_enforced
-from policies.verdict.identity import Endpoint
+from policies.verdict.identity import ENDPOINT_ENTITIES, NODE_ENTITIES, Endpoint, label_families
 from policies.verdict.outside import cidr_cover, entity_selects, fqdn_cover
 from policies.verdict.selectors import LABEL_SOURCES, PolicyRejected, Selector
+from policies.verdict.view import Side, Verdict, View, judge, l7_rules, relevant_doubts
 
 LOCALHOST = PeerRule("allow-localhost", "ingress", False, (), None, None)
 """Cilium's own ingress allow from the local node (``reserved:host``) to every pod it runs: kubelet's
 probes depend on it. ``--allow-localhost`` resolves to ``always`` on Kubernetes, and AKS does not let
 it change; a deny rule that selects the host still wins (pkg/policy/mapstate.go
 ``determineAllowLocalhostIngress``, inserted deny-preferred)."""
-
-
-@dataclass(frozen=True)
-class Side:
-    allowed: bool
-    reason: str
-    policies: tuple[str, ...] = ()
-    exact: bool = True
-    http: tuple[Mapping[str, Any], ...] | None = None
-    """Allowed through the L7 proxy: the HTTP rules every request must pass (None: no HTTP rules apply)."""
-    other_l7: str | None = None
-    """Allowed through the L7 proxy by rules no record decides (Kafka, generic L7, TLS): which."""
-    dns: tuple[Mapping[str, Any], ...] | None = None
-    """Allowed through the DNS proxy: the DNS rules every lookup must pass (None: no DNS rules apply)."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    reason: str
-    egress: Side
-    ingress: Side
-    exact: bool = True
-    """False when something the engine does not decide offline (L7, FQDN, CIDR...) could change it."""
 
 
 class Engine:
@@ -77,9 +54,11 @@ class Engine:
         manifests: Iterable[Mapping[str, Any]],
         version: Version = DEFAULT_CILIUM,
         endpoints: Iterable[Endpoint] = (),
+        settings: AgentSettings = AKS,
     ):
         self.version = version
         self.cilium = features(version)
+        self.settings = settings
         self.rejected: list[tuple[str, str]] = []
         self._by_ns: dict[str | None, list[Rule]] = {}
         for m in manifests:
@@ -89,6 +68,11 @@ class Engine:
                 rules = compile_policy(m, self.cilium)
             except PolicyRejected as e:
                 self.rejected.append((policy_ref(m), str(e)))
+                continue
+            nodes = next((pr for r in rules for section in r.sections.values() for pr in section if pr.nodes), None)
+            if nodes is not None and not settings.node_selector_labels:
+                self.rejected.append((policy_ref(m), f"{nodes.ref}: fromNodes/toNodes rules need enable-node-selector-labels, "
+                                                     "which this cluster does not set (Cilium refuses the policy)"))
                 continue
             for r in rules:
                 self._by_ns.setdefault(r.namespace, []).append(r)
@@ -104,16 +88,18 @@ class Engine:
         self._eps: list[Endpoint] = []
         self._index: dict[tuple[str, str, str], set[int]] = {}  # (source or "any", key, value) -> interned ids
         self._keys: dict[tuple[str, str], set[int]] = {}  # (source or "any", key) -> interned ids
+        self._unknown: dict[frozenset[str], set[int]] = {}  # label families a record lacked -> interned ids
         self._reset_caches()
         for ep in endpoints:
             self.intern(ep)
 
     def _reset_caches(self) -> None:
         self._selected: dict[Selector, frozenset[int]] = {}
-        self._views: dict[tuple, _View] = {}
+        self._views: dict[tuple, View] = {}
         self._rules: dict[int, list[Rule]] = {}
         self._subjects: dict[int, frozenset[int]] = {}  # id(rule) -> the identities it selects
         self._outside: dict[int, tuple[frozenset[int], tuple[tuple[int, str, bool], ...]]] = {}  # id(peer rule) -> (ids, notes)
+        self._undecided: dict[Selector, tuple[tuple[frozenset[int], str], ...]] = {}
 
     # -- identities ---------------------------------------------------------------------
 
@@ -130,6 +116,9 @@ class Engine:
                     for s in (source, "any"):
                         self._index.setdefault((s, key, value), set()).add(n)
                         self._keys.setdefault((s, key), set()).add(n)
+            unknown = frozenset(key for source, key, _ in identity if source == "unknown")
+            if unknown:
+                self._unknown.setdefault(unknown, set()).add(n)
             self._reset_caches()  # selections over the universe changed
         return n
 
@@ -151,6 +140,21 @@ class Engine:
                 out -= found_any
         hit = frozenset(out)
         self._selected[sel] = hit
+        return hit
+
+    def _undecided_by(self, sel: Selector) -> tuple[tuple[frozenset[int], str], ...]:
+        """(identities, label): those a selector might select but for labels their records do not carry:
+        the selector without its requirements on those labels selects them."""
+        hit = self._undecided.get(sel)
+        if hit is None:
+            out = []
+            for families, ids in self._unknown.items():
+                blind = [r for r in sel.requirements if label_families(r.source, r.key) & families]
+                if blind:
+                    relaxed = self._select(Selector(sel.requirements - frozenset(blind)))
+                    if relaxed & ids:
+                        out.append((frozenset(relaxed & ids), min(r.key for r in blind)))
+            hit = self._undecided[sel] = tuple(out)
         return hit
 
     def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[tuple[int, str, bool], ...]]:
@@ -204,8 +208,14 @@ class Engine:
     def _rules_for(self, n: int) -> list[Rule]:
         """The rules selecting identity ``n`` (both directions); none for identities outside the pods."""
         hit = self._rules.get(n)
-        if hit is None and self._eps[n].reserved is not None:
-            hit = self._rules[n] = []  # the world, nodes and the API server are not endpoints policies select here
+        reserved = self._eps[n].reserved
+        if hit is None and reserved in NODE_ENTITIES:  # host policies, enforced only with the host firewall
+            ccnps = self._by_ns.get(None, []) if self.settings.host_firewall else []
+            hit = self._rules[n] = [r for r in ccnps if r.node_subject is not None and n in self._select(r.node_subject)]
+        elif hit is None and reserved in ENDPOINT_ENTITIES:  # health, init, ingress: a CCNP's endpointSelector
+            hit = self._rules[n] = [r for r in self._by_ns.get(None, []) if r.subject is not None and n in self._subject_set(r)]
+        elif hit is None and reserved is not None:
+            hit = self._rules[n] = []  # the world and the API server are not endpoints policies select
         if hit is None:
             ep = self._eps[n]
             candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, [])
@@ -223,7 +233,7 @@ class Engine:
             hit = self._subjects[id(r)] = self._select(r.subject)
         return hit
 
-    def _view(self, n: int, direction: str, port: int, protocol: str) -> _View:
+    def _view(self, n: int, direction: str, port: int, protocol: str) -> View:
         key = (n, direction, port, protocol)
         view = self._views.get(key)
         if view is None:
@@ -231,16 +241,17 @@ class Engine:
             self._views[key] = view
         return view
 
-    def _build_view(self, n: int, direction: str, port: int, protocol: str) -> _View:
+    def _build_view(self, n: int, direction: str, port: int, protocol: str) -> View:
         rules = self._rules_for(n)
         enforcing = [r for r in rules if r.enforces[direction]]
-        view = _View(
+        view = View(
             enforced=bool(enforcing),
             default_deny=any(r.default_deny[direction] for r in enforcing),
             enforcing=tuple(enforcing),
             empty_hint=tuple(r.policy for r in rules if direction in r.empty_sections),
         )
         view.rejected = self._rejected_in(self._eps[n].namespace)
+        view.offline += self._subject_unknowns(n, direction)
         if direction == "ingress":
             view.allow.append((frozenset(self._keys.get(("reserved", "host"), ())), LOCALHOST, True))
         # from/toRequires of every rule selecting the pod, allow and deny apart (pkg/policy/rules.go).
@@ -255,12 +266,17 @@ class Engine:
                     entry = pr.port_entry(port, protocol, named)
                     if entry is None:
                         if named is None and pr.named_port_applies(protocol):
-                            view.offline.append((f"{pr.ref} names a port", None))
+                            view.offline.append((f"{pr.ref} names a port", None, pr))
                         continue
                     if pr.offline:
-                        view.offline.append((f"{pr.ref} has {pr.offline} peers", None))
+                        view.offline.append((f"{pr.ref} has {pr.offline} peers", None, pr))
                         continue
                     peers = None if pr.selectors == WILDCARD else frozenset().union(*map(self._select, pr.selectors))
+                    if peers is not None and pr.nodes:
+                        peers &= self._nodes()
+                    for sel in (() if peers is None else pr.selectors + (required[kind] if pr.from_endpoints else ())):
+                        for ids, label in self._undecided_by(sel):
+                            view.offline.append((f"{pr.ref} selects peers on {label}, which their records do not carry", ids, pr))
                     if peers is not None and pr.from_endpoints and required[kind]:
                         for requirement in required[kind]:  # appended to each endpoint selector: a conjunction
                             peers &= self._select(requirement)
@@ -269,19 +285,44 @@ class Engine:
                         peers |= outside
                         for p, why, exact in notes:
                             text = f"{pr.ref}: {why}" if pr.fqdns else f"{pr.ref} {why}"
-                            (view.hints if exact else view.offline).append((text, frozenset({p})))
-                    if pr.authenticated:
-                        view.offline.append((f"{pr.ref} requires mutual authentication", None))
+                            if exact:
+                                view.hints.append((text, frozenset({p})))
+                            else:
+                                view.offline.append((text, frozenset({p}), pr))
+                    if pr.authenticated:  # required of every peer this rule matches, whichever rule allows it
+                        view.offline.append((f"{pr.ref} requires mutual authentication", peers, None))
                     target.append((peers, pr, entry))
         return view
+
+    def _nodes(self) -> frozenset[int]:
+        return frozenset(self._keys.get(("reserved", "host"), set()) | self._keys.get(("reserved", "remote-node"), set()))
+
+    def _subject_unknowns(self, n: int, direction: str) -> list[tuple[str, None, None]]:
+        """Why the rules selecting identity ``n`` are not known: labels its record lacks, or host policies
+        where the host firewall is off."""
+        ep, out = self._eps[n], []
+        for r in self._by_ns.get(None, []) if ep.reserved in NODE_ENTITIES else ():
+            if r.node_subject is None or not r.enforces[direction]:
+                continue
+            if not self.settings.host_firewall:
+                out.append((f"{r.policy} is a host policy (nodeSelector) that may select {ep.display}; Cilium enforces host "
+                            "policies only with its host firewall (enable-host-firewall), which AKS does not enable", None, None))
+            out += [(f"{r.policy} selects nodes on {label}, which the record of {ep.display} does not carry", None, None)
+                    for ids, label in self._undecided_by(r.node_subject) if n in ids and self.settings.host_firewall]
+        candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, []) if ep.reserved is None else []
+        for r in candidates:
+            if r.subject is not None and r.enforces[direction]:
+                out += [(f"{r.policy} selects on {label}, which the record of {ep.display} does not carry", None, None)
+                        for ids, label in self._undecided_by(r.subject) if n in ids]
+        return out
 
     # -- verdicts -----------------------------------------------------------------------------
 
     def allowed(self, src: int, dst: int, port: int, protocol: str) -> bool:
         """The fast path: interned identities in, a bool out (the same ``_judge`` as ``decide``)."""
         return (
-            _judge(self._view(src, "egress", port, protocol), dst)[0]
-            and _judge(self._view(dst, "ingress", port, protocol), src)[0]
+            judge(self._view(src, "egress", port, protocol), dst)[0]
+            and judge(self._view(dst, "ingress", port, protocol), src)[0]
         )
 
     def decide(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP") -> Verdict:
@@ -311,7 +352,7 @@ class Engine:
         enforcing = [r for r in rules if r.enforces[direction]]
         what = f"{direction} of {ep.display}"
         if not enforcing:
-            view = _View(False, False, (), tuple(r.policy for r in rules if direction in r.empty_sections))
+            view = View(False, False, (), tuple(r.policy for r in rules if direction in r.empty_sections))
             view.rejected = self._rejected_in(ep.namespace)
             return Side(False, f"{what} is not enforced: {not_enforced(view, direction)}")
         policies = tuple(dict.fromkeys(r.policy for r in enforcing))
@@ -325,19 +366,21 @@ class Engine:
     def side(self, subject: int, direction: str, peer: int, port: int, protocol: str) -> Side:
         """One direction's verdict with its reason."""
         view = self._view(subject, direction, port, protocol)
-        allowed, how, pr, _ = _judge(view, peer)
+        allowed, how, pr, _ = judge(view, peer)
         what = f"of {self._eps[subject].display}"
-        offline = [text for text, only in view.offline if only is None or peer in only]
+        offline = relevant_doubts(view, peer, how, pr)
         if how == "open":
-            return Side(True, f"{what} not enforced: {not_enforced(view, direction)}")
+            undecided = f" (not decided: {'; '.join(dict.fromkeys(offline))})" if offline else ""
+            return Side(True, f"{what} not enforced: {not_enforced(view, direction)}{undecided}", exact=not offline)
         if how == "deny":
             return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), not offline)
-        if how == "allow" and pr is LOCALHOST:
+        if how == "allow" and pr is LOCALHOST and not offline:
             return Side(True, f"{what} allowed: Cilium always lets the local node reach its pods (allow-localhost)")
         if how == "allow":
-            http, other, dns = _l7(view, peer)
+            http, other, dns = l7_rules(view, peer)
             l7 = http is not None or other is not None
             note = " (through the L7 proxy: each request is judged by its rules)" if l7 else ""
+            note += f" (not decided: {'; '.join(dict.fromkeys(offline))})" if offline else ""
             return Side(True, f"{what} allowed by {pr.ref}{note}", (pr.policy,), not offline and not l7, http, other, dns)
         exact = not offline
         policies = tuple(dict.fromkeys(r.policy for r in view.enforcing))
@@ -356,54 +399,6 @@ class Engine:
         )
 
 
-@dataclass
-class _View:
-    """What applies to one pod identity, in one direction, on one port/protocol."""
-
-    enforced: bool
-    default_deny: bool
-    enforcing: tuple[Rule, ...]
-    empty_hint: tuple[str, ...]
-    rejected: tuple[tuple[str, str], ...] = ()
-    deny: list[tuple[frozenset[int] | None, PeerRule, PortEntry | bool]] = field(default_factory=list)
-    allow: list[tuple[frozenset[int] | None, PeerRule, PortEntry | bool]] = field(default_factory=list)
-    offline: list[tuple[str, frozenset[int] | None]] = field(default_factory=list)
-    """What the engine cannot decide offline, and the peers it concerns (None: every peer)."""
-    hints: list[tuple[str, frozenset[int]]] = field(default_factory=list)
-    """Why a rule exactly does not select a peer that it might seem to (an address under other DNS names)."""
-
-
-def _judge(view: _View, peer: int) -> tuple[bool, str, PeerRule | None, PortEntry | bool | None]:
-    """(allowed, how, deciding rule, its port entry): the one place a side is decided."""
-    if not view.enforced:
-        return True, "open", None, None
-    for peers, pr, _ in view.deny:
-        if peers is None or peer in peers:
-            return False, "deny", pr, None
-    for peers, pr, entry in view.allow:
-        if peers is None or peer in peers:
-            return True, "allow", pr, entry
-    if not view.default_deny:
-        return True, "default-allow", None, None
-    return False, "default-deny", None, None
-
-
-def _l7(view: _View, peer: int) -> tuple[tuple[Mapping[str, Any], ...] | None, str | None, tuple[Mapping[str, Any], ...] | None]:
-    """The L7 rules an allowed peer's requests pass: Cilium merges every allow that matches the peer on
-    the port, and one without L7 rules lets every request through (pkg/policy/l4.go wildcardL3L4Rules).
-
-    Returns (HTTP rules or None, what other L7 rules apply or None, DNS rules or None).
-    """
-    entries = [e for peers, _, e in view.allow if peers is None or peer in peers]
-    ports = [e for e in entries if isinstance(e, PortEntry)]
-    dns = tuple(rule for e in ports for rule in e.dns or ()) if len(ports) == len(entries) and all(e.dns is not None for e in ports) else None
-    if not all(isinstance(e, PortEntry) and e.l7 for e in entries):
-        return None, None, dns
-    other = next((e.other_l7 for e in ports if e.other_l7), None)
-    http = tuple(rule for e in ports for rule in e.http or ())
-    return (http if any(e.http is not None for e in ports) else None), other, dns
-
-
 def decide(
     manifests: Sequence[Mapping[str, Any]],
     src: Endpoint,
@@ -411,6 +406,7 @@ def decide(
     port: int,
     protocol: str = "TCP",
     version: Version = DEFAULT_CILIUM,
+    settings: AgentSettings = AKS,
 ) -> Verdict:
     """Whether ``src`` may connect to ``dst`` on ``port``/``protocol`` under ``manifests``."""
-    return Engine(manifests, version, (src, dst)).decide(src, dst, port, protocol)
+    return Engine(manifests, version, (src, dst), settings).decide(src, dst, port, protocol)

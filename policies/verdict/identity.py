@@ -18,6 +18,16 @@ from policies import memo
 
 NS_KEY = "io.kubernetes.pod.namespace"
 NS_LABELS_PREFIX = "io.cilium.k8s.namespace.labels"
+SA_KEY = "io.cilium.k8s.policy.serviceaccount"
+CLUSTER_KEY = "io.cilium.k8s.policy.cluster"
+NODE_LABELS = "node"
+"""The label families Cilium adds to an identity that a record may lack: the service account, the cluster,
+the namespace's labels (all but ``kubernetes.io/metadata.name``) and a node's labels. An identity built
+from a record without them lists them in ``unknown_labels``; a selector on them is then not decided."""
+NODE_ENTITIES = frozenset({"host", "remote-node"})
+ENDPOINT_ENTITIES = frozenset({"health", "init", "ingress"})
+"""Reserved identities of endpoints Cilium enforces policy on, which a CCNP's endpointSelector can select
+(``reserved:health``...); the host is selected only by a nodeSelector (pkg/policy/rule.go matchesSubject)."""
 STRANGER = "stranger"
 """An unlabelled pod in a namespace: the identity no flow names, so every policy must deny it."""
 
@@ -85,6 +95,12 @@ class Endpoint:
     """An address outside the cluster: the DNS names the source's DNS proxy saw it under (None: unknown)."""
     other_names: tuple[str, ...] = ()
     """An address outside the cluster: names other pods looked it up under (Cilium shares their answers)."""
+    node_labels: Mapping[str, str] | None = None
+    """``host``/``remote-node`` only: the node's labels as its identity carries them (``node:`` source, with
+    enable-node-selector-labels; none without); None when the record does not say."""
+    unknown_labels: frozenset[str] = frozenset()
+    """Label families (``SA_KEY``, ``CLUSTER_KEY``, ``NS_LABELS_PREFIX``, ``NODE_LABELS``) the record this
+    identity comes from does not carry; the defaults stand in for them, and selectors on them are undecided."""
     outside: bool = False
     """``kube-apiserver`` only: the API server lives outside the cluster (AKS). Cilium then gives its
     address a CIDR identity that carries ``reserved:kube-apiserver`` and ``reserved:world`` too
@@ -124,14 +140,34 @@ class Endpoint:
                 out.add(("dns-names", "", ""))
                 out |= {("dns", n, "own") for n in self.names}
             out |= {("dns", n, "other") for n in self.other_names}
+            if self.node_labels:
+                out |= {("node", k, v) for k, v in self.node_labels.items()}
+                out.add(("k8s", CLUSTER_KEY, self.cluster))
+            if self.reserved in NODE_ENTITIES and self.node_labels is None:
+                out.add(("unknown", NODE_LABELS, ""))
             return frozenset(out)
         out = {("k8s", k, v) for k, v in self.labels.items() if keep_label(k)}
         out.add(("k8s", NS_KEY, self.namespace))
-        out.add(("k8s", "io.cilium.k8s.policy.cluster", self.cluster))
-        out.add(("k8s", "io.cilium.k8s.policy.serviceaccount", self.service_account))
+        out.add(("k8s", CLUSTER_KEY, self.cluster))
+        out.add(("k8s", SA_KEY, self.service_account))
         ns_labels = {"kubernetes.io/metadata.name": self.namespace, **self.namespace_labels}
         out |= {("k8s", f"{NS_LABELS_PREFIX}.{k}", v) for k, v in ns_labels.items()}
+        out |= {("unknown", family, "") for family in self.unknown_labels}
         return frozenset(out)
+
+
+def label_families(source: str, key: str) -> frozenset[str]:
+    """The families of ``NODE_LABELS`` etc. a selector requirement on ``source:key`` reads (none: the
+    requirement reads only labels every record carries)."""
+    out = set()
+    if source in ("k8s", "any"):
+        if key in (SA_KEY, CLUSTER_KEY):
+            out.add(key)
+        elif key.startswith(NS_LABELS_PREFIX + ".") and key != f"{NS_LABELS_PREFIX}.kubernetes.io/metadata.name":
+            out.add(NS_LABELS_PREFIX)
+    if source in ("node", "any") or key == CLUSTER_KEY:
+        out.add(NODE_LABELS)
+    return frozenset(out)
 
 
 def _labels_text(labels: Mapping[str, str]) -> str:
@@ -155,18 +191,24 @@ def host_cidr(ip: str) -> str:
     return f"{ip}/{128 if ':' in ip else 32}"
 
 
-def entity(name: str, display: str = "", *, outside: bool = False, address: str | None = None) -> Endpoint:
+def entity(
+    name: str, display: str = "", *, outside: bool = False, address: str | None = None, node_labels: Mapping[str, str] | None = None
+) -> Endpoint:
     """A reserved identity: ``world``, ``kube-apiserver``, ``host``, ``remote-node``...
 
     ``outside`` (``kube-apiserver`` only): the API server lives outside the cluster, at ``address``
     when known (a one-address range), so CIDR rules and the ``world`` entity select it too.
+    ``node_labels`` (``host``, ``remote-node``): the node labels its identity carries (None: unknown).
     """
     if name not in ENTITIES:
         raise ValueError(f"{name!r} is not one of Cilium's reserved identities: {', '.join(ENTITIES)}")
     if (outside or address) and name != "kube-apiserver":
         raise ValueError("only the kube-apiserver identity can live outside the cluster")
     cidrs = (host_cidr(address),) if address else ()
-    return Endpoint("", name=display or name, reserved=name, outside=outside or bool(address), cidrs=cidrs)
+    if node_labels is not None and name not in NODE_ENTITIES:
+        raise ValueError("only host and remote-node identities carry node labels")
+    return Endpoint("", name=display or name, reserved=name, outside=outside or bool(address), cidrs=cidrs,
+                    node_labels=dict(node_labels) if node_labels is not None else None)
 
 
 def addresses(

@@ -18,8 +18,9 @@ from typing import Any
 from policies.verdict.identity import NS_KEY, NS_LABELS_PREFIX
 
 
-LABEL_SOURCES = ("k8s", "reserved")
-"""The label sources an identity here carries (a pod's Kubernetes labels, a reserved identity's name), all
+LABEL_SOURCES = ("k8s", "reserved", "node")
+"""The label sources an identity here carries (a pod's Kubernetes labels, a reserved identity's name, a node's
+labels), all
 of which an ``any:`` key matches (pkg/labels ``Label.HasKey``); the identity's other entries (addresses,
 DNS names) are this engine's own, never labels a selector can name."""
 

@@ -1,0 +1,262 @@
+"""Every policy field is decided as Cilium decides it, or reported as not decided, naming what decides it.
+
+The policies are shaped after the examples of Cilium's documentation and the Kubernetes network-policy
+recipes (their names are kept, so a reader can compare); the connections are the ones those pages say
+are allowed or denied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policies.agent_settings import AKS, AgentSettings
+from policies.observed.hubble import end as hubble_end
+from policies.verdict import Endpoint, Engine, decide, entity
+from tests.capture import DEV, flow_line, replay_config, stack_config, write
+
+DEV_CONFIG = stack_config(DEV)
+HOST_FIREWALL = AgentSettings(host_firewall=True, node_selector_labels=False)
+NODE_LABELS = AgentSettings(host_firewall=False, node_selector_labels=True)
+
+
+def ccnp(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def cnp(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def labelled(namespace: str, pod_name: str, *labels: str) -> dict[str, Any]:
+    """A Hubble end as the agent writes it: the pod's labels and those Cilium adds, every one ``k8s:``."""
+    return {"namespace": namespace, "pod_name": pod_name, "labels": [f"k8s:{x}" for x in labels]}
+
+
+def cilium_labels(namespace: str, service_account: str = "default", **namespace_labels: str) -> tuple[str, ...]:
+    ns = {"kubernetes.io/metadata.name": namespace, **namespace_labels}
+    return (f"io.kubernetes.pod.namespace={namespace}", f"io.cilium.k8s.policy.serviceaccount={service_account}",
+            "io.cilium.k8s.policy.cluster=default", *(f"io.cilium.k8s.namespace.labels.{k}={v}" for k, v in ns.items()))
+
+
+# -- identities as Cilium builds them ---------------------------------------------------------------
+
+# The Kubernetes network-policy recipe "allow all traffic from a namespace" (web-allow-prod).
+WEB_ALLOW_PROD = {
+    "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "web-allow-prod", "namespace": "web"},
+    "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"purpose": "production"}}}]}]},
+}
+WEB = labelled("web", "web-5d78c9869d-xq2mz", "app=web", *cilium_labels("web"))
+
+
+def web_call(tmp_path, client: dict[str, Any]):
+    return replay_config(DEV_CONFIG, write(tmp_path, flow_line(client, WEB, "10.244.1.9", 80)), others=(WEB_ALLOW_PROD,))[1]
+
+
+def test_a_namespace_selector_on_a_namespace_label_matches_the_label_the_record_carries(tmp_path):
+    prod = labelled("prod", "client-5d78c9869d-abcde", "app=client", *cilium_labels("prod", purpose="production"))
+    dev = labelled("dev", "client-5d78c9869d-abcde", "app=client", *cilium_labels("dev", purpose="testing"))
+    assert web_call(tmp_path, prod).would_drop == ()
+    assert [(d.src, d.dst) for d in web_call(tmp_path, dev).would_drop] == [("dev/app=client", "web/app=web")]
+
+
+def test_a_namespace_selector_on_a_label_the_record_does_not_carry_is_undecided_naming_the_label(tmp_path):
+    bare = labelled("prod", "client-5d78c9869d-abcde", "app=client", "io.kubernetes.pod.namespace=prod")
+    r = web_call(tmp_path, bare)
+    assert r.would_drop == ()
+    assert len(r.undecided) == 1 and "io.cilium.k8s.namespace.labels.purpose" in r.undecided[0].dropped_by
+
+
+# Cilium's example "k8s-svc-account" (policy/kubernetes: service accounts), at L3/L4.
+SVC_ACCOUNT = cnp("default", "k8s-svc-account",
+                  endpointSelector={"matchLabels": {"io.cilium.k8s.policy.serviceaccount": "leia"}},
+                  ingress=[{"fromEndpoints": [{"matchLabels": {"io.cilium.k8s.policy.serviceaccount": "luke"}}],
+                            "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}])
+LEIA = labelled("default", "leia-5d78c9869d-abcde", "app=leia", *cilium_labels("default", "leia"))
+
+
+def leia_call(tmp_path, client):
+    return replay_config(DEV_CONFIG, write(tmp_path, flow_line(client, LEIA, "10.244.1.7", 80)), others=(SVC_ACCOUNT,))[1]
+
+
+def test_a_service_account_selector_matches_the_service_account_the_record_carries(tmp_path):
+    luke = labelled("default", "luke-5d78c9869d-abcde", "app=luke", *cilium_labels("default", "luke"))
+    vader = labelled("default", "vader-5d78c9869d-abcde", "app=vader", *cilium_labels("default", "vader"))
+    assert leia_call(tmp_path, luke).would_drop == () and leia_call(tmp_path, luke).undecided == ()
+    assert len(leia_call(tmp_path, vader).would_drop) == 1
+
+
+def test_a_service_account_selector_on_a_record_without_the_service_account_is_undecided_naming_it(tmp_path):
+    masked = labelled("default", "luke-5d78c9869d-abcde", "app=luke", "io.kubernetes.pod.namespace=default")
+    r = leia_call(tmp_path, masked)
+    assert r.would_drop == ()
+    assert len(r.undecided) == 1 and "io.cilium.k8s.policy.serviceaccount" in r.undecided[0].dropped_by
+
+
+def test_a_subject_selected_by_a_label_its_record_lacks_is_undecided_even_when_nothing_else_selects_it(tmp_path):
+    leia = labelled("default", "leia-5d78c9869d-abcde", "app=leia", "io.kubernetes.pod.namespace=default")
+    luke = labelled("default", "luke-5d78c9869d-abcde", "app=luke", *cilium_labels("default", "luke"))
+    r = replay_config(DEV_CONFIG, write(tmp_path, flow_line(luke, leia, "10.244.1.7", 443)), others=(SVC_ACCOUNT,))[1]
+    assert r.would_drop == () and len(r.undecided) == 1
+    assert "the record of default/app=leia does not carry" in r.undecided[0].dropped_by
+
+
+def test_a_cluster_selector_matches_the_cluster_the_record_names():
+    policy = cnp("default", "from-cluster1", endpointSelector={},
+                 ingress=[{"fromEndpoints": [{"matchLabels": {"io.cilium.k8s.policy.cluster": "cluster1"}}]}])
+    ours = Endpoint("default", {"app": "x"}, cluster="cluster1")
+    theirs = Endpoint("default", {"app": "x"}, cluster="cluster2")
+    target = Endpoint("default", {"app": "y"})
+    assert decide([policy], ours, target, 80).allowed
+    assert not decide([policy], theirs, target, 80).allowed
+
+
+# -- host policies and nodes -------------------------------------------------------------------------
+
+# Cilium's host-firewall guide, "demo-host-policy": nodes labelled node-access=ssh accept the cluster,
+# and from anywhere only SSH and the API server port.
+DEMO_HOST_POLICY = ccnp("demo-host-policy", nodeSelector={"matchLabels": {"node-access": "ssh"}}, ingress=[
+    {"fromEntities": ["cluster"]},
+    {"toPorts": [{"ports": [{"port": "22", "protocol": "TCP"}, {"port": "6443", "protocol": "TCP"}]}]},
+])
+SSH_NODE = entity("host", node_labels={"node-access": "ssh"})
+OTHER_NODE = entity("host", node_labels={})
+
+
+def test_with_the_host_firewall_a_host_policy_decides_the_nodes_it_selects_as_the_guide_documents():
+    world = entity("world")
+    assert decide([DEMO_HOST_POLICY], world, SSH_NODE, 22, settings=HOST_FIREWALL).allowed
+    v = decide([DEMO_HOST_POLICY], world, SSH_NODE, 8080, settings=HOST_FIREWALL)
+    assert not v.allowed and v.exact and "ccnp/demo-host-policy" in v.reason
+    assert decide([DEMO_HOST_POLICY], world, OTHER_NODE, 8080, settings=HOST_FIREWALL).allowed
+
+
+def test_on_aks_a_host_policy_leaves_the_nodes_side_undecided_naming_the_host_firewall():
+    v = decide([DEMO_HOST_POLICY], entity("world"), SSH_NODE, 8080, settings=AKS)
+    assert v.allowed and not v.exact and "enable-host-firewall" in v.reason
+
+
+def test_a_host_policy_never_selects_a_pod():
+    pod = Endpoint("default", {"node-access": "ssh"})
+    v = decide([DEMO_HOST_POLICY], entity("world"), pod, 8080, settings=HOST_FIREWALL)
+    assert v.allowed and v.exact
+
+
+def test_a_node_whose_labels_the_record_does_not_carry_is_undecided_under_a_host_policy_that_selects_by_label():
+    v = decide([DEMO_HOST_POLICY], entity("world"), entity("host"), 8080, settings=HOST_FIREWALL)
+    assert not v.exact and "node-access" in v.reason
+
+
+# Cilium's clusterwide example "cilium-health-checks": the health endpoint talks to remote nodes only.
+HEALTH_CHECKS = ccnp("cilium-health-checks", endpointSelector={"matchLabels": {"reserved:health": ""}},
+                     ingress=[{"fromEntities": ["remote-node"]}], egress=[{"toEntities": ["remote-node"]}])
+
+
+def test_a_clusterwide_policy_can_select_the_health_endpoint_by_its_reserved_label():
+    health = entity("health")
+    assert decide([HEALTH_CHECKS], entity("remote-node"), health, 4240).allowed
+    v = decide([HEALTH_CHECKS], Endpoint("default", {"app": "x"}), health, 4240)
+    assert not v.allowed and v.exact and "ccnp/cilium-health-checks" in v.reason
+
+
+def test_an_empty_clusterwide_endpoint_selector_selects_the_health_endpoint_but_never_the_host():
+    deny_all = ccnp("default-deny", endpointSelector={}, ingress=[{}])
+    assert not decide([deny_all], entity("remote-node"), entity("health"), 4240).allowed
+    assert decide([deny_all], entity("world"), entity("host"), 22, settings=HOST_FIREWALL).allowed
+
+
+# Cilium's "from-nodes" example (policy language, node selector): control-plane nodes reach the backend.
+FROM_NODES = cnp("default", "from-nodes", endpointSelector={"matchLabels": {"role": "backend"}},
+                 ingress=[{"fromNodes": [{"matchLabels": {"node-role.kubernetes.io/control-plane": ""}}]}])
+BACKEND = Endpoint("default", {"role": "backend"})
+
+
+def test_from_nodes_rules_are_refused_as_cilium_refuses_them_without_node_selector_labels():
+    engine = Engine([FROM_NODES], settings=AKS)
+    assert [ref for ref, _ in engine.rejected] == ["default/from-nodes"]
+    assert "enable-node-selector-labels" in engine.rejected[0][1]
+
+
+def test_with_node_selector_labels_from_nodes_selects_nodes_by_their_labels_and_never_pods():
+    control = entity("remote-node", node_labels={"node-role.kubernetes.io/control-plane": ""})
+    worker = entity("remote-node", node_labels={"kubernetes.io/role": "worker"})
+    look_alike = Endpoint("default", {"node-role.kubernetes.io/control-plane": ""})
+    assert decide([FROM_NODES], control, BACKEND, 80, settings=NODE_LABELS).allowed
+    assert not decide([FROM_NODES], worker, BACKEND, 80, settings=NODE_LABELS).allowed
+    assert not decide([FROM_NODES], look_alike, BACKEND, 80, settings=NODE_LABELS).allowed
+
+
+def test_a_hubble_record_of_a_node_keeps_the_node_labels_its_identity_carries():
+    end = hubble_end({"identity": 6, "labels": ["reserved:remote-node", "node:node-role.kubernetes.io/control-plane=",
+                                                "k8s:io.cilium.k8s.policy.cluster=default"]})
+    assert end.reserved == "remote-node" and end.node_labels == (("node-role.kubernetes.io/control-plane", ""),)
+    assert hubble_end({"identity": 6}).node_labels is None
+
+
+# -- L7, TLS, listeners and authentication on allowed connections -------------------------------------
+
+PORT_80 = {"ports": [{"port": "80", "protocol": "TCP"}]}
+# Namespaces the dev stack does not manage: the third-party policy alone decides.
+CLIENT = labelled("storefront", "client-5d78c9869d-abcde", "app=client", *cilium_labels("storefront"))
+ORDERS = labelled("orders", "orders-5d78c9869d-abcde", "app=orders", *cilium_labels("orders"))
+
+
+def orders_call(tmp_path, rule: dict[str, Any]):
+    policy = cnp("orders", "third-party", endpointSelector={"matchLabels": {"app": "orders"}}, ingress=[rule])
+    return replay_config(DEV_CONFIG, write(tmp_path, flow_line(CLIENT, ORDERS, "10.244.1.8", 80)), others=(policy,))[1]
+
+
+def test_a_listener_on_an_allowed_connection_is_named_as_not_decided(tmp_path):
+    listener = {"envoyConfig": {"kind": "CiliumEnvoyConfig", "name": "envoy-lb"}, "name": "envoy-lb-listener"}
+    r = orders_call(tmp_path, {"toPorts": [PORT_80 | {"listener": listener}]})
+    assert r.would_drop == () and [d.layer for d in r.undecided] == ["other L7"] and "listener" in r.undecided[0].dropped_by
+
+
+def test_tls_server_names_on_an_allowed_connection_are_named_as_not_decided(tmp_path):
+    r = orders_call(tmp_path, {"toPorts": [PORT_80 | {"serverNames": ["backend.example.com"]}]})
+    assert [d.layer for d in r.undecided] == ["other L7"] and "serverNames" in r.undecided[0].dropped_by
+
+
+def test_mutual_authentication_on_an_allowed_connection_leaves_it_undecided_never_allowed(tmp_path):
+    r = orders_call(tmp_path, {"fromEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "storefront"}}],
+                                "authentication": {"mode": "required"}})
+    assert r.would_drop == () and len(r.undecided) == 1 and "mutual authentication" in r.undecided[0].dropped_by
+
+
+def test_a_connection_allowed_with_nothing_undecided_is_not_listed(tmp_path):
+    r = orders_call(tmp_path, {"fromEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "storefront"}}]})
+    assert r.would_drop == () and r.undecided == ()
+
+
+
+# -- a side is undecided only by what could change it -------------------------------------------------
+
+SRC, DST = Endpoint("shop", {"app": "web"}), Endpoint("shop", {"app": "api"})
+TO_API = {"toEndpoints": [{"matchLabels": {"app": "api"}}]}
+
+
+def egress_policy(*rules: dict[str, Any], deny: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    return cnp("shop", "web-egress", endpointSelector={"matchLabels": {"app": "web"}}, egress=list(rules), egressDeny=list(deny))
+
+
+def named(port: str) -> dict[str, Any]:
+    return TO_API | {"toPorts": [{"ports": [{"port": port, "protocol": "TCP"}]}]}
+
+
+def test_an_allow_that_matches_exactly_is_not_undone_by_another_allow_the_records_cannot_decide():
+    v = decide([egress_policy(named("80"), named("http"))], SRC, DST, 80)
+    assert v.allowed and v.exact
+
+
+def test_a_deny_that_might_match_leaves_an_allowed_connection_undecided():
+    v = decide([egress_policy(named("80"), deny=(named("http"),))], SRC, DST, 80)
+    assert v.allowed and not v.exact and "egressDeny[0] names a port" in v.reason
+
+
+def test_an_exact_deny_is_not_undone_by_an_allow_the_records_cannot_decide():
+    v = decide([egress_policy(named("http"), deny=(named("80"),))], SRC, DST, 80)
+    assert not v.allowed and v.exact
+
+
+def test_default_deny_with_an_allow_that_might_match_is_undecided():
+    v = decide([egress_policy(named("http"))], SRC, DST, 80)
+    assert not v.allowed and not v.exact
