@@ -11,7 +11,7 @@ import yaml
 from policies.config.stackfile import StackFiles, read_stack
 from zerotrust.mockrun import PROJECT_DIR, Run, run_program
 
-CRD_DIR = PROJECT_DIR / "tests" / "fixtures" / "cilium-crds"
+CRD_DIR = PROJECT_DIR / "policies" / "verdict" / "crds"
 """The Cilium 1.17.5 policy CRDs, vendored with their licence (the project's CI has no ../shared)."""
 
 _runs: dict[str, Run] = {}

@@ -7,6 +7,7 @@ are allowed or denied.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from policies.agent_settings import AKS, AgentSettings
@@ -260,3 +261,76 @@ def test_an_exact_deny_is_not_undone_by_an_allow_the_records_cannot_decide():
 def test_default_deny_with_an_allow_that_might_match_is_undecided():
     v = decide([egress_policy(named("http"))], SRC, DST, 80)
     assert not v.allowed and not v.exact
+
+
+# -- nothing vanishes -------------------------------------------------------------------------------------
+
+CLUSTER_OBJECTS = [
+    cnp("orders", "bad-operator", endpointSelector={"matchExpressions": [{"key": "app", "operator": "Equals", "values": ["x"]}]},
+        ingress=[{}]),
+    {"apiVersion": "extensions/v1beta1", "kind": "NetworkPolicy", "metadata": {"name": "old", "namespace": "orders"},
+     "spec": {"podSelector": {}}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"}},
+    cnp("orders", "typo", endpointSelector={"matchLabels": {"app": "orders"}},
+        ingress=[{"fromEntities": ["cluster"], "toPort": [{"ports": [{"port": "5432", "protocol": "TCP"}]}]}]),
+]
+
+
+def cluster_file(tmp_path, objects: list[dict[str, Any]]):
+    import yaml
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": objects}))
+    return path
+
+
+def test_every_object_not_replayed_and_every_pruned_field_is_one_line_naming_it():
+    from policies.verdict import crd
+
+    policies, notes = crd.as_stored(CLUSTER_OBJECTS, "cluster.yaml")
+    assert [p["metadata"]["name"] for p in policies] == ["bad-operator", "typo"]
+    assert notes == [
+        "cluster.yaml object 1 (NetworkPolicy old): apiVersion 'extensions/v1beta1' is not served for NetworkPolicy "
+        "(only networking.k8s.io/v1): the API server refuses it, not replayed",
+        "cluster.yaml object 2 (ConfigMap cilium-config): not a policy (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, "
+        "NetworkPolicy): not replayed",
+        "cluster.yaml object 3 (CiliumNetworkPolicy typo): the API server prunes spec.ingress[0].toPort (not in the "
+        "CiliumNetworkPolicy schema): judged without them",
+    ]
+    assert "toPort" not in policies[1]["spec"]["ingress"][0]
+
+
+def test_a_pruned_port_list_is_judged_as_the_api_server_leaves_it_allowing_every_port(tmp_path):
+    capture = write(tmp_path, flow_line(CLIENT, ORDERS, "10.244.1.8", 8080))
+    from policies.verdict import crd
+
+    policies, _ = crd.as_stored(CLUSTER_OBJECTS[3:], "cluster.yaml")
+    r = replay_config(DEV_CONFIG, capture, others=tuple(policies))[1]
+    assert r.would_drop == () and r.undecided == ()
+
+
+def test_policies_cilium_rejects_and_objects_not_replayed_are_listed_in_text_markdown_and_json(tmp_path, capsys):
+    from zerotrust.__main__ import main
+
+    capture = write(tmp_path, flow_line(CLIENT, ORDERS, "10.244.1.8", 80))
+    args = ["plan", "--stack", "dev", "--observed", str(capture), "--cluster-policies", str(cluster_file(tmp_path, CLUSTER_OBJECTS))]
+    main([*args, "--format", "json"])
+    lines = json.loads(capsys.readouterr().out)["observed"]["notApplied"]
+    assert len(lines) == 4 and lines[-1].startswith("orders/bad-operator: not applied, Cilium rejects it: ")
+    assert "'Equals' is not In, NotIn, Exists or DoesNotExist" in lines[-1]
+    for fmt in ("text", "markdown"):
+        main([*args, "--format", fmt])
+        out = capsys.readouterr().out
+        assert all(line.split(": ")[0] in out for line in lines) and "bad-operator: not applied, Cilium rejects it" in out
+
+
+def test_an_empty_cluster_policies_file_is_reported_not_silently_replayed_as_nothing(tmp_path, capsys):
+    from zerotrust.__main__ import main
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    capture = write(tmp_path, flow_line(CLIENT, ORDERS, "10.244.1.8", 80))
+    main(["plan", "--stack", "dev", "--format", "json", "--observed", str(capture), "--cluster-policies", str(empty)])
+    assert json.loads(capsys.readouterr().out)["observed"]["notApplied"] == [
+        "--cluster-policies empty.yaml: holds no objects, so no policy of the cluster is replayed"
+    ]

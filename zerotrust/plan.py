@@ -25,6 +25,7 @@ from policies.analysis import probes as probes_
 from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import as_enforced, describe, render
 from policies.config.stackfile import StackFileError, StackFiles, read_stack
+from policies.verdict import crd
 from zerotrust.mockrun import PROJECT_DIR, DuplicateRegistrations, Run, ints, run_program, unwrap_secrets
 
 
@@ -156,7 +157,7 @@ def make_plan(
     missing = [f"--observed {p}: no such file" for p in observed if not p.is_file()]
     if missing:
         raise PlanError(missing)
-    in_cluster = read_cluster_policies(cluster_policies) if cluster_policies is not None else []
+    in_cluster, cluster_notes = read_cluster_policies(cluster_policies) if cluster_policies is not None else ([], [])
     try:
         stack = read_stack(config_dir or project_dir, stack_name, stack_file)
     except StackFileError as e:
@@ -203,11 +204,8 @@ def make_plan(
             raise PlanError([f"--observed {line}" for line in plan.observations.unreadable])
         ours = {_policy_key(p) for p in policies}
         others = [p for p in in_cluster if _policy_key(p) not in ours]  # the plan replaces its own
-        plan.observed = replay_.replay(cfg, judged + others, workloads, plan.observations, cfg.cilium_version)
+        plan.observed = replay_.replay(cfg, judged + others, workloads, plan.observations, cfg.cilium_version, cluster_notes)
     return plan
-
-
-POLICY_KINDS = ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "NetworkPolicy")
 
 
 def _policy_key(m: dict[str, Any]) -> tuple[str, str, str]:
@@ -215,21 +213,22 @@ def _policy_key(m: dict[str, Any]) -> tuple[str, str, str]:
     return (str(m.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def read_cluster_policies(path: Path) -> list[dict[str, Any]]:
-    """The policies in ``kubectl get cnp,ccnp,networkpolicies -A -o yaml`` (a List) or a multi-document file."""
+def read_cluster_policies(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The policies in ``kubectl get cnp,ccnp,networkpolicies -A -o yaml`` (a List) or a multi-document file,
+    as the API server stores them, and a line for each object not replayed or pruned."""
     if not path.is_file():
         raise PlanError([f"--cluster-policies {path}: no such file"])
     try:
         docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
     except yaml.YAMLError as e:
         raise PlanError([f"--cluster-policies {path}: not YAML: {str(e).splitlines()[0]}"]) from None
-    items: list[dict[str, Any]] = []
+    items: list[Any] = []
     for doc in docs:
         if isinstance(doc, dict) and isinstance(doc.get("items"), list):
-            items += [i for i in doc["items"] if isinstance(i, dict)]
-        elif isinstance(doc, dict):
+            items += doc["items"]
+        elif doc is not None:
             items.append(doc)
-    return [i for i in items if i.get("kind") in POLICY_KINDS]
+    return crd.as_stored(items, f"--cluster-policies {path.name}")
 
 
 def _levels_source(path: Path | None, project_dir: Path, stack: str) -> str:

@@ -85,6 +85,8 @@ class ReplayReport:
     unattributed: tuple[Unattributed, ...] = ()
     staged: StagedTally | None = None
     """With staged namespaces: how their connections were decided (Cilium's verdicts, or offline)."""
+    not_applied: tuple[str, ...] = ()
+    """Policies Cilium would reject, objects not replayed and fields pruned, one line each: none vanishes."""
 
 
 def _observed(cfg: StackConfig, source: str, to: str | None, fqdns: Sequence[str] | None, port: int | None, protocol: str, seen: set) -> bool:
@@ -133,7 +135,9 @@ def replay(
     workloads: Sequence[WorkloadPods],
     obs: Observations,
     version: Version,
+    notes: Sequence[str] = (),
 ) -> ReplayReport:
+    """The observed connections judged against ``policies``; ``notes``: what reading them left out."""
     name = namer(cfg, workloads, obs)
     groups: dict[tuple, _Group] = {}
     seen: set[tuple] = set()
@@ -191,6 +195,7 @@ def replay(
         len(obs.connections), ordered(drops), tuple(declared), tuple(sorted(unknown)), ordered(undecided),
         tuple(Unattributed(e, why, n) for (e, why), n in sorted(unattributed.items(), key=lambda kv: (-kv[1], kv[0]))),
         tally,
+        tuple(notes) + tuple(f"{ref}: not applied, Cilium rejects it: {why.removeprefix(ref).strip(' :')}" for ref, why in engine.rejected),
     )
 
 

@@ -32,9 +32,13 @@ An allow through the L7 proxy says which HTTP and DNS rules each request must pa
 (``Side.http``, ``Side.dns``; ``http`` judges a recorded request against them).
 
 Not decided offline (the verdict says so and ``exact`` is False): service and group
-peers, ``fromRequires``/``toRequires``, named egress ports, a toFQDNs rule for an address
-with no recorded name, and L7 rules until requests are judged against them.
-DNS rules restrict names, not reachability, so port 53 stays exact.
+peers, named egress ports, a toFQDNs rule for an address with no recorded name, L7 rules
+until requests are judged against them, selectors on labels a record does not carry
+(``Endpoint.unknown_labels``), and host policies where the host firewall is off (AKS:
+``policies.agent_settings``). A side is inexact only by a doubt that could change it
+(``view.relevant_doubts``). DNS rules restrict names, not reachability, so port 53 stays exact.
+
+- ``crd``: what the API server serves and prunes (Cilium's CRD schemas, vendored in ``crds/``).
 """
 
 from policies.verdict.compile import CCNP, CNP, PeerRule, PortEntry, Rule, compile_policy, policy_ref

@@ -225,6 +225,7 @@ def observed_json(plan: Plan) -> dict[str, Any] | None:
         "neverObserved": list(r.never_observed),
         "unknown": list(r.unknown),
         "unattributed": [u.as_dict() for u in r.unattributed],
+        "notApplied": list(r.not_applied),
         "staged": None if r.staged is None else {
             "decidedByCilium": r.staged.by_cilium, "judgedOffline": r.staged.offline, "disagreements": list(r.staged.disagreements),
         },
@@ -252,6 +253,7 @@ def observed_lines(plan: Plan, markdown: bool) -> list[str]:
         )
         rows += [f"Cilium disagrees with the offline replay: {x}" for x in r.staged.disagreements]
     rows += [f"undecided offline {d.line}: {d.dropped_by}" for d in r.undecided]
+    rows += [f"policy {x}" for x in r.not_applied]
     rows += [f"never observed: {f}" for f in r.never_observed]
     rows += [f"unknown pod (matches no workload): {u}" for u in r.unknown]
     rows += [f"unattributed {u.end} ({u.count} seen, not judged): {u.why}" for u in r.unattributed]
