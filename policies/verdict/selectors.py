@@ -65,10 +65,13 @@ class Selector:
 
 
 def _split_key(key: str) -> tuple[str, str]:
-    """pkg/labels GetExtendedKeyFrom: ``src:key``; no source means ``any``."""
+    """pkg/labels GetExtendedKeyFrom: ``src:key``; no source means ``any``, except ``$key`` and
+    ``reserved.key`` (ParseSource: the reserved prefix, written with a dot), which are ``reserved:key``."""
     if key.startswith("$"):
         return "reserved", key[1:]
     source, sep, rest = key.partition(":")
+    if not sep and key.startswith("reserved."):
+        return "reserved", key.removeprefix("reserved.")
     return (source, rest) if sep else ("any", key)
 
 
