@@ -334,3 +334,14 @@ def test_an_empty_cluster_policies_file_is_reported_not_silently_replayed_as_not
     assert json.loads(capsys.readouterr().out)["observed"]["notApplied"] == [
         "--cluster-policies empty.yaml: holds no objects, so no policy of the cluster is replayed"
     ]
+
+
+def test_on_aks_node_labels_never_leave_a_pod_selector_undecided_for_a_node():
+    # Without enable-node-selector-labels node identities carry no node labels, so an any-source key
+    # (here the namespace, written without k8s:) cannot select a node whatever the record leaves out.
+    policy = cnp("backend", "from-frontend", endpointSelector={},
+                 ingress=[{"fromEndpoints": [{"matchLabels": {"io.kubernetes.pod.namespace": "frontend"}}]}])
+    v = decide([policy], entity("remote-node"), Endpoint("backend", {"app": "backend"}), 80, settings=AKS)
+    assert not v.allowed and v.exact
+    v = decide([policy], entity("remote-node"), Endpoint("backend", {"app": "backend"}), 80, settings=NODE_LABELS)
+    assert not v.allowed and not v.exact and "io.kubernetes.pod.namespace" in v.reason

@@ -21,7 +21,7 @@ from policies.cilium_versions import DEFAULT_CILIUM, Version, features
 from policies.verdict.compile import CCNP, CNP, WILDCARD, PeerRule, Rule, compile_policy, policy_ref
 from policies.verdict import networkpolicy
 from policies.verdict.explain import not_enforced
-from policies.verdict.identity import ENDPOINT_ENTITIES, NODE_ENTITIES, Endpoint, label_families
+from policies.verdict.identity import ENDPOINT_ENTITIES, NODE_ENTITIES, NODE_LABELS, Endpoint, label_families
 from policies.verdict.outside import cidr_cover, entity_selects, fqdn_cover
 from policies.verdict.selectors import LABEL_SOURCES, PolicyRejected, Selector
 from policies.verdict.view import Side, Verdict, View, judge, l7_rules, relevant_doubts
@@ -99,7 +99,7 @@ class Engine:
         self._rules: dict[int, list[Rule]] = {}
         self._subjects: dict[int, frozenset[int]] = {}  # id(rule) -> the identities it selects
         self._outside: dict[int, tuple[frozenset[int], tuple[tuple[int, str, bool], ...]]] = {}  # id(peer rule) -> (ids, notes)
-        self._undecided: dict[Selector, tuple[tuple[frozenset[int], str], ...]] = {}
+        self._undecided: dict[tuple[Selector, bool], tuple[tuple[frozenset[int], str], ...]] = {}
 
     # -- identities ---------------------------------------------------------------------
 
@@ -142,19 +142,23 @@ class Engine:
         self._selected[sel] = hit
         return hit
 
-    def _undecided_by(self, sel: Selector) -> tuple[tuple[frozenset[int], str], ...]:
+    def _undecided_by(self, sel: Selector, node_labels: bool = False) -> tuple[tuple[frozenset[int], str], ...]:
         """(identities, label): those a selector might select but for labels their records do not carry:
-        the selector without its requirements on those labels selects them."""
-        hit = self._undecided.get(sel)
+        the selector without its requirements on those labels selects them. Node labels count only where
+        node identities carry them (``node_labels``: a host policy's nodeSelector, or peers with
+        enable-node-selector-labels)."""
+        hit = self._undecided.get((sel, node_labels))
         if hit is None:
             out = []
             for families, ids in self._unknown.items():
+                if not node_labels:
+                    families = families - {NODE_LABELS}
                 blind = [r for r in sel.requirements if label_families(r.source, r.key) & families]
                 if blind:
                     relaxed = self._select(Selector(sel.requirements - frozenset(blind)))
                     if relaxed & ids:
                         out.append((frozenset(relaxed & ids), min(r.key for r in blind)))
-            hit = self._undecided[sel] = tuple(out)
+            hit = self._undecided[(sel, node_labels)] = tuple(out)
         return hit
 
     def _outside_peers(self, pr: PeerRule) -> tuple[frozenset[int], tuple[tuple[int, str, bool], ...]]:
@@ -275,7 +279,7 @@ class Engine:
                     if peers is not None and pr.nodes:
                         peers &= self._nodes()
                     for sel in (() if peers is None else pr.selectors + (required[kind] if pr.from_endpoints else ())):
-                        for ids, label in self._undecided_by(sel):
+                        for ids, label in self._undecided_by(sel, self.settings.node_selector_labels):
                             view.offline.append((f"{pr.ref} selects peers on {label}, which their records do not carry", ids, pr))
                     if peers is not None and pr.from_endpoints and required[kind]:
                         for requirement in required[kind]:  # appended to each endpoint selector: a conjunction
@@ -308,7 +312,7 @@ class Engine:
                 out.append((f"{r.policy} is a host policy (nodeSelector) that may select {ep.display}; Cilium enforces host "
                             "policies only with its host firewall (enable-host-firewall), which AKS does not enable", None, None))
             out += [(f"{r.policy} selects nodes on {label}, which the record of {ep.display} does not carry", None, None)
-                    for ids, label in self._undecided_by(r.node_subject) if n in ids and self.settings.host_firewall]
+                    for ids, label in self._undecided_by(r.node_subject, True) if n in ids and self.settings.host_firewall]
         candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, []) if ep.reserved is None else []
         for r in candidates:
             if r.subject is not None and r.enforces[direction]:
