@@ -345,3 +345,8 @@ def test_on_aks_node_labels_never_leave_a_pod_selector_undecided_for_a_node():
     assert not v.allowed and v.exact
     v = decide([policy], entity("remote-node"), Endpoint("backend", {"app": "backend"}), 80, settings=NODE_LABELS)
     assert not v.allowed and not v.exact and "io.kubernetes.pod.namespace" in v.reason
+
+
+def test_on_aks_a_host_policy_for_other_nodes_leaves_a_node_whose_labels_are_known_decided():
+    v = decide([DEMO_HOST_POLICY], entity("world"), OTHER_NODE, 8080, settings=AKS)
+    assert v.allowed and v.exact

@@ -308,11 +308,15 @@ class Engine:
         for r in self._by_ns.get(None, []) if ep.reserved in NODE_ENTITIES else ():
             if r.node_subject is None or not r.enforces[direction]:
                 continue
+            doubts = [label for ids, label in self._undecided_by(r.node_subject, True) if n in ids]
+            if not doubts and n not in self._select(r.node_subject):
+                continue  # a host policy for other nodes
             if not self.settings.host_firewall:
                 out.append((f"{r.policy} is a host policy (nodeSelector) that may select {ep.display}; Cilium enforces host "
                             "policies only with its host firewall (enable-host-firewall), which AKS does not enable", None, None))
-            out += [(f"{r.policy} selects nodes on {label}, which the record of {ep.display} does not carry", None, None)
-                    for ids, label in self._undecided_by(r.node_subject, True) if n in ids and self.settings.host_firewall]
+            else:
+                out += [(f"{r.policy} selects nodes on {label}, which the record of {ep.display} does not carry", None, None)
+                        for label in doubts]
         candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, []) if ep.reserved is None else []
         for r in candidates:
             if r.subject is not None and r.enforces[direction]:
@@ -323,7 +327,7 @@ class Engine:
     # -- verdicts -----------------------------------------------------------------------------
 
     def allowed(self, src: int, dst: int, port: int, protocol: str) -> bool:
-        """The fast path: interned identities in, a bool out (the same ``_judge`` as ``decide``)."""
+        """The fast path: interned identities in, a bool out (the same ``judge`` as ``decide``, without the doubts)."""
         return (
             judge(self._view(src, "egress", port, protocol), dst)[0]
             and judge(self._view(dst, "ingress", port, protocol), src)[0]
