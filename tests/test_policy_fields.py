@@ -12,7 +12,7 @@ from typing import Any
 
 from policies.agent_settings import AKS, AgentSettings
 from policies.observed.hubble import end as hubble_end
-from policies.verdict import Endpoint, Engine, decide, entity
+from policies.verdict import Endpoint, Engine, addresses, decide, entity
 from tests.capture import DEV, flow_line, replay_config, stack_config, write
 
 DEV_CONFIG = stack_config(DEV)
@@ -350,3 +350,102 @@ def test_on_aks_node_labels_never_leave_a_pod_selector_undecided_for_a_node():
 def test_on_aks_a_host_policy_for_other_nodes_leaves_a_node_whose_labels_are_known_decided():
     v = decide([DEMO_HOST_POLICY], entity("world"), OTHER_NODE, 8080, settings=AKS)
     assert v.allowed and v.exact
+
+
+# -- pruning as the API server prunes ---------------------------------------------------------------------
+
+
+def prune_with(value: Any, node: dict[str, Any]) -> tuple[Any, list[str]]:
+    from policies.verdict.crd import _prune
+
+    dropped: list[str] = []
+    return _prune(value, node, "spec", dropped), dropped
+
+
+def test_pruning_walks_maps_and_lists_and_keeps_what_a_schema_leaves_open():
+    item = {"type": "object", "properties": {"port": {"type": "string"}}}
+    by_name = {"type": "object", "additionalProperties": item}
+    assert prune_with({"a": {"port": "80", "bad": 1}}, by_name) == ({"a": {"port": "80"}}, ["spec.a.bad"])
+    assert prune_with([{"port": "80", "bad": 1}], {"type": "array", "items": item}) == ([{"port": "80"}], ["spec[0].bad"])
+    assert prune_with({"anything": {"x": 1}}, {"type": "object", "additionalProperties": True}) == ({"anything": {"x": 1}}, [])
+    assert prune_with({"x": 1}, {"type": "object", "x-kubernetes-preserve-unknown-fields": True}) == ({"x": 1}, [])
+    assert prune_with({"x": 1}, {"type": "object", "properties": {}}) == ({}, ["spec.x"])
+    assert prune_with("80", {"type": "array", "items": item}) == ("80", [])
+
+
+def test_pruning_leaves_the_object_it_was_given_as_it_was():
+    from policies.verdict import crd
+
+    policy = cnp("orders", "typo", endpointSelector={}, ingress=[{"fromEntities": ["cluster"], "toPort": [{"ports": [{"port": "1"}]}]}])
+    stored, _ = crd.prune(policy)
+    assert "toPort" in policy["spec"]["ingress"][0] and "toPort" not in stored["spec"]["ingress"][0]
+
+
+def test_objects_that_are_not_mappings_or_lack_a_name_are_listed_by_position():
+    from policies.verdict import crd
+
+    policies, notes = crd.as_stored(["just text", {"kind": "Secret", "metadata": "x"}, {"kind": "Pod"}], "f.yaml")
+    assert policies == [] and notes == [
+        "f.yaml object 0: not a policy (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy): not replayed",
+        "f.yaml object 1: not a policy (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy): not replayed",
+        "f.yaml object 2: not a policy (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, NetworkPolicy): not replayed",
+    ]
+
+
+# -- the parts each verdict rests on ------------------------------------------------------------------------
+
+
+def test_a_label_family_is_read_only_by_requirements_on_its_own_keys():
+    from policies.verdict.identity import CLUSTER_KEY, NODE_LABELS, NS_LABELS_PREFIX, SA_KEY, label_families
+
+    assert label_families("k8s", "app") == frozenset()
+    assert label_families("any", "app") == {NODE_LABELS}
+    assert label_families("k8s", SA_KEY) == {SA_KEY}
+    assert label_families("k8s", CLUSTER_KEY) == {CLUSTER_KEY, NODE_LABELS}
+    assert label_families("k8s", f"{NS_LABELS_PREFIX}.team") == {NS_LABELS_PREFIX}
+    assert label_families("k8s", f"{NS_LABELS_PREFIX}.kubernetes.io/metadata.name") == frozenset()
+    assert label_families("node", "role") == {NODE_LABELS}
+
+
+def test_from_nodes_selects_the_local_node_as_well_as_remote_ones():
+    control = {"node-role.kubernetes.io/control-plane": ""}
+    assert decide([FROM_NODES], entity("host", node_labels=control), BACKEND, 80, settings=NODE_LABELS).allowed
+
+
+def test_each_cidr_rule_selects_its_own_addresses_in_one_engine():
+    web, api = Endpoint("shop", {"app": "web"}), Endpoint("shop", {"app": "api"})
+    policies = [cnp("shop", "web", endpointSelector={"matchLabels": {"app": "web"}}, egress=[{"toCIDR": ["10.0.0.0/8"]}]),
+                cnp("shop", "api", endpointSelector={"matchLabels": {"app": "api"}}, egress=[{"toCIDR": ["20.0.0.0/8"]}])]
+    far = addresses("world 20.0.0.1", ("20.0.0.1/32",))
+    engine = Engine(policies, endpoints=(web, api, far))
+    assert engine.decide(api, far, 443).allowed and not engine.decide(web, far, 443).allowed
+
+
+def test_a_multi_label_dns_wildcard_selects_deep_names_only_from_the_cilium_that_has_it():
+    from policies.cilium_versions import CILIUM
+
+    policy = cnp("shop", "web", endpointSelector={"matchLabels": {"app": "web"}}, egress=[{"toFQDNs": [{"matchPattern": "**.example.com"}]}])
+    deep = addresses("world 20.0.0.1", ("20.0.0.1/32",), names=("a.b.example.com",))
+    web = Endpoint("shop", {"app": "web"})
+    by_version = {v: decide([policy], web, deep, 443, version=v).allowed for v in CILIUM}
+    assert {v for v, allowed in by_version.items() if allowed} == {v for v, f in CILIUM.items() if f.multi_label_dns_wildcard}
+    assert set(by_version.values()) == {True, False}
+
+
+def test_an_address_peer_is_shown_by_its_name_and_an_ipv6_address_is_a_128_range():
+    from policies.verdict import host_cidr
+
+    peer = addresses("card-processor", ("198.51.100.10/32",))
+    assert (peer.display, peer.namespace, peer.address) == ("card-processor", "", "198.51.100.10")
+    assert host_cidr("2001:db8::1") == "2001:db8::1/128" and host_cidr("192.0.2.1") == "192.0.2.1/32"
+
+
+def test_an_unenforced_direction_names_the_empty_section_and_the_rejected_policy_that_left_it_open():
+    walkthrough = cnp("shop", "deny-all", endpointSelector={}, ingress=[], egress=[{}])
+    broken = cnp("shop", "broken", endpointSelector={"matchExpressions": [{"key": "app", "operator": "Equals", "values": ["x"]}]},
+                 ingress=[{}])
+    side = Engine([walkthrough, broken]).enforcement(Endpoint("shop", {"app": "web"}), "ingress")
+    assert not side.allowed
+    assert side.reason == ("ingress of shop/app=web is not enforced: no selecting rule has a non-empty ingress section "
+                           "(shop/deny-all has `ingress: []`, which enforces nothing; shop/broken was rejected by Cilium: "
+                           "spec.endpointSelector.matchExpressions[0].operator: 'Equals' is not In, NotIn, Exists or DoesNotExist)")

@@ -177,7 +177,7 @@ class Engine:
                 if pr.fqdns:
                     cover, why = fqdn_cover(pr.fqdns, ep, self.cilium)
                 else:
-                    cover = cidr_cover(pr.cidrs, ep) if pr.cidrs else "none"
+                    cover = cidr_cover(pr.cidrs, ep)
                     why = f"covers {ep.display} only in part" if cover == "part" else ""
                 if cover in ("all", "lookup"):
                     ids.add(n)
@@ -360,9 +360,8 @@ class Engine:
         enforcing = [r for r in rules if r.enforces[direction]]
         what = f"{direction} of {ep.display}"
         if not enforcing:
-            view = View(False, False, (), tuple(r.policy for r in rules if direction in r.empty_sections))
-            view.rejected = self._rejected_in(ep.namespace)
-            return Side(False, f"{what} is not enforced: {not_enforced(view, direction)}")
+            empty = tuple(r.policy for r in rules if direction in r.empty_sections)
+            return Side(False, f"{what} is not enforced: {not_enforced(direction, empty, self._rejected_in(ep.namespace))}")
         policies = tuple(dict.fromkeys(r.policy for r in enforcing))
         by = tuple(dict.fromkeys(r.policy for r in enforcing if r.default_deny[direction]))
         if not by:
@@ -379,7 +378,7 @@ class Engine:
         offline = relevant_doubts(view, peer, how, pr)
         if how == "open":
             undecided = f" (not decided: {'; '.join(dict.fromkeys(offline))})" if offline else ""
-            return Side(True, f"{what} not enforced: {not_enforced(view, direction)}{undecided}", exact=not offline)
+            return Side(True, f"{what} not enforced: {not_enforced(direction, view.empty_hint, view.rejected)}{undecided}", exact=not offline)
         if how == "deny":
             return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), not offline)
         if how == "allow" and pr is LOCALHOST and not offline:

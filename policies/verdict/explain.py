@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def not_enforced(view: Any, direction: str) -> str:
-    """Why no rule enforces ``direction`` for a pod, with hints at the usual mistakes.
-
-    ``view`` carries ``empty_hint`` (policies with ``<direction>: []``) and
-    ``rejected`` ((policy, why) pairs Cilium would refuse).
-    """
-    hints = [f"{p} has `{direction}: []`, which enforces nothing" for p in view.empty_hint]
-    hints += [f"{ref} was rejected by Cilium: {why.removeprefix(ref).strip()}" for ref, why in view.rejected]
+def not_enforced(direction: str, empty_hint: tuple[str, ...], rejected: tuple[tuple[str, str], ...]) -> str:
+    """Why no rule enforces ``direction`` for a pod, with hints at the usual mistakes: the policies with
+    ``<direction>: []`` (``empty_hint``) and the (policy, why) pairs Cilium would refuse (``rejected``)."""
+    hints = [f"{p} has `{direction}: []`, which enforces nothing" for p in empty_hint]
+    hints += [f"{ref} was rejected by Cilium: {why.removeprefix(ref).strip()}" for ref, why in rejected]
     hint = f" ({'; '.join(hints)})" if hints else ""
     return f"no selecting rule has a non-empty {direction} section{hint}"
