@@ -449,3 +449,36 @@ def test_an_unenforced_direction_names_the_empty_section_and_the_rejected_policy
     assert side.reason == ("ingress of shop/app=web is not enforced: no selecting rule has a non-empty ingress section "
                            "(shop/deny-all has `ingress: []`, which enforces nothing; shop/broken was rejected by Cilium: "
                            "spec.endpointSelector.matchExpressions[0].operator: 'Equals' is not In, NotIn, Exists or DoesNotExist)")
+
+
+def named_ends(tmp_path, *lines: str):
+    """Every end of a capture as the replay names it (the dev stack)."""
+    from policies import observed
+    from policies.analysis import matrix as mx
+    from policies.config import load_config
+    from policies.observed.ends import namer
+    from policies.render import render
+
+    cfg = load_config(DEV_CONFIG)
+    obs = observed.read([write(tmp_path, *lines)])
+    name = namer(cfg, mx.workload_pods(cfg, render(cfg).all()), obs)
+    return {n.name: n.endpoint for c in obs.connections.values() for n in (name(c.src, c), name(c.dst, c, c.src))}
+
+
+def test_a_node_end_is_judged_with_the_node_labels_its_record_carries_or_as_unknown_without_any(tmp_path):
+    node = {"identity": 6, "labels": ["reserved:remote-node", "node:role=worker"]}
+    bare = {"identity": 6}
+    ends = named_ends(tmp_path, flow_line(node, ORDERS, "10.244.1.8", 80))
+    assert ends["remote-node"].node_labels == {"role": "worker"}
+    ends = named_ends(tmp_path, flow_line(bare, ORDERS, "10.244.1.8", 80))
+    assert ends["remote-node"].node_labels is None
+    assert ends["orders/app=orders"].unknown_labels == frozenset()
+
+
+def test_a_pod_end_without_the_labels_cilium_adds_names_them_unknown(tmp_path):
+    masked = labelled("orders", "orders-5d78c9869d-abcde", "app=orders")
+    ends = named_ends(tmp_path, flow_line(CLIENT, masked, "10.244.1.8", 80))
+    from policies.verdict.identity import CLUSTER_KEY, NS_LABELS_PREFIX, SA_KEY
+
+    assert ends["orders/app=orders"].unknown_labels == {SA_KEY, CLUSTER_KEY, NS_LABELS_PREFIX}
+    assert ends["storefront/app=client"].service_account == "default" and ends["storefront/app=client"].unknown_labels == frozenset()
