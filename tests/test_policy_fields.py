@@ -482,3 +482,41 @@ def test_a_pod_end_without_the_labels_cilium_adds_names_them_unknown(tmp_path):
 
     assert ends["orders/app=orders"].unknown_labels == {SA_KEY, CLUSTER_KEY, NS_LABELS_PREFIX}
     assert ends["storefront/app=client"].service_account == "default" and ends["storefront/app=client"].unknown_labels == frozenset()
+
+
+def shop_ends(tmp_path, *lines: str):
+    """Every end of a capture as the replay names it (the example shop): name -> Named."""
+    from policies import observed
+    from policies.analysis import matrix as mx
+    from policies.config import load_config
+    from policies.observed.ends import namer
+    from policies.render import render
+    from tests.capture import SHOP
+
+    cfg = load_config(stack_config(SHOP))
+    obs = observed.read([write(tmp_path, *lines)])
+    name = namer(cfg, mx.workload_pods(cfg, render(cfg).all()), obs)
+    return {n.name: n for c in obs.connections.values() for n in (name(c.src, c), name(c.dst, c, c.src))}
+
+
+def test_each_kind_of_end_is_named_and_judged_as_the_stack_knows_it(tmp_path):
+    prometheus = labelled("monitoring", "prometheus-k8s-0", "app.kubernetes.io/name=prometheus", "shard=0",
+                          *cilium_labels("monitoring"))
+    coredns = {"namespace": "kube-system", "pod_name": "coredns-5d78c9869d-xq2mz"}
+    stranger = labelled("shop-core", "debug-x7k2p", "app=debug", *cilium_labels("shop-core"))
+    web = labelled("shop-web", "web-5d78c9869d-abcde", "app=web", *cilium_labels("shop-web"))
+    ends = shop_ends(tmp_path,
+                     flow_line(prometheus, web, "10.244.1.9", 9090),
+                     flow_line(web, coredns, "10.244.0.10", 53, proto="UDP"),
+                     flow_line(stranger, web, "10.244.1.9", 8080),
+                     flow_line(web, {"identity": 7, "labels": ["reserved:kube-apiserver"]}, "", 443))
+    peer = ends["prometheus"].endpoint
+    assert (peer.namespace, peer.name, dict(peer.labels)) == ("monitoring", "prometheus",
+                                                               {"app.kubernetes.io/name": "prometheus", "shard": "0"})
+    dns = ends["kube-dns"].endpoint
+    assert (dns.namespace, dns.name, dict(dns.labels)) == ("kube-system", "kube-dns", {"k8s-app": "kube-dns"})
+    unknown = ends["shop-core/app=debug"]
+    assert unknown.unknown and unknown.endpoint.namespace == "shop-core" and dict(unknown.endpoint.labels) == {"app": "debug"}
+    assert ends["web"].endpoint.name == "web" and not ends["web"].unknown
+    api = ends["api-server"].endpoint
+    assert (api.display, api.reserved, api.outside) == ("api-server", "kube-apiserver", True)
