@@ -520,3 +520,17 @@ def test_each_kind_of_end_is_named_and_judged_as_the_stack_knows_it(tmp_path):
     assert ends["web"].endpoint.name == "web" and not ends["web"].unknown
     api = ends["api-server"].endpoint
     assert (api.display, api.reserved, api.outside) == ("api-server", "kube-apiserver", True)
+
+
+def test_a_deny_that_matches_only_under_an_assumed_label_leaves_the_denial_undecided():
+    unknown_sa = Endpoint("shop", {"app": "api"}, unknown_labels=frozenset({"io.cilium.k8s.policy.serviceaccount"}))
+    deny = {"toEndpoints": [{"matchLabels": {"io.cilium.k8s.policy.serviceaccount": "default"}}]}
+    v = decide([egress_policy(TO_API, deny=(deny,))], SRC, unknown_sa, 80)
+    assert not v.allowed and not v.exact and "io.cilium.k8s.policy.serviceaccount" in v.reason
+
+
+def test_default_allow_with_a_deny_that_might_match_is_undecided():
+    policy = egress_policy(deny=(named("http"),))
+    policy["spec"]["enableDefaultDeny"] = {"egress": False}
+    v = decide([policy], SRC, DST, 80)
+    assert v.allowed and not v.exact

@@ -376,18 +376,18 @@ class Engine:
         allowed, how, pr, _ = judge(view, peer)
         what = f"of {self._eps[subject].display}"
         offline = relevant_doubts(view, peer, how, pr)
+        undecided = f" (not decided: {'; '.join(dict.fromkeys(offline))})" if offline else ""
         if how == "open":
-            undecided = f" (not decided: {'; '.join(dict.fromkeys(offline))})" if offline else ""
             return Side(True, f"{what} not enforced: {not_enforced(direction, view.empty_hint, view.rejected)}{undecided}", exact=not offline)
         if how == "deny":
-            return Side(False, f"{what} denied by {pr.ref}", (pr.policy,), not offline)
+            return Side(False, f"{what} denied by {pr.ref}{undecided}", (pr.policy,), not offline)
         if how == "allow" and pr is LOCALHOST and not offline:
             return Side(True, f"{what} allowed: Cilium always lets the local node reach its pods (allow-localhost)")
         if how == "allow":
             http, other, dns = l7_rules(view, peer)
             l7 = http is not None or other is not None
             note = " (through the L7 proxy: each request is judged by its rules)" if l7 else ""
-            note += f" (not decided: {'; '.join(dict.fromkeys(offline))})" if offline else ""
+            note += undecided
             return Side(True, f"{what} allowed by {pr.ref}{note}", (pr.policy,), not offline and not l7, http, other, dns)
         exact = not offline
         policies = tuple(dict.fromkeys(r.policy for r in view.enforcing))
