@@ -317,7 +317,7 @@ class Engine:
             else:
                 out += [(f"{r.policy} selects nodes on {label}, which the record of {ep.display} does not carry", None, None)
                         for label in doubts]
-        candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, []) if ep.reserved is None else []
+        candidates = self._by_ns.get(ep.namespace, []) + self._by_ns.get(None, []) if ep.unknown_labels else []
         for r in candidates:
             if r.subject is not None and r.enforces[direction]:
                 out += [(f"{r.policy} selects on {label}, which the record of {ep.display} does not carry", None, None)
