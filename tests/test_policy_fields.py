@@ -509,7 +509,7 @@ def test_each_kind_of_end_is_named_and_judged_as_the_stack_knows_it(tmp_path):
                      flow_line(prometheus, web, "10.244.1.9", 9090),
                      flow_line(web, coredns, "10.244.0.10", 53, proto="UDP"),
                      flow_line(stranger, web, "10.244.1.9", 8080),
-                     flow_line(web, {"identity": 7, "labels": ["reserved:kube-apiserver"]}, "", 443))
+                     flow_line(web, {"identity": 7, "labels": ["reserved:kube-apiserver"]}, "198.51.100.5", 443))
     peer = ends["prometheus"].endpoint
     assert (peer.namespace, peer.name, dict(peer.labels)) == ("monitoring", "prometheus",
                                                                {"app.kubernetes.io/name": "prometheus", "shard": "0"})
@@ -519,7 +519,8 @@ def test_each_kind_of_end_is_named_and_judged_as_the_stack_knows_it(tmp_path):
     assert unknown.unknown and unknown.endpoint.namespace == "shop-core" and dict(unknown.endpoint.labels) == {"app": "debug"}
     assert ends["web"].endpoint.name == "web" and not ends["web"].unknown
     api = ends["api-server"].endpoint
-    assert (api.display, api.reserved, api.outside) == ("api-server", "kube-apiserver", True)
+    assert (api.display, api.reserved, api.outside, api.address) == ("api-server", "kube-apiserver", True, "198.51.100.5")
+    assert ends["api-server"].aliases == ("api-server", "card-processor")  # the address peer that holds its address too
 
 
 def test_a_deny_that_matches_only_under_an_assumed_label_leaves_the_denial_undecided():
