@@ -371,6 +371,7 @@ def test_pruning_walks_maps_and_lists_and_keeps_what_a_schema_leaves_open():
     assert prune_with({"x": 1}, {"type": "object", "x-kubernetes-preserve-unknown-fields": True}) == ({"x": 1}, [])
     assert prune_with({"x": 1}, {"type": "object", "properties": {}}) == ({}, ["spec.x"])
     assert prune_with("80", {"type": "array", "items": item}) == ("80", [])
+    assert prune_with({"a": 1}, {"type": "array", "items": item}) == ({"a": 1}, [])  # refused as Cilium's rules are, not pruned
 
 
 def test_pruning_leaves_the_object_it_was_given_as_it_was():

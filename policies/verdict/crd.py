@@ -61,7 +61,7 @@ def prune(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _prune(value: Any, node: Mapping[str, Any], path: str, dropped: list[str]) -> Any:
     if node.get("x-kubernetes-preserve-unknown-fields"):
         return value
-    if isinstance(value, dict):
+    if isinstance(value, dict) and node.get("type", "object") == "object":  # a wrong type is refused, not pruned
         props, more = node.get("properties"), node.get("additionalProperties")
         if props is None and isinstance(more, Mapping):
             return {k: _prune(v, more, f"{path}.{k}", dropped) for k, v in value.items()}
