@@ -9,6 +9,7 @@ the round's ratio is fair. Prints the medians and the median of the per-round ra
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -30,10 +31,48 @@ def seconds(*argv: str) -> float:
     return time.perf_counter() - start
 
 
+BREAKDOWN = """
+import contextlib, io, json, sys, time
+t0 = time.perf_counter()
+exec(sys.argv[1])
+t1 = time.perf_counter()
+import pydantic
+t2 = time.perf_counter()
+import zerotrust.__main__ as cli, zerotrust.plan as plan_module
+t3 = time.perf_counter()
+program = plan_module.run_program
+spent = []
+def timed(*args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return program(*args, **kwargs)
+    finally:
+        spent.append(time.perf_counter() - start)
+plan_module.run_program = timed
+with contextlib.redirect_stdout(io.StringIO()):
+    cli.main(["plan", "--stack", sys.argv[2], "--format", "json"])
+t4 = time.perf_counter()
+print(json.dumps({"SDK imports (the floor)": t1 - t0, "pydantic": t2 - t1, "the project's modules": t3 - t2,
+                  "the program under the mock engine": sum(spent), "the rest of the plan (matrix, guardrails, budget, "
+                  "probes, output)": t4 - t3 - sum(spent)}))
+"""
+"""One process timing its own phases: where the plan's time beyond the floor goes."""
+
+
+def breakdown(repeat: int, stack: str) -> dict[str, float]:
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, "-c", BREAKDOWN, IMPORTS, stack], check=True, cwd=PROJECT_DIR,
+                             capture_output=True, text=True, env=ENV).stdout
+        runs.append(json.loads(out))
+    return {phase: statistics.median(r[phase] for r in runs) for phase in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--stack", default="dev")
+    parser.add_argument("--breakdown", action="store_true", help="also time the plan's phases in one process")
     args = parser.parse_args()
     seconds("-c", IMPORTS)  # warm the file cache and the bytecode caches once
     seconds("-m", "zerotrust", "plan", "--stack", args.stack, "--format", "json")
@@ -46,6 +85,10 @@ def main() -> None:
     print(f"{args.repeat} paired rounds: bare interpreter {statistics.median(bare):.2f} s, import floor "
           f"{statistics.median(floor):.2f} s, plan --stack {args.stack} {statistics.median(plan):.2f} s (medians); "
           f"plan / floor (bare start taken off both, median of the rounds' ratios): {statistics.median(ratios):.2f}x")
+    if args.breakdown:
+        print(f"phases of one process (medians of {args.repeat}):")
+        for phase, spent in breakdown(args.repeat, args.stack).items():
+            print(f"  {spent:.3f} s  {phase}")
 
 
 if __name__ == "__main__":

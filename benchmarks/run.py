@@ -5,7 +5,9 @@ measures, as medians of several runs:
   (a) the import floor: a fresh interpreter importing the SDK modules the program uses;
   (b) the connectivity matrix with the verdict engine (render + matrix);
   (c) ``plan`` end to end (stack file -> mock engine run -> matrix -> guardrails -> budget),
-      with the resources and probe Jobs it registers and the largest policy map.
+      with the resources and probe Jobs it registers and the largest policy map; ``plan / floor`` is the
+      median of each plan run's ratio to an import-floor run made just before it (paired, as
+      ``benchmarks.dev_plan``: this 2-core machine's speed wanders by a fifth from minute to minute).
 """
 
 from __future__ import annotations
@@ -130,10 +132,12 @@ def main() -> None:
         probe_s, probe_count = statistics.median(t for t, _ in probe_runs), probe_runs[0][1]
         plan_s = resources = jobs = per = ratio = biggest = "-"
         if workloads <= args.plan_max:
-            plans = [time_plan(config) for _ in range(max(1, args.repeat // 2))]
-            seconds = statistics.median(t for t, _ in plans)
-            plan = plans[0][1]
-            plan_s, ratio = f"{seconds:.2f}", f"{seconds / floor:.1f}x"
+            # Paired: each plan run right after a fresh floor run, so a machine slower for a while slows both.
+            rounds = [(import_floor(1), *time_plan(config)) for _ in range(max(1, args.repeat // 2))]
+            seconds = statistics.median(t for _, t, _ in rounds)
+            plan = rounds[0][2]
+            ratio_x = statistics.median(t / f for f, t, _ in rounds)
+            plan_s, ratio = f"{seconds:.2f}", f"{ratio_x:.1f}x"
             resources = len(plan.run.resources)
             jobs = sum(r.type == "kubernetes:batch/v1:Job" for r in plan.run.resources)
             per = f"{resources / workloads:.2f}"
