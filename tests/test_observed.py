@@ -572,3 +572,74 @@ def test_a_flow_without_is_reply_or_event_type_is_told_camel_case_by_any_camel_c
 def test_a_file_keeps_the_first_few_malformed_records_as_examples_and_counts_them_all(tmp_path):
     obs = read_text(tmp_path, "not json\n" * (EXAMPLES + 2))
     assert obs.files[0].malformed == EXAMPLES + 2 and obs.malformed == [f"capture.json:{n}: not JSON (a line cut by log rotation?)" for n in range(1, EXAMPLES + 1)]
+
+
+# -- streamed tables, row by row ---------------------------------------------------------------------------
+
+
+def test_a_streamed_table_numbers_and_counts_every_row_past_the_second(tmp_path):
+    text = api_tables([ROW] * 3)
+    # the third row broken: the first two are read, the third is named
+    cut = [m.start() for m in re.finditer(re.escape('"frontend"'), text)][-1] + 4
+    obs = read_text(tmp_path, text[:cut])
+    counts = obs.files[0]
+    assert (counts.kinds.get("Log Analytics row"), counts.records, counts.malformed) == (2, 3, 1)
+    assert obs.malformed[0].startswith("capture.json:row 3: the JSON breaks off here (")
+
+
+def test_a_table_that_breaks_off_quotes_the_parsers_first_line(tmp_path):
+    text = api_tables([ROW])
+    obs = read_text(tmp_path, text[: text.index('"frontend"') + 4])
+    (line,) = obs.malformed
+    reason = line.split("the JSON breaks off here (", 1)[1]
+    assert reason.endswith(")") and len(reason) > 2 and reason != "None)"
+
+
+def test_rows_of_a_streamed_table_that_are_not_rows_are_each_named_by_their_own_number(tmp_path):
+    table = json.loads(api_tables([ROW]))["tables"][0]
+    table["rows"] = [5, table["rows"][0], "x", table["rows"][0]]
+    obs = read_text(tmp_path, json.dumps({"tables": [table]}, indent=1))
+    counts = obs.files[0]
+    assert obs.malformed == ["capture.json:row 1: not a row object", "capture.json:row 3: not a row object"]
+    assert (counts.records, counts.kinds.get("Log Analytics row"), counts.malformed) == (4, 2, 2)
+
+
+def test_a_malformed_row_of_a_streamed_table_is_named_by_its_number(tmp_path):
+    obs = read_text(tmp_path, api_tables([ROW, {**ROW, "Layer4": "{not json"}]))
+    assert obs.malformed == ["capture.json:row 2: JSONDecodeError reading the row"]
+
+
+@pytest.mark.parametrize("indent", [1, None], ids=["streamed", "on one line"])
+def test_a_table_whose_rows_are_objects_is_read_like_one_whose_rows_are_lists(tmp_path, indent):
+    doc = {"tables": [{"columns": [{"name": k} for k in ROW], "rows": [ROW, ROW]}]}
+    obs = read_text(tmp_path, json.dumps(doc, indent=indent))
+    assert (obs.files[0].kinds, obs.malformed) == ({"Log Analytics row": 2}, [])
+    assert by_ends(obs) == {key: 2 * seen for key, seen in FRONTEND_BACKEND.items()}
+
+
+@pytest.mark.parametrize("indent", [1, None], ids=["streamed", "on one line"])
+def test_a_table_with_dynamic_columns_as_json_values_rather_than_text_is_read_whole(tmp_path, indent):
+    doc = {"tables": [{"columns": [{"name": k} for k in ROW], "rows": [list(ROW.values())] * 2}]}
+    obs = read_text(tmp_path, json.dumps(doc, indent=indent))
+    assert (obs.files[0].kinds, obs.malformed) == ({"Log Analytics row": 2}, [])
+    assert by_ends(obs) == {key: 2 * seen for key, seen in FRONTEND_BACKEND.items()}
+
+
+def test_a_table_may_name_its_columns_by_plain_strings_and_leave_out_what_it_lacks():
+    from policies.observed.log_analytics import rows_of_table
+
+    assert rows_of_table({"columns": ["a", "b"], "rows": [[1, 2]]}) == [{"a": 1, "b": 2}]
+    assert rows_of_table({"columns": None, "rows": None}) == []
+    assert rows_of_table({"columns": [{"name": "a"}], "rows": {"a": 1}}) == [{"a": 1}]
+
+
+def test_a_row_with_no_port_is_skipped_as_no_connection_not_reported_malformed(tmp_path):
+    rows = [{**ROW, "Layer4": {"TCP": {}}}, {**ROW, "Layer4": {}, "Protocol": "ICMPv4", "DestinationPort": 0}]
+    obs = read_text(tmp_path, json.dumps(rows))
+    assert (obs.malformed, obs.connections, obs.files[0].skipped) == ([], {}, {NOT_A_CONNECTION["icmp"]: 2})
+
+
+def test_a_row_from_outside_the_cluster_takes_its_source_address_from_the_ip_column(tmp_path):
+    row = la_row("", "", "backend", "backend", 80, SourceIdentity=2, IP={"source": "20.50.2.40", "destination": "10.244.1.5"})
+    (c,) = read_text(tmp_path, json.dumps([row])).connections.values()
+    assert (c.src.reserved, c.src.ip, c.dst.workload) == ("world", "20.50.2.40", "backend")

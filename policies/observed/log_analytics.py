@@ -50,7 +50,7 @@ def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = json.loads(v)
     for k in _NUMBERS:
         v = out.get(k)
-        if isinstance(v, (str, float)) and v is not None:
+        if isinstance(v, (str, float)):
             out[k] = int(float(v))
     return out
 
@@ -67,7 +67,7 @@ def connection_of(row: Mapping[str, Any], obs: Observations, counts: FileCounts)
     if protocol is None or port is None:
         layer4 = row.get("Layer4") or {}
         protocol = next((p for p in PROTOCOLS if p in layer4), None)
-        port = (layer4.get(protocol) or {}).get("destination_port") if protocol else None
+        port = (layer4.get(protocol) or {}).get("destination_port")  # no JSON key is null: no protocol, no port
     if protocol not in PROTOCOLS or port is None:
         counts.skipped[NOT_A_CONNECTION["icmp"]] += 1
         return
