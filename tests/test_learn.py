@@ -520,3 +520,20 @@ def test_a_connection_its_l7_rules_reject_is_declined_with_what_they_reject_and_
     row = dropped(FRONTEND_END, End("backend", workload="backend"), layer=layer, requests=requests)
     p = propose_rows(dev_config(), row)
     assert p.flows == [] and p.declined == [row] and p.notes == [f"frontend -> backend:80/TCP: {said}"]
+
+
+def test_pods_deployed_elsewhere_are_one_workload_per_selector_each_port_and_protocol_listed_once(tmp_path):
+    frontend, backend = pod("frontend", app="frontend"), pod("backend", app="backend")
+    cache, queue = pod("backend", app="cache"), pod("backend", app="queue")
+    capture = write(
+        tmp_path,
+        *(flow_line(src, cache, "10.0.0.9", 6379, sport=n, proto=proto, src_ip=ip)
+          for n, (src, ip) in enumerate(((frontend, "10.244.0.5"), (backend, "10.244.0.6")), 1) for proto in ("TCP", "UDP")),
+        flow_line(frontend, queue, "10.0.0.10", 5672, sport=9),
+    )
+    proposal, _ = learned("dev", None, capture)
+    assert proposal.workloads == {
+        "cache": {"namespace": "backend", "selector": {"app": "cache"},
+                  "ports": [{"name": "tcp-6379", "port": 6379}, {"name": "udp-6379", "port": 6379, "protocol": "UDP"}]},
+        "queue": {"namespace": "backend", "selector": {"app": "queue"}, "ports": [{"name": "tcp-5672", "port": 5672}]},
+    }

@@ -260,3 +260,52 @@ def test_promote_without_write_prints_the_change_and_with_an_inherited_staging_w
     assert after.startswith("# the dev stack, staged\n")
     cfg = make_plan("dev", stack).config
     assert cfg.staged_namespaces == ("frontend",) and cfg.enforcement("backend") == "enforced"
+
+
+# -- promotion, unit by unit -------------------------------------------------------------------------------
+
+
+def _row(*namespaces: str | None) -> "Replayed":
+    from policies.observed.records import End
+    from policies.observed.replay import Replayed
+
+    ends = None if namespaces == (None,) else tuple(End(namespace=n) if n else End(reserved="world") for n in namespaces)
+    return Replayed("a", "b", 80, "TCP", 1, "t", "t", "a rule", ends=ends)
+
+
+def test_promotion_weighs_only_the_rows_with_an_end_in_the_namespace_dropped_or_undecided():
+    from types import SimpleNamespace
+
+    from policies.observed import promote
+    from policies.observed.records import End, Observations
+
+    obs = Observations()
+    obs.add(End(namespace="backend"), End(namespace="frontend"), 80, "TCP", "t", None, 1)
+    inside, across, elsewhere, outside, unread = _row("backend", "backend"), _row("frontend", "backend"), _row("shop", "shop"), _row(None, "shop"), _row(None)
+    report = SimpleNamespace(would_drop=(inside, elsewhere, unread), undecided=(across, outside))
+    p = promote.check(report, obs, "backend")
+    assert (p.connections, p.would_drop, p.undecided, p.ready) == (1, (inside,), (across,), False)
+    assert promote.check(SimpleNamespace(would_drop=(elsewhere,), undecided=(outside,)), obs, "backend").ready
+
+
+def test_promoting_a_namespace_keeps_the_other_namespaces_and_its_own_other_settings():
+    from policies.observed import promote
+
+    text = (f"config:\n  {PROJECT}:namespaces:\n    frontend:\n      enforcement: staged\n"
+            f"    backend:\n      enforcement: staged\n      create: false  # owned by the platform team\n")
+    config = yaml.safe_load(promote.promoted_text(text, "backend"))["config"][f"{PROJECT}:namespaces"]
+    assert config == {"frontend": {"enforcement": "staged"}, "backend": {"enforcement": "enforced", "create": False}}
+    assert "# owned by the platform team" in promote.promoted_text(text, "backend")
+
+
+@pytest.mark.parametrize("seen, kept", [
+    (("matched", "denied"), "denied"), (("denied", "matched"), "denied"), (("denied", "default-allow"), "denied"),
+    ((None, "default-allow"), "default-allow"), (("default-allow", None), "default-allow"), (("matched", None), None),
+])
+def test_a_connections_cilium_verdict_per_direction_is_the_worst_it_was_given(seen, kept):
+    from policies.observed.records import keep_worst
+
+    verdicts: dict = {}
+    for verdict in seen:
+        keep_worst(verdicts, "ingress", verdict)
+    assert verdicts == {"ingress": kept}
