@@ -156,3 +156,36 @@ def test_a_verdict_names_the_networkpolicy_that_decided_it_by_namespace_and_name
     p = netpol("backend", "only-web", podSelector=BACKEND_SUBJECT, ingress=[{"ports": [{"port": 80}]}])
     side = Engine([p], endpoints=[FRONTEND, BACKEND]).decide(FRONTEND, BACKEND, 80).ingress
     assert side.policies == ("backend/networkpolicy/only-web",) and side.reason.endswith("allowed by backend/networkpolicy/only-web ingress[0]")
+
+
+def test_a_network_policy_becomes_exactly_the_cilium_rule_cilium_parses_it_into():
+    # pkg/k8s/network_policy.go ParseNetworkPolicy: namespace labels under their prefix, an empty namespace
+    # selector as "the namespace label exists", a port without a number as every port of its protocol.
+    from policies.verdict.networkpolicy import to_cilium
+
+    p = netpol(
+        "backend", name="mixed", podSelector=BACKEND_SUBJECT,
+        ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}},
+                           {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}},
+                           {"namespaceSelector": {}}],
+                  "ports": [{"protocol": "UDP"}, {"port": 8080, "endPort": 8090}]}],
+        egress=[{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}],
+        policyTypes=["Ingress", "Egress"],
+    )
+    prefix, ns = "io.cilium.k8s.namespace.labels", "io.kubernetes.pod.namespace"
+    ports = [{"ports": [{"port": "0", "protocol": "UDP"}]}, {"ports": [{"port": "8080", "protocol": "TCP", "endPort": 8090}]}]
+    assert to_cilium(p) == {
+        "apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+        "metadata": {"namespace": "backend", "name": "networkpolicy/mixed"},
+        "spec": {
+            "endpointSelector": BACKEND_SUBJECT,
+            "ingress": [
+                {"fromEndpoints": [{"matchLabels": {f"{prefix}.team": "obs"}}], "toPorts": ports},
+                {"fromEndpoints": [{"matchLabels": {}, "matchExpressions": [{"key": f"{prefix}.team", "operator": "DoesNotExist"}]}],
+                 "toPorts": ports},
+                {"fromEndpoints": [{"matchLabels": {}, "matchExpressions": [{"key": ns, "operator": "Exists"}]}], "toPorts": ports},
+            ],
+            "egress": [{"toEndpoints": [{"matchLabels": {"app": "db", ns: "backend"}}]}],
+        },
+    }
+    assert to_cilium({"kind": "NetworkPolicy", "spec": {}})["metadata"] == {"namespace": "default", "name": "networkpolicy/?"}

@@ -182,6 +182,11 @@ def test_with_node_selector_labels_from_nodes_selects_nodes_by_their_labels_and_
     worker = entity("remote-node", node_labels={"kubernetes.io/role": "worker"})
     look_alike = Endpoint("default", {"node-role.kubernetes.io/control-plane": ""})
     assert decide([FROM_NODES], control, BACKEND, 80, settings=NODE_LABELS).allowed
+    to_nodes = cnp("default", "to-nodes", endpointSelector={"matchLabels": {"role": "backend"}},
+                   egress=[{"toNodes": [{"matchLabels": {"node-role.kubernetes.io/control-plane": ""}}]}])
+    own_node = entity("host", node_labels={"node-role.kubernetes.io/control-plane": ""})  # the pod's own node too
+    assert decide([to_nodes], BACKEND, own_node, 10250, settings=NODE_LABELS).allowed
+    assert not decide([to_nodes], BACKEND, entity("host", node_labels={}), 10250, settings=NODE_LABELS).allowed
     assert not decide([FROM_NODES], worker, BACKEND, 80, settings=NODE_LABELS).allowed
     assert not decide([FROM_NODES], look_alike, BACKEND, 80, settings=NODE_LABELS).allowed
 

@@ -8,7 +8,6 @@ paths are reported. The schemas are Cilium 1.17's (``crds/README.md``), the vers
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -51,7 +50,7 @@ def prune(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         return dict(manifest), []
     dropped: list[str] = []
     root = schema(str(kind))
-    out = copy.deepcopy(dict(manifest))
+    out = dict(manifest)  # pruning builds new objects; it never changes the manifest's
     for key in ("spec", "specs"):
         if key in out:
             out[key] = _prune(out[key], root["properties"][key], key, dropped)
@@ -61,7 +60,8 @@ def prune(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _prune(value: Any, node: Mapping[str, Any], path: str, dropped: list[str]) -> Any:
     if node.get("x-kubernetes-preserve-unknown-fields"):
         return value
-    if isinstance(value, dict) and node.get("type", "object") == "object":  # a wrong type is refused, not pruned
+    # A structural schema types every node it prunes under; a value of the wrong type is refused, not pruned.
+    if isinstance(value, dict) and node.get("type") == "object":
         props, more = node.get("properties"), node.get("additionalProperties")
         if props is None and isinstance(more, Mapping):
             return {k: _prune(v, more, f"{path}.{k}", dropped) for k, v in value.items()}
