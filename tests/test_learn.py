@@ -266,8 +266,13 @@ def test_an_outside_client_without_an_address_is_the_world_entity_peer(tmp_path)
     assert [f.flow for f in proposal.flows] == [{"from": "internet", "to": "web", "port": 8080, "protocol": "TCP"}] and proposal.peers == {}
 
 
-def test_a_declared_flow_that_another_policy_still_drops_is_declined_with_a_note(tmp_path):
-    cfg, _ = replay_config(SHOP_CONFIG, write(tmp_path, "{}"))
+@pytest.mark.parametrize("listens", [6379, 16379], ids=["on the port clients dial", "behind a Service targetPort"])
+def test_a_declared_flow_that_another_policy_still_drops_is_declined_with_a_note(tmp_path, listens):
+    config = json.loads(json.dumps(SHOP_CONFIG))
+    redis = config[f"{PROJECT}:workloads"]["redis"]
+    del redis["port"]
+    redis["ports"] = [{"name": "redis", "port": 6379, "targetPort": listens}]
+    cfg, _ = replay_config(config, write(tmp_path, "{}"))
     from policies.analysis import matrix as mx
     from policies import observed as observed_
     from policies.observed import replay as replay_
@@ -277,12 +282,12 @@ def test_a_declared_flow_that_another_policy_still_drops_is_declined_with_a_note
     deny = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "freeze", "namespace": "shop-core"},
             "spec": {"endpointSelector": {"matchLabels": {"app": "orders"}},
                      "egressDeny": [{"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop-data"}}]}]}}
-    capture = write(tmp_path, flow_line(pod("shop-core", app="orders"), pod("shop-data", app="redis"), "10.244.0.20", 6379))
+    capture = write(tmp_path, flow_line(pod("shop-core", app="orders"), pod("shop-data", app="redis"), "10.244.0.20", listens))
     report = replay_.replay(cfg, [o for o in objects if o["apiVersion"].startswith("cilium.io/")] + [deny],
                             mx.workloads_from_manifests(objects), observed_.read([capture]), cfg.cilium_version)
     proposal = learn.propose(cfg, report)
     assert proposal.empty and [d.src for d in proposal.declined] == ["orders"]
-    assert proposal.notes[0].startswith("orders -> redis:6379/TCP is declared and still dropped: denied shop-core/orders")
+    assert proposal.notes[0].startswith(f"orders -> redis:{listens}/TCP is declared and still dropped: denied shop-core/orders")
 
 
 def test_outside_names_become_an_address_peer_when_egress_default_deny_is_off(tmp_path):

@@ -309,3 +309,48 @@ def test_a_connections_cilium_verdict_per_direction_is_the_worst_it_was_given(se
     for verdict in seen:
         keep_worst(verdicts, "ingress", verdict)
     assert verdicts == {"ingress": kept}
+
+
+# -- a staged side decided by Cilium's verdict, unit by unit ------------------------------------------------
+
+
+def _decide(said: dict, egress_allowed: bool = True, egress_exact: bool = True, staged=("backend", "frontend")):
+    from policies.observed.staged import StagedTally, decide
+    from policies.verdict import Endpoint
+    from policies.verdict.view import Side, Verdict
+
+    ends = (Endpoint("frontend", {"app": "frontend"}), Endpoint("backend", {"app": "backend"}))
+    egress = Side(egress_allowed, "no rule allows it" if not egress_allowed else "allowed", exact=egress_exact)
+    v = Verdict(egress_allowed, "offline", egress, Side(True, "allowed"), exact=egress_exact)
+    tally = StagedTally()
+    return decide(ends, ("frontend", "backend"), v, said, staged, tally, "frontend -> backend:80/TCP"), tally
+
+
+def test_a_connection_every_staged_side_of_which_matched_a_rule_is_allowed_exactly_by_cilium():
+    assert _decide({"egress": "matched", "ingress": "matched"})[0] == (
+        True, "decided by Cilium's policy verdicts: every staged side matched a rule", True, "cilium")
+
+
+def test_a_side_cilium_dropped_and_a_side_judged_offline_both_give_their_reasons():
+    (allowed, why, exact, by), tally = _decide({"ingress": "denied"}, egress_allowed=False)
+    assert (allowed, exact, by, tally.by_cilium, tally.offline) == (False, True, "cilium", 1, 1)
+    assert why == ("decided by Cilium's policy verdicts: egress no rule allows it; "
+                   "the ingress of backend was dropped by a policy on the cluster")
+
+
+def test_a_side_judged_offline_that_is_not_exact_leaves_the_connection_inexact():
+    assert _decide({"ingress": "matched"}, egress_allowed=False, egress_exact=False)[0][2] is False
+    assert _decide({"ingress": "matched"}, egress_allowed=False, egress_exact=True)[0][2] is True
+
+
+def test_each_connection_judged_offline_counts_once():
+    from policies.observed.staged import StagedTally, decide
+    from policies.verdict import Endpoint
+    from policies.verdict.view import Side, Verdict
+
+    ends = (Endpoint("frontend", {"app": "frontend"}), Endpoint("backend", {"app": "backend"}))
+    v = Verdict(True, "allowed", Side(True, "allowed"), Side(True, "allowed"))
+    tally = StagedTally()
+    for _ in range(2):
+        assert decide(ends, ("frontend", "backend"), v, {}, ("backend",), tally, "c") == (True, "allowed", True, "replay")
+    assert (tally.offline, tally.by_cilium) == (2, 0)
