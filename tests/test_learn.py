@@ -542,3 +542,27 @@ def test_pods_deployed_elsewhere_are_one_workload_per_selector_each_port_and_pro
                   "ports": [{"name": "tcp-6379", "port": 6379}, {"name": "udp-6379", "port": 6379, "protocol": "UDP"}]},
         "queue": {"namespace": "backend", "selector": {"app": "queue"}, "ports": [{"name": "tcp-5672", "port": 5672}]},
     }
+
+
+def test_names_learned_for_one_source_and_port_become_one_toFqdns_flow_counted_and_dated_across_its_connections(tmp_path):
+    payments = pod("shop-core", app="payments")
+    capture = write(
+        tmp_path,
+        flow_line(payments, WORLD, "203.0.113.9", 443, sport=1, destination_names=["Hooks.Example.org."], time="2026-11-20T10:00:00Z"),
+        flow_line(payments, WORLD, "203.0.113.10", 443, sport=2, destination_names=["api.example.net."], time="2026-11-20T09:00:00Z"),
+        flow_line(payments, WORLD, "203.0.113.10", 443, sport=3, destination_names=["api.example.net."], time="2026-11-20T11:00:00Z"),
+    )
+    proposal, _ = learned("shop", SHOP, capture)
+    (f,) = [f for f in proposal.flows if "toFqdns" in f.flow]
+    assert f.flow == {"from": "payments", "toFqdns": ["api.example.net", "hooks.example.org"], "port": 443, "protocol": "TCP"}
+    assert (f.count, f.first, f.last) == (3, "2026-11-20T09:00:00Z", "2026-11-20T11:00:00Z")
+
+
+def test_a_pod_that_cannot_be_named_is_listed_once_however_many_connections_it_has(tmp_path):
+    nameless = pod("frontend", tier="web")  # no app label: no selector to propose
+    backend = pod("backend", app="backend")
+    debug = pod("frontend", app="debug")  # named by its app label: a workload deployed elsewhere, not unknown
+    capture = write(tmp_path, *(flow_line(nameless, backend, "10.0.0.6", port, sport=port) for port in (80, 81, 82)),
+                    flow_line(debug, backend, "10.0.0.6", 80, sport=9, src_ip="10.244.0.9"))
+    proposal, _ = learned("dev", None, capture)
+    assert proposal.unknown == ["frontend/tier=web"] and "debug" in proposal.workloads

@@ -169,9 +169,9 @@ class _Learner:
             return None
         if end.namespace in self.cfg.namespaces:
             proposed = self.workload(end, port if dst else None, protocol)
-            if proposed is None and end.display not in self.p.unknown:
-                self.p.unknown.append(end.display)
-            if proposed is not None:
+            if proposed is None:
+                self.p.unknown.append(end.display)  # listed once, less the pods named elsewhere, by propose
+            else:
                 self.named_pods.add(end.display)
             return proposed
         labels = dict(end.labels)
