@@ -643,3 +643,24 @@ def test_a_row_from_outside_the_cluster_takes_its_source_address_from_the_ip_col
     row = la_row("", "", "backend", "backend", 80, SourceIdentity=2, IP={"source": "20.50.2.40", "destination": "10.244.1.5"})
     (c,) = read_text(tmp_path, json.dumps([row])).connections.values()
     assert (c.src.reserved, c.src.ip, c.dst.workload) == ("world", "20.50.2.40", "backend")
+
+
+def test_records_that_are_not_flows_are_counted_each_under_what_they_are(tmp_path):
+    lines = [{"node_status": {}}, {"lost_events": {}}, {"hello": 1}, {"hello": 2}, {"hello": 3},
+             {"source": {"namespace": "a"}, "note": "has an end but no flow's marks"}]
+    counts = read_text(tmp_path, "\n".join(json.dumps(x) for x in lines) + "\n").files[0]
+    assert dict(counts.skipped) == {"not a flow (node status, lost or agent events)": 2, "not a flow record or Log Analytics row": 4}
+    assert (counts.records, counts.malformed, dict(counts.kinds)) == (6, 0, {})
+
+
+def test_a_flow_that_cannot_be_read_is_named_by_where_it_sits_in_every_envelope(tmp_path):
+    bad = {**upstream(1)["flow"], "l4": {"TCP": [80]}}
+    text = "\n".join([json.dumps({"flow": bad}), json.dumps({"tables": [{"columns": [{"name": "a"}], "rows": [5]}, "x"]})]) + "\n"
+    assert read_text(tmp_path, text).malformed == ["capture.json:1: AttributeError reading the flow", "capture.json:2 row 1: not a row object"]
+    assert read_text(tmp_path, json.dumps([{"flow": bad}])).malformed == ["capture.json:item 1: AttributeError reading the flow"]
+
+
+def test_a_bare_flow_without_a_time_is_undated_not_dated_by_an_envelope(tmp_path):
+    bare = {k: v for k, v in upstream(1)["flow"].items() if k != "time"}
+    (c,) = read_text(tmp_path, json.dumps(bare) + "\n").connections.values()
+    assert (c.first, c.last) == ("", "")
