@@ -217,11 +217,13 @@ def test_a_request_the_http_rules_reject_is_a_drop_at_http_naming_the_request(tm
     _, r = replay_config(SHOP_CONFIG, capture)
     (d,) = r.would_drop
     assert (d.src, d.dst, d.layer, d.requests) == ("web", "api", "HTTP", ("DELETE /api/orders/7", "GET /admin"))
+    assert d.dropped_by.startswith("the HTTP rules reject these requests (") and "zt-allow.api" in d.dropped_by
 
 
 def test_a_connection_through_http_rules_without_any_request_in_the_capture_is_undecided(tmp_path):
     _, r = replay_config(SHOP_CONFIG, write(tmp_path, flow_line(WEB, API, "10.244.0.9", 8080)))
     assert r.would_drop == () and undecided(r) == [("web", "api", 8080, "HTTP")]
+    assert r.undecided[0].dropped_by.startswith("allowed at L3/L4 through HTTP rules, and the capture holds no HTTP request of it: ")
 
 
 def test_http_requests_in_camel_case_records_are_judged_the_same(tmp_path):

@@ -434,6 +434,20 @@ def test_a_rule_covering_one_address_peer_in_part_leaves_the_verdict_for_another
     assert not v.allowed and v.exact and "on-prem" not in v.reason
 
 
+def test_cidrs_with_host_bits_set_are_read_as_their_networks_as_cilium_parses_prefixes():
+    # pkg/labels/cidr IPStringToLabel: netip.ParsePrefix, then the prefix Masked() (net.ParseCIDR in older releases)
+    rule = {"toCIDRSet": [{"cidr": "10.50.7.7/16", "except": ["10.50.1.9/24"]}]}
+    p = cnp("frontend", "p", endpointSelector={}, egress=[rule])
+    assert decide([p], FRONTEND, addresses("in", ("10.50.2.7/32",)), 443).allowed
+    v = decide([p], FRONTEND, addresses("cut", ("10.50.1.7/32",)), 443)
+    assert not v.allowed and v.exact
+
+
+def test_a_policy_with_a_cidr_that_is_not_one_is_rejected_naming_the_rule_and_the_value():
+    engine = Engine([cnp("frontend", "p", endpointSelector={}, egress=[{"toCIDRSet": [{"cidr": "10.50.0.0/33"}]}])])
+    assert [reason for _, reason in engine.rejected] == ["frontend/p egress[0]: '10.50.0.0/33' is not a CIDR"]
+
+
 def test_a_cidr_rule_with_the_peers_own_except_covers_the_peer():
     rule = {"toCIDRSet": [{"cidr": "10.50.0.0/16", "except": ["10.50.9.0/24"]}]}
     assert decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, ONPREM, 443).allowed
