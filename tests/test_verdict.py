@@ -129,6 +129,20 @@ def test_enable_default_deny_false_is_overruled_by_another_default_deny_rule():
     assert not allowed([audit, DENY_ALL_BACKEND], src=STRANGER)
 
 
+def test_a_pods_enforcement_says_whether_it_is_in_default_deny_and_by_which_policies():
+    from policies.verdict.view import Side
+
+    audit = cnp("backend", "audit", endpointSelector={}, ingress=[{"fromEndpoints": [FRONTEND_PEER]}], enableDefaultDeny={"ingress": False})
+    engine = Engine([audit, DENY_ALL_BACKEND], endpoints=[BACKEND])
+    assert engine.enforcement(BACKEND, "ingress") == Side(True, "ingress of backend/backend is in default deny (by backend/deny)",
+                                                          ("backend/deny",))
+    assert Engine([audit], endpoints=[BACKEND]).enforcement(BACKEND, "ingress") == Side(
+        False, "ingress of backend/backend is enforced but default-allow: every enforcing rule sets enableDefaultDeny.ingress: false",
+        ("backend/audit",))
+    side = Engine([audit], endpoints=[BACKEND]).enforcement(BACKEND, "egress")
+    assert (side.allowed, side.policies) == (False, ()) and side.reason.startswith("egress of backend/backend is not enforced: ")
+
+
 @pytest.mark.parametrize("version", versions("enable_default_deny", False))
 def test_enable_default_deny_is_pruned_where_the_crd_lacks_it(version):
     audit = cnp("backend", "p", endpointSelector={}, ingress=[{"fromEndpoints": [{}]}], enableDefaultDeny={"ingress": False})
