@@ -244,6 +244,7 @@ def test_a_lookup_the_dns_rules_refuse_is_a_drop_at_dns(tmp_path):
     _, r = replay_config(SHOP_CONFIG, capture)
     (d,) = r.would_drop
     assert (d.src, d.dst, d.port, d.layer, d.requests) == ("payments", "kube-dns", 53, "DNS", ("exfil.attacker.example",))
+    assert d.dropped_by.startswith("the DNS rules refuse these lookups (")
 
 
 def test_without_acns_fqdn_security_no_dns_rule_refuses_a_lookup(tmp_path):
@@ -388,3 +389,51 @@ def test_a_replayed_rows_json_carries_the_requests_its_l7_rules_reject_and_only_
     plain = Replayed("frontend", "backend", 80, "TCP", 2, "t0", "t1", "default deny")
     assert http.as_dict()["requests"] == ["GET /admin"] and "requests" not in plain.as_dict()
     assert http.line == "frontend -> backend:80/TCP GET /admin (2 seen, t0 .. t1)"
+
+
+# -- grouping, counting and ordering --------------------------------------------------------------------------
+
+
+def test_connections_of_one_workload_pair_are_one_row_counted_and_dated_across_them(tmp_path):
+    a = pod("backend", app="backend", **{"pod-template-hash": "5d78c9869d"})  # two ReplicaSets: one identity to Cilium
+    b = pod("backend", app="backend", **{"pod-template-hash": "7f9b8c6d5e"})
+    capture = write(tmp_path, flow_line(a, FRONTEND, "10.244.0.7", 8080, sport=1, time="2026-11-20T10:00:00Z"),
+                    flow_line(b, FRONTEND, "10.244.0.7", 8080, sport=2, src_ip="10.244.0.8", time="2026-11-20T09:00:00Z"))
+    _, r = replay_config(DEV_CONFIG, capture)
+    (d,) = r.would_drop
+    assert (d.src, d.dst, d.count, d.first, d.last) == ("backend", "frontend", 2, "2026-11-20T09:00:00Z", "2026-11-20T10:00:00Z")
+    assert r.staged is None  # no staged namespace, no tally
+
+
+def test_a_dropped_connection_with_no_time_is_undated(tmp_path):
+    line = json.loads(flow_line(BACKEND, FRONTEND, "10.244.0.7", 8080))
+    del line["flow"]["time"]
+    _, r = replay_config(DEV_CONFIG, write(tmp_path, json.dumps(line)))
+    assert [(d.first, d.last) for d in r.would_drop] == [("", "")]
+
+
+def test_a_udp_connection_is_judged_on_udp_not_on_the_tcp_port_the_flow_allows(tmp_path):
+    _, r = replay_config(DEV_CONFIG, write(tmp_path, flow_line(FRONTEND, BACKEND, "10.244.0.6", 80, proto="UDP")))
+    assert [(d.src, d.dst, d.port) for d in r.would_drop] == [("frontend", "backend", 80)]
+
+
+def test_connections_past_an_unattributed_or_undecided_one_are_still_judged(tmp_path):
+    empty = {}
+    capture = write(
+        tmp_path,
+        flow_line(empty, API, "10.244.0.6", 8080, sport=1),
+        flow_line(pod("shop-core", app="payments", track="canary"), WORLD, "54.1.1.1", 443, sport=2, destination_names=["api.stripe.com"]),
+        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=3),  # allowed only if another pod's lookup is still cached
+        flow_line(empty, API, "10.244.0.6", 9090, sport=4),  # the same unnamed end on another port
+        flow_line(API, WEB, "10.244.0.7", 8080, sport=5),
+    )
+    _, r = replay_config(SHOP_CONFIG, capture)
+    assert undecided(r) == [("payments", "world 54.1.1.1", 443, "L3/L4")]
+    assert rows(r) == [("api", "web", 8080, "L3/L4")]
+    assert [u.count for u in r.unattributed] == [2]
+
+
+def test_a_toFqdns_flow_is_observed_only_through_its_own_source_naming_its_names(tmp_path):
+    capture = write(tmp_path, flow_line(pod("shop-core", app="orders"), WORLD, "54.1.1.1", 443, destination_names=["api.stripe.com"]))
+    _, r = replay_config(SHOP_CONFIG, capture)
+    assert "payments -> api.stripe.com:443/TCP" in r.never_observed
