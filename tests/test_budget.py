@@ -175,3 +175,11 @@ def test_every_name_of_a_to_fqdns_rule_allocates_its_own_address_identities():
     engine = Engine([cnp({"endpointSelector": {}, "egress": [{"toFQDNs": [{"matchName": "a.example"}, {"matchPattern": "*.b.example"}]}]})])
     ids = address_identities(engine)
     assert sorted({i[1] for i in ids}) == ["*.b.example", "a.example"] and len(ids) == 2 * ADDRESSES_PER_NAME
+
+
+def test_the_budget_lists_its_five_largest_workloads_first():
+    objects = [deployment(f"w{i}") for i in range(7)]
+    objects += [cnp({"endpointSelector": {"matchLabels": {"app": f"w{i}"}}, "ingress": [{"fromEntities": ["cluster"], "toPorts": ports(*range(8000, 8000 + i + 1))}]}, f"p{i}")
+                for i in range(7)]
+    top = estimate(objects).top()
+    assert [w.workload for w in top] == ["shop/w6", "shop/w5", "shop/w4", "shop/w3", "shop/w2"]

@@ -664,3 +664,9 @@ def test_a_bare_flow_without_a_time_is_undated_not_dated_by_an_envelope(tmp_path
     bare = {k: v for k, v in upstream(1)["flow"].items() if k != "time"}
     (c,) = read_text(tmp_path, json.dumps(bare) + "\n").connections.values()
     assert (c.first, c.last) == ("", "")
+
+
+def test_an_empty_address_is_no_address_not_a_malformed_record(tmp_path):
+    obs = read_text(tmp_path, flow_line(WORLD, pod("frontend", app="frontend"), "10.244.0.5", 8080, src_ip="") + "\n")
+    (c,) = obs.connections.values()
+    assert (obs.malformed, c.src.reserved, c.src.ip) == ([], "world", None)

@@ -846,3 +846,13 @@ def test_a_connection_a_requires_rule_excludes_is_never_reported_allowed(sources
     for ep in endpoints:
         v = engine.decide(ep, SHOP_API, 80)
         assert not (v.allowed and ep.labels.get("env") != "prod"), v.reason
+
+
+def test_why_a_direction_is_not_enforced_reads_plainly_with_and_without_hints():
+    from policies.verdict.explain import not_enforced
+
+    assert not_enforced("ingress", (), ()) == "no selecting rule has a non-empty ingress section"
+    rejected = (("shop/b", "shop/b egress[0]: '10.50.0.0/33' is not a CIDR"),)  # as the compiler words it
+    assert not_enforced("egress", ("shop/a",), rejected) == (
+        "no selecting rule has a non-empty egress section (shop/a has `egress: []`, which enforces nothing; "
+        "shop/b was rejected by Cilium: egress[0]: '10.50.0.0/33' is not a CIDR)")
