@@ -437,3 +437,39 @@ def test_a_toFqdns_flow_is_observed_only_through_its_own_source_naming_its_names
     capture = write(tmp_path, flow_line(pod("shop-core", app="orders"), WORLD, "54.1.1.1", 443, destination_names=["api.stripe.com"]))
     _, r = replay_config(SHOP_CONFIG, capture)
     assert "payments -> api.stripe.com:443/TCP" in r.never_observed
+
+
+# -- naming the ends ----------------------------------------------------------------------------------------
+
+
+def test_an_address_inside_an_address_peer_keeps_the_names_it_was_looked_up_by(tmp_path):
+    config = json.loads(json.dumps(SHOP_CONFIG))
+    config["zero-trust-aks:peers"]["stripe-range"] = {"cidrs": ["54.1.0.0/16"]}  # declared, no flow allows it
+    capture = write(tmp_path, flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, destination_names=["api.stripe.com"]))
+    _, r = replay_config(config, capture)
+    assert (r.would_drop, r.undecided, r.unattributed) == ((), (), ())  # the toFqdns flow allows it by its name
+
+
+@pytest.mark.parametrize("end, shown", [
+    ({"namespace": "evil", "labels": ["k8s:k8s-app=kube-dns"], "pod_name": "coredns-5d78c9869d-xq2mz"}, "evil/k8s-app=kube-dns"),
+    ({"namespace": "kube-system", "pod_name": "metrics-server-5d78c9869d-xq2mz"}, "kube-system/metrics-server-5d78c9869d-xq2mz"),
+], ids=["kube-dns's labels outside kube-system", "a kube-system pod known by its name only"])
+def test_only_kube_systems_dns_pods_are_named_kube_dns_and_allowed_dns(tmp_path, end, shown):
+    _, r = replay_config(DEV_CONFIG, write(tmp_path, flow_line(FRONTEND, end, "10.244.3.3", 53, proto="UDP"),
+                                           flow_line(FRONTEND, DNS, "10.244.3.4", 53, sport=2, proto="UDP")))
+    assert rows(r) == [("frontend", shown, 53, "L3/L4")]  # the real kube-dns beside it is allowed
+
+
+def test_an_address_counts_as_another_pods_lookup_only_for_pods_that_did_not_look_it_up_themselves(tmp_path):
+    canary = pod("shop-core", app="payments", track="canary")
+    capture = write(
+        tmp_path,
+        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=1, destination_names=["api.stripe.com"]),
+        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=2),
+        flow_line(canary, WORLD, "54.1.1.1", 443, sport=3, src_ip="10.244.0.9"),
+    )
+    _, r = replay_config(SHOP_CONFIG, capture)
+    why = {dict(d.ends[0].labels).get("track", "stable"): d.dropped_by for d in r.undecided}  # both are workload payments
+    assert sorted(why) == ["canary", "stable"]
+    assert "only through another pod's lookup" in why["canary"]
+    assert "only through another pod's lookup" not in why["stable"] and "no DNS name was recorded" in why["stable"]
