@@ -183,3 +183,28 @@ def test_the_budget_lists_its_five_largest_workloads_first():
                 for i in range(7)]
     top = estimate(objects).top()
     assert [w.workload for w in top] == ["shop/w6", "shop/w5", "shop/w4", "shop/w3", "shop/w2"]
+
+
+# -- keys, exactly ---------------------------------------------------------------------------------------------------
+
+
+def test_a_ports_keys_are_one_per_protocol_and_aligned_block_a_single_or_named_port_one_each():
+    from policies.analysis.budget import port_keys
+    from policies.verdict.compile import PortEntry
+
+    tcp = frozenset({"TCP"})
+    assert port_keys(PortEntry(8001, 8010, tcp)) == {
+        ("TCP", "8001/1"), ("TCP", "8002/2"), ("TCP", "8004/4"), ("TCP", "8008/2"), ("TCP", "8010/1")}
+    assert port_keys(PortEntry(80, 80, tcp)) == {("TCP", "80")}
+    assert port_keys(PortEntry(0, 0, frozenset({"UDP"}))) == {("UDP", "0")}
+    assert port_keys(PortEntry(0, 0, tcp, named="http")) == {("TCP", "http")}
+    assert port_keys(PortEntry(53, 53, frozenset(ANY_PROTOCOLS))) == {(p, "53") for p in ANY_PROTOCOLS}
+
+
+def test_icmp_rules_make_icmp_keys_per_family_and_no_wildcard_port():
+    from policies.analysis.budget import rule_port_keys
+    from policies.verdict.compile import PeerRule
+
+    rule = PeerRule("shop/p", "ingress[0]", False, (), None, None, icmps=(("IPv4", "8"), ("IPv6", "EchoRequest")))
+    assert rule_port_keys(rule) == {("ICMP", "8"), ("ICMPv6", "EchoRequest")}
+    assert rule_port_keys(PeerRule("shop/p", "ingress[0]", False, (), None, None)) == {("ANY", "0")}
