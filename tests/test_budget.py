@@ -208,3 +208,23 @@ def test_icmp_rules_make_icmp_keys_per_family_and_no_wildcard_port():
     rule = PeerRule("shop/p", "ingress[0]", False, (), None, None, icmps=(("IPv4", "8"), ("IPv6", "EchoRequest")))
     assert rule_port_keys(rule) == {("ICMP", "8"), ("ICMPv6", "EchoRequest")}
     assert rule_port_keys(PeerRule("shop/p", "ingress[0]", False, (), None, None)) == {("ANY", "0")}
+
+
+def test_each_unmanaged_namespace_a_rule_names_is_one_identity_there():
+    ext = [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": ns}} for ns in ("ext1", "ext2")]
+    assert a_entries(cnp({"endpointSelector": A, "ingress": [{"fromEndpoints": ext, "toPorts": ports(80)}]})) == 2 + HOST_ENTRY
+
+
+def test_a_rule_reaching_beyond_the_named_namespaces_counts_the_others_and_still_each_named_one():
+    anywhere = {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "Exists"}]}
+    ext1 = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "ext1"}}
+    rule = {"fromEndpoints": [anywhere, ext1], "toPorts": ports(80)}
+    # the identities the engine knows (pods a and b, shop's unlabelled stranger, kube-dns), the 3 the stack
+    # does not know, and one in ext1
+    assert a_entries(cnp({"endpointSelector": A, "ingress": [rule]}), others=3) == 4 + 3 + 1 + HOST_ENTRY
+
+
+def test_a_rule_without_the_world_entity_counts_no_address_identity():
+    spec = {"endpointSelector": A, "ingress": [{**FROM_B, "toPorts": ports(80)}],
+            "egress": [{"toCIDR": ["10.0.0.0/8"], "toPorts": ports(443)}]}
+    assert a_entries(cnp(spec)) == 2 + HOST_ENTRY

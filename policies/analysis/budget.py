@@ -139,10 +139,10 @@ def _reaches_beyond(pr: PeerRule, managed: frozenset[str]) -> tuple[bool, set[st
     return beyond, named
 
 
-def entries(engine: Engine, ep: Endpoint, managed: frozenset[str], other_identities: int, world: set[tuple[str, ...]] | None = None) -> int:
+def entries(engine: Engine, ep: Endpoint, managed: frozenset[str], other_identities: int, world: set[tuple[str, ...]]) -> int:
     """The policy-map keys ``ep``'s pods need (an upper bound under the stated estimates, see above);
-    ``world``: the address identities the world entity also selects (``address_identities``)."""
-    world = address_identities(engine) if world is None else world
+    ``world``: the address identities the world entity also selects (``address_identities``, computed once
+    per estimate)."""
     keys: set[tuple[str, Any, PortKey]] = set()
     enforced_ingress = False
     for rule in engine.rules_selecting(ep):
