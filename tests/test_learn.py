@@ -313,6 +313,7 @@ def test_many_names_for_one_connection_are_split_over_flows_of_at_most_the_per_f
                                           destination_names=[n]) for i, n in enumerate(names)))
     proposal = round_trip(SHOP_CONFIG, capture)
     assert sorted(len(f.flow["toFqdns"]) for f in proposal.flows) == [3, MAX_FQDNS_PER_FLOW]
+    assert {(f.count, f.first, f.last) for f in proposal.flows} == {(len(names), "2026-11-20T09:00:00Z", "2026-11-20T09:00:00Z")}
 
 
 def test_the_markdown_output_on_the_shop_lists_workloads_peers_and_flows_as_code(tmp_path, capsys):
@@ -566,3 +567,17 @@ def test_a_pod_that_cannot_be_named_is_listed_once_however_many_connections_it_h
                     flow_line(debug, backend, "10.0.0.6", 80, sport=9, src_ip="10.244.0.9"))
     proposal, _ = learned("dev", None, capture)
     assert proposal.unknown == ["frontend/tier=web"] and "debug" in proposal.workloads
+
+
+def test_proposed_flows_come_busiest_first_then_in_the_order_of_their_sorted_keys(tmp_path):
+    frontend = pod("frontend", app="frontend")
+    capture = write(
+        tmp_path,
+        flow_line(frontend, WORLD, "52.1.1.1", 8080, sport=1),  # addr-52-1-1-1 on 8080
+        flow_line(frontend, WORLD, "52.1.1.2", 443, sport=2),  # addr-52-1-1-2 on 443
+        *(flow_line(frontend, WORLD, "52.1.1.9", 9000, sport=n) for n in (3, 4, 5)),  # one connection, seen 3 times
+    )
+    proposal, _ = learned("dev", None, capture)
+    # port before to in sorted keys: 443 sorts before 8080, though addr-52-1-1-1 sorts before addr-52-1-1-2
+    assert [(f.flow["to"], f.flow["port"], f.count) for f in proposal.flows] == [
+        ("addr-52-1-1-9", 9000, 3), ("addr-52-1-1-2", 443, 1), ("addr-52-1-1-1", 8080, 1)]

@@ -111,6 +111,23 @@ def test_a_cluster_selector_matches_the_cluster_the_record_names():
     assert not decide([policy], theirs, target, 80).allowed
 
 
+def test_a_cluster_selector_matches_the_cluster_label_a_record_carries(tmp_path):
+    policy = cnp("storefront", "from-cluster1", endpointSelector={"matchLabels": {"app": "web"}},
+                 ingress=[{"fromEndpoints": [{"matchLabels": {"io.cilium.k8s.policy.cluster": "cluster1",
+                                                              "io.kubernetes.pod.namespace": "clients"}}]}])
+    web = labelled("storefront", "web-5d78c9869d-abcde", "app=web", *cilium_labels("storefront"))
+
+    def client(cluster: str) -> dict:
+        labels = [x.replace("cluster=default", f"cluster={cluster}") for x in cilium_labels("clients")]
+        return labelled("clients", "client-5d78c9869d-abcde", "app=client", *labels)
+
+    calls = write(tmp_path, flow_line(client("cluster1"), web, "10.244.1.9", 80, sport=1),
+                  flow_line(client("cluster2"), web, "10.244.1.9", 80, sport=2, src_ip="10.244.0.6"))
+    r = replay_config(DEV_CONFIG, calls, others=(policy,))[1]
+    assert [(d.src, d.dst) for d in r.would_drop] == [("clients/app=client", "storefront/app=web")] and r.undecided == ()
+    assert r.would_drop[0].ends[0].cilium_labels and dict(r.would_drop[0].ends[0].cilium_labels)["io.cilium.k8s.policy.cluster"] == "cluster2"
+
+
 # -- host policies and nodes -------------------------------------------------------------------------
 
 # Cilium's host-firewall guide, "demo-host-policy": nodes labelled node-access=ssh accept the cluster,
