@@ -473,3 +473,14 @@ def test_an_address_counts_as_another_pods_lookup_only_for_pods_that_did_not_loo
     assert sorted(why) == ["canary", "stable"]
     assert "only through another pod's lookup" in why["canary"]
     assert "only through another pod's lookup" not in why["stable"] and "no DNS name was recorded" in why["stable"]
+
+
+@pytest.mark.parametrize("address", ["20.1.2.3", ""], ids=["at an address", "address not recorded"])
+def test_a_call_to_the_api_server_outside_the_cluster_is_allowed_by_a_flow_to_the_world(tmp_path, address):
+    # On AKS the API server's address is outside the cluster: its identity is kube-apiserver and world
+    # (the record's labels say so), so toEntities world selects it.
+    config = {**DEV_CONFIG, "zero-trust-aks:peers": {"internet": {"entity": "world"}},
+              "zero-trust-aks:flows": [*DEV_CONFIG["zero-trust-aks:flows"], {"from": "frontend", "to": "internet", "port": 443}]}
+    apiserver = {"identity": 7, "labels": ["reserved:kube-apiserver", "reserved:world"]}
+    _, r = replay_config(config, write(tmp_path, flow_line(FRONTEND, apiserver, address, 443)))
+    assert (r.would_drop, r.undecided, r.connections) == ((), (), 1)
