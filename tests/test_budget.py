@@ -228,3 +228,10 @@ def test_a_rule_without_the_world_entity_counts_no_address_identity():
     spec = {"endpointSelector": A, "ingress": [{**FROM_B, "toPorts": ports(80)}],
             "egress": [{"toCIDR": ["10.0.0.0/8"], "toPorts": ports(443)}]}
     assert a_entries(cnp(spec)) == 2 + HOST_ENTRY
+
+
+def test_a_world_rule_counts_the_world_and_every_address_identity_any_rule_allocates():
+    spec = {"endpointSelector": A, "egress": [{"toCIDR": ["10.0.0.0/8"], "toPorts": ports(80)},
+                                              {"toEntities": ["world"], "toPorts": ports(443)}]}
+    # 80: the CIDR identity; 443: world itself and the CIDR identity, which carries reserved:world too
+    assert a_entries(cnp(spec)) == 1 + 2  # egress only: no host entry

@@ -670,3 +670,21 @@ def test_an_empty_address_is_no_address_not_a_malformed_record(tmp_path):
     obs = read_text(tmp_path, flow_line(WORLD, pod("frontend", app="frontend"), "10.244.0.5", 8080, src_ip="") + "\n")
     (c,) = obs.connections.values()
     assert (obs.malformed, c.src.reserved, c.src.ip) == ([], "world", None)
+
+
+@pytest.mark.parametrize("raw", [
+    {"namespace": "frontend"},  # masked down to its namespace
+    {"namespace": "frontend", "labels": ["container:io.kubernetes.container.name=web"]},  # labels of another source only
+], ids=["namespace only", "container labels only"])
+def test_an_end_with_a_namespace_and_nothing_reserved_is_a_pod_whose_labels_are_unknown(raw):
+    e = hubble.end(raw)
+    assert (e.namespace, e.reserved, e.labels_known, e.unattributed) == ("frontend", None, False, False)
+
+
+def test_sctp_is_a_connection_and_each_icmp_record_is_counted_apart(tmp_path):
+    icmp = json.loads(flow_line(pod("frontend", app="frontend"), WORLD, "52.1.1.1", 0))
+    icmp["flow"]["l4"] = {"ICMPv4": {"type": 8}}
+    text = "\n".join([flow_line(pod("frontend", app="frontend"), WORLD, "52.1.1.1", 3868, proto="SCTP"), json.dumps(icmp), json.dumps(icmp)])
+    obs = read_text(tmp_path, text + "\n")
+    assert [c.protocol for c in obs.connections.values()] == ["SCTP"]
+    assert obs.files[0].skipped == {NOT_A_CONNECTION["icmp"]: 2}
