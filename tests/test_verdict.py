@@ -856,3 +856,13 @@ def test_why_a_direction_is_not_enforced_reads_plainly_with_and_without_hints():
     assert not_enforced("egress", ("shop/a",), rejected) == (
         "no selecting rule has a non-empty egress section (shop/a has `egress: []`, which enforces nothing; "
         "shop/b was rejected by Cilium: egress[0]: '10.50.0.0/33' is not a CIDR)")
+
+
+def test_a_namespaces_stranger_carries_the_namespaces_labels_so_namespace_selectors_select_it():
+    from policies.verdict.identity import stranger
+
+    allow = cnp("backend", "p", endpointSelector={}, ingress=[
+        {"fromEndpoints": [{"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.team": "shop"}}]}])
+    shop, other = stranger("frontend", {"team": "shop"}), stranger("frontend", {"team": "ops"})
+    assert (shop.name, shop.labels) == ("stranger", {})
+    assert decide([allow], shop, BACKEND, 80).allowed and not decide([allow], other, BACKEND, 80).allowed
