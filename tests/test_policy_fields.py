@@ -558,3 +558,13 @@ def test_default_allow_with_a_deny_that_might_match_is_undecided():
     policy["spec"]["enableDefaultDeny"] = {"egress": False}
     v = decide([policy], SRC, DST, 80)
     assert v.allowed and not v.exact
+
+
+def test_only_the_pods_whose_records_lack_the_namespace_labels_are_undecided_the_rest_stay_exact(tmp_path):
+    prod = labelled("prod", "client-5d78c9869d-abcde", "app=client", *cilium_labels("prod", purpose="production"))
+    dev = labelled("dev", "client-5d78c9869d-abcde", "app=client", *cilium_labels("dev", purpose="testing"))
+    masked = labelled("qa", "client-5d78c9869d-abcde", "app=client")  # a record without Cilium's labels
+    calls = write(tmp_path, *(flow_line(c, WEB, "10.244.1.9", 80, sport=n, src_ip=f"10.244.0.{n}") for n, c in enumerate((prod, dev, masked), 1)))
+    r = replay_config(DEV_CONFIG, calls, others=(WEB_ALLOW_PROD,))[1]
+    assert [(d.src, d.dst) for d in r.would_drop] == [("dev/app=client", "web/app=web")]
+    assert [(d.src, d.dst) for d in r.undecided] == [("qa/app=client", "web/app=web")]
