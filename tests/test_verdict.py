@@ -866,3 +866,32 @@ def test_a_namespaces_stranger_carries_the_namespaces_labels_so_namespace_select
     shop, other = stranger("frontend", {"team": "shop"}), stranger("frontend", {"team": "ops"})
     assert (shop.name, shop.labels) == ("stranger", {})
     assert decide([allow], shop, BACKEND, 80).allowed and not decide([allow], other, BACKEND, 80).allowed
+
+
+# -- each side's verdict, field by field ----------------------------------------------------------------------
+
+
+def test_a_side_denied_by_a_deny_rule_names_that_policy_alone():
+    deny = cnp("backend", "freeze", endpointSelector={}, ingressDeny=[{"fromEndpoints": [FRONTEND_PEER]}])
+    side = decide([deny, DENY_ALL_BACKEND], FRONTEND, BACKEND, 80).ingress
+    assert (side.allowed, side.policies, side.exact) == (False, ("backend/freeze",), True)
+    assert side.reason == "of backend/backend denied by backend/freeze ingressDeny[0]"
+
+
+def test_a_default_allow_side_names_its_enforcing_policies_and_is_exact():
+    audit = cnp("backend", "audit", endpointSelector={}, ingress=[{"fromEndpoints": [{"matchLabels": {"app": "other"}}]}],
+                enableDefaultDeny={"ingress": False})
+    side = decide([audit], FRONTEND, BACKEND, 80).ingress
+    assert (side.allowed, side.policies, side.exact) == (True, ("backend/audit",), True)
+    assert side.reason == "of backend/backend default-allow: every enforcing rule sets enableDefaultDeny.ingress: false"
+
+
+def test_a_side_in_default_deny_names_its_enforcing_policies():
+    side = decide([DENY_ALL_BACKEND], FRONTEND, BACKEND, 80).ingress
+    assert (side.allowed, side.policies, side.exact) == (False, ("backend/deny",), True)
+    assert side.reason == "of backend/backend is in default deny (by backend/deny) and no rule allows frontend/frontend on 80/TCP"
+
+
+def test_an_exact_verdict_says_nothing_of_being_undecided():
+    v = decide([DENY_ALL_BACKEND], FRONTEND, BACKEND, 80)
+    assert v.exact and not v.reason.endswith("(not fully decided offline)")
