@@ -830,6 +830,19 @@ def test_requires_leave_entity_cidr_and_port_only_rules_alone_as_cilium_appends_
     assert decide([REQUIRES_PROD, world_and_port], dev, SHOP_API, 8080).allowed
 
 
+def test_requires_narrow_an_allow_never_widen_it_to_peers_the_rule_does_not_select():
+    prod_worker = Endpoint("shop", {"env": "prod", "role": "worker"})  # meets the requirement, not the rule
+    assert not decide([REQUIRES_PROD, ALLOW_FRONTEND], prod_worker, SHOP_API, 80).allowed
+
+
+def test_a_rule_the_engine_cannot_decide_offline_leaves_the_rules_after_it_decided():
+    p = cnp("frontend", "p", endpointSelector={}, egress=[
+        {"toServices": [{"k8sService": {"serviceName": "db", "namespace": "data"}}]},
+        {"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "backend", "app": "backend"}}]}])
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert v.egress.allowed and "allowed by frontend/p egress[1]" in v.egress.reason
+
+
 def test_to_requires_narrow_the_egress_allows_of_the_source():
     requires = cnp("shop", "egress-requires", endpointSelector={"matchLabels": {"role": "api"}}, egress=[
         {"toRequires": [{"matchLabels": {"env": "prod"}}]}, {"toEndpoints": [{"matchLabels": {"role": "db"}}]}])
