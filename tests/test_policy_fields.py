@@ -164,6 +164,26 @@ def test_a_node_whose_labels_the_record_does_not_carry_is_undecided_under_a_host
     assert not v.exact and "node-access" in v.reason
 
 
+def test_every_host_policy_that_may_select_a_node_is_weighed_past_pod_policies_and_host_policies_for_other_nodes():
+    pod_policy = ccnp("pods", endpointSelector={}, ingress=[{"fromEntities": ["cluster"]}])
+    db_nodes = ccnp("db-nodes", nodeSelector={"matchLabels": {"role": "db"}}, ingress=[{"fromEntities": ["cluster"]}])
+    ssh = SSH_NODE
+    v = decide([pod_policy, db_nodes, DEMO_HOST_POLICY], entity("world"), ssh, 8080, settings=AKS)
+    assert not v.exact and "ccnp/demo-host-policy is a host policy" in v.reason and "db-nodes" not in v.reason
+    both = ccnp("all-nodes", nodeSelector={"matchLabels": {"node-access": "ssh"}}, ingress=[{"fromEntities": ["cluster"]}])
+    v = decide([DEMO_HOST_POLICY, both], entity("world"), entity("host"), 8080, settings=HOST_FIREWALL)
+    assert "ccnp/demo-host-policy selects nodes on node-access" in v.reason and "ccnp/all-nodes selects nodes on node-access" in v.reason
+
+
+def test_each_policy_selecting_a_pod_on_labels_its_record_lacks_is_named_and_host_policies_are_passed_over():
+    api = Endpoint("shop", {"app": "api"}, unknown_labels=frozenset({"io.cilium.k8s.policy.serviceaccount", "io.cilium.k8s.policy.cluster"}))
+    by_sa = cnp("shop", "by-sa", endpointSelector={"matchLabels": {"io.cilium.k8s.policy.serviceaccount": "api"}}, ingress=[{}])
+    by_cluster = cnp("shop", "by-cluster", endpointSelector={"matchLabels": {"io.cilium.k8s.policy.cluster": "c1"}}, ingress=[{}])
+    v = decide([by_sa, by_cluster, DEMO_HOST_POLICY], entity("world"), api, 80)
+    assert not v.exact and "shop/by-sa selects on io.cilium.k8s.policy.serviceaccount" in v.reason
+    assert "shop/by-cluster selects on io.cilium.k8s.policy.cluster" in v.reason
+
+
 # Cilium's clusterwide example "cilium-health-checks": the health endpoint talks to remote nodes only.
 HEALTH_CHECKS = ccnp("cilium-health-checks", endpointSelector={"matchLabels": {"reserved:health": ""}},
                      ingress=[{"fromEntities": ["remote-node"]}], egress=[{"toEntities": ["remote-node"]}])
