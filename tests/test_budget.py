@@ -235,3 +235,8 @@ def test_a_world_rule_counts_the_world_and_every_address_identity_any_rule_alloc
                                               {"toEntities": ["world"], "toPorts": ports(443)}]}
     # 80: the CIDR identity; 443: world itself and the CIDR identity, which carries reserved:world too
     assert a_entries(cnp(spec)) == 1 + 2  # egress only: no host entry
+
+
+def test_an_icmp_only_rule_without_a_peer_is_each_type_for_any_peer():
+    rule = {"icmps": [{"fields": [{"type": "8"}, {"type": "0"}]}]}
+    assert a_entries(cnp({"endpointSelector": A, "ingress": [rule]})) == 2 + HOST_ENTRY

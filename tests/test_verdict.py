@@ -908,3 +908,21 @@ def test_a_side_in_default_deny_names_its_enforcing_policies():
 def test_an_exact_verdict_says_nothing_of_being_undecided():
     v = decide([DENY_ALL_BACKEND], FRONTEND, BACKEND, 80)
     assert v.exact and not v.reason.endswith("(not fully decided offline)")
+
+
+def test_a_to_services_rule_is_not_decided_offline_and_says_so():
+    p = cnp("frontend", "p", endpointSelector={}, egress=[{"toServices": [{"k8sService": {"serviceName": "db", "namespace": "data"}}]}])
+    v = decide([p], FRONTEND, BACKEND, 80)
+    assert not v.allowed and not v.exact and "frontend/p egress[0] has service peers" in v.reason
+
+
+def test_a_rule_with_icmp_fields_and_ports_allows_its_ports_too():
+    p = cnp("frontend", "p", endpointSelector={}, egress=[
+        {"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "backend", "app": "backend"}}],
+         "icmps": [{"fields": [{"type": 8}]}], "toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}]}]}])
+    assert decide([p], FRONTEND, BACKEND, 80).allowed
+
+
+def test_a_peer_rule_that_is_not_a_mapping_rejects_the_policy_naming_where():
+    engine = Engine([cnp("frontend", "p", endpointSelector={}, egress=["x"])])
+    assert [reason for _, reason in engine.rejected] == ["frontend/p egress[0]: must be a mapping"]
