@@ -265,7 +265,7 @@ def test_promote_without_write_prints_the_change_and_with_an_inherited_staging_w
 # -- promotion, unit by unit -------------------------------------------------------------------------------
 
 
-def _row(*namespaces: str | None) -> "Replayed":
+def _row(*namespaces: str | None):
     from policies.observed.records import End
     from policies.observed.replay import Replayed
 
