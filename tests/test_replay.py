@@ -33,6 +33,7 @@ from zerotrust.plan import make_plan
 DEV_CONFIG, SHOP_CONFIG = stack_config(DEV), stack_config(SHOP)
 FRONTEND, BACKEND = pod("frontend", app="frontend"), pod("backend", app="backend")
 PAYMENTS, WEB, API = pod("shop-core", app="payments"), pod("shop-web", app="web"), pod("shop-core", app="api")
+CANARY = pod("shop-core", app="payments", track="canary")  # workload payments too: one more label, another identity
 DNS = {"namespace": "kube-system", "labels": ["k8s:k8s-app=kube-dns"], "pod_name": "coredns-5d78c9869d-xq2mz"}
 
 
@@ -178,15 +179,28 @@ def test_an_outside_call_without_a_recorded_name_is_undecided_where_an_fqdn_rule
 
 
 def test_an_address_only_another_pod_looked_up_is_selected_while_that_answer_is_cached_so_never_dropped_nor_allowed(tmp_path):
-    other = pod("shop-core", app="payments", track="canary")
     capture = write(
         tmp_path,
-        flow_line(other, WORLD, "54.1.1.1", 443, sport=1, destination_names=["api.stripe.com"]),
+        flow_line(CANARY, WORLD, "54.1.1.1", 443, sport=1, destination_names=["api.stripe.com"]),
         flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=2),
     )
     _, r = replay_config(SHOP_CONFIG, capture)
     assert r.would_drop == () and [(d.src, d.dst) for d in r.undecided] == [("payments", "world 54.1.1.1")]
     assert "only through another pod's lookup" in r.undecided[0].dropped_by
+
+
+def test_an_address_counts_as_another_pods_lookup_only_for_pods_that_did_not_look_it_up_themselves(tmp_path):
+    capture = write(
+        tmp_path,
+        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=1, destination_names=["api.stripe.com"]),
+        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=2),
+        flow_line(CANARY, WORLD, "54.1.1.1", 443, sport=3, src_ip="10.244.0.9"),
+    )
+    _, r = replay_config(SHOP_CONFIG, capture)
+    why = {dict(d.ends[0].labels).get("track", "stable"): d.dropped_by for d in r.undecided}  # both are workload payments
+    assert sorted(why) == ["canary", "stable"]
+    assert "only through another pod's lookup" in why["canary"]
+    assert "only through another pod's lookup" not in why["stable"] and "no DNS name was recorded" in why["stable"]
 
 
 def test_without_a_dns_proxy_in_the_capture_no_name_is_another_pods_lookup(tmp_path):
@@ -422,7 +436,7 @@ def test_connections_past_an_unattributed_or_undecided_one_are_still_judged(tmp_
     capture = write(
         tmp_path,
         flow_line(empty, API, "10.244.0.6", 8080, sport=1),
-        flow_line(pod("shop-core", app="payments", track="canary"), WORLD, "54.1.1.1", 443, sport=2, destination_names=["api.stripe.com"]),
+        flow_line(CANARY, WORLD, "54.1.1.1", 443, sport=2, destination_names=["api.stripe.com"]),
         flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=3),  # allowed only if another pod's lookup is still cached
         flow_line(empty, API, "10.244.0.6", 9090, sport=4),  # the same unnamed end on another port
         flow_line(API, WEB, "10.244.0.7", 8080, sport=5),
@@ -459,20 +473,6 @@ def test_only_kube_systems_dns_pods_are_named_kube_dns_and_allowed_dns(tmp_path,
                                            flow_line(FRONTEND, DNS, "10.244.3.4", 53, sport=2, proto="UDP")))
     assert rows(r) == [("frontend", shown, 53, "L3/L4")]  # the real kube-dns beside it is allowed
 
-
-def test_an_address_counts_as_another_pods_lookup_only_for_pods_that_did_not_look_it_up_themselves(tmp_path):
-    canary = pod("shop-core", app="payments", track="canary")
-    capture = write(
-        tmp_path,
-        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=1, destination_names=["api.stripe.com"]),
-        flow_line(PAYMENTS, WORLD, "54.1.1.1", 443, sport=2),
-        flow_line(canary, WORLD, "54.1.1.1", 443, sport=3, src_ip="10.244.0.9"),
-    )
-    _, r = replay_config(SHOP_CONFIG, capture)
-    why = {dict(d.ends[0].labels).get("track", "stable"): d.dropped_by for d in r.undecided}  # both are workload payments
-    assert sorted(why) == ["canary", "stable"]
-    assert "only through another pod's lookup" in why["canary"]
-    assert "only through another pod's lookup" not in why["stable"] and "no DNS name was recorded" in why["stable"]
 
 
 @pytest.mark.parametrize("address", ["20.1.2.3", ""], ids=["at an address", "address not recorded"])
