@@ -30,7 +30,7 @@ from policies.analysis.matrix import KUBE_DNS, WorkloadPods
 from policies.observed.records import Connection, End, Observations
 from policies.render import selector
 from policies.verdict import ENTITIES, Endpoint, addresses, entity, host_cidr
-from policies.verdict.identity import CLUSTER_KEY, NODE_ENTITIES, NS_LABELS_PREFIX, SA_KEY
+from policies.verdict.identity import CLUSTER_KEY, NS_LABELS_PREFIX, SA_KEY
 
 SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 """The alphabet Kubernetes draws generated name suffixes and pod-template hashes from (``rand.SafeEncodeString``)."""
@@ -86,7 +86,9 @@ def _covers(peer, ip) -> bool:
 
 
 def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations) -> Callable[..., Named]:
-    """``name(end, connection, source=None)``: the end named and judged (cached per end and source)."""
+    """``name(end, connection, source=None)``: the end named and judged (cached per end and source).
+
+    ``workloads``: every workload of the stack, deployed here or elsewhere (``matrix.workload_pods``)."""
     pods = {w.name: w for w in workloads}
     by_namespace: dict[str, list[str]] = {}
     for n, w in cfg.workloads.items():
@@ -134,11 +136,14 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
             if end.ip:
                 aliases += tuple(n for n, p in sorted(cfg.peers.items()) if p.cidrs and _covers(p, ipaddress.ip_address(end.ip)))
             return _named(display, entity("kube-apiserver", display=display, outside=True, address=end.ip), aliases=aliases)
-        nodes = {"node_labels": dict(end.node_labels) if end.node_labels is not None else None} if end.reserved in NODE_ENTITIES else {}
+        nodes = dict(end.node_labels) if end.node_labels is not None else None  # host and remote-node only
         if aliases:
-            return _named(aliases[0], entity(end.reserved, display=aliases[0], **nodes), aliases=aliases)
-        reserved = end.reserved if end.reserved in ENTITIES else "world"
-        return _named(reserved, entity(reserved, **nodes))
+            return _named(aliases[0], entity(end.reserved, display=aliases[0], node_labels=nodes), aliases=aliases)
+        if end.reserved not in ENTITIES:
+            # A reserved label newer than this table: judged as nothing rather than guessed.
+            return _named(f"reserved:{end.reserved}", None,
+                          why=f"reserved:{end.reserved} is none of Cilium's reserved identities this table knows ({', '.join(ENTITIES)})")
+        return _named(end.reserved, entity(end.reserved, node_labels=nodes))
 
     def _pod(end: End) -> Named:
         ns = str(end.namespace)
@@ -155,8 +160,7 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
         if owner is None and not end.labels_known and end.pod:
             owner = owner_of(end.pod, candidates)
         if owner is not None:
-            w = pods.get(owner)
-            return _named(owner, w.endpoint() if w else Endpoint(ns, selector(cfg, owner), name=owner))
+            return _named(owner, pods[owner].endpoint())
         ns_peers = [(n, p) for n, p in sorted(cfg.peers.items()) if p.namespace == ns]
         for peer_name, p in ns_peers:
             if (p.labels.items() <= labels.items()) if end.labels_known else not p.labels:
