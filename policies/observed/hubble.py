@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from policies.memo import Memo
@@ -182,16 +183,12 @@ def connection_of(flow: Mapping[str, Any], obs: Observations, counts: FileCounts
     if dst.labels_known and dst.namespace and raw_dst.get("pod_name"):
         obs.pods[(dst.namespace, raw_dst["pod_name"])] = dst
     ip = flow.get("IP") or {}
-    if src.reserved or src.unattributed:
-        src = End(src.namespace, src.labels, src.labels_known, src.cilium_labels, src.workload, src.reserved, _address(ip.get("source")),
-                  node_labels=src.node_labels)
+    if src.reserved or src.unattributed:  # not a pod: its address says which
+        src = replace(src, ip=_address(ip.get("source")))
     if dst.reserved or dst.unattributed:
         names = flow.get("destination_names") if dst.reserved == "world" else None
-        dst = End(
-            dst.namespace, dst.labels, dst.labels_known, dst.cilium_labels, dst.workload, dst.reserved,
-            _address(ip.get("destination")), tuple(sorted({str(n).rstrip(".").lower() for n in names})) if names else None,
-            node_labels=dst.node_labels,
-        )
+        dst = replace(dst, ip=_address(ip.get("destination")),
+                      names=tuple(sorted({str(n).rstrip(".").lower() for n in names})) if names else None)
     request = query = None
     if l7:
         http, dns = l7.get("http"), l7.get("dns")

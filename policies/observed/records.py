@@ -199,7 +199,7 @@ class Observations:
         if not self.pods:
             return
         for key, c in list(self.connections.items()):
-            src, dst = (self.pods.get((e.namespace, e.pod), e) if e.pod and not e.labels_known else e for e in (c.src, c.dst))
+            src, dst = (self.pods.get((e.namespace, e.pod), e) if e.pod else e for e in (c.src, c.dst))  # pod: named without labels
             if (src, dst) == (c.src, c.dst):
                 continue
             del self.connections[key]
@@ -250,7 +250,7 @@ class Observations:
         key = (src, dst, port, protocol)
         c = self.connections.get(key)
         if c is None:
-            c = self.connections[key] = Connection(src, dst, port, protocol, 0, when, when)
+            c = self.connections[key] = Connection(src, dst, port, protocol)
         if request is not None or query is not None:
             c.l7_records += 1
             if request is not None and len(c.requests) < MAX_REQUESTS:
