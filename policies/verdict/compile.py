@@ -186,8 +186,9 @@ def _compile_rule(ref, namespace, kind, where, spec, cilium: CiliumFeatures) -> 
             entries = []
         if not isinstance(entries, list):
             raise PolicyRejected(f"{ref} {where}.{section}: must be a list")
+        at = section if where == "spec" else f"{where}.{section}"  # specs[1].ingress[0]: which spec, too
         sections[section] = tuple(
-            _compile_peer_rule(ref, namespace, f"{section}[{i}]", e, section, cilium) for i, e in enumerate(entries)
+            _compile_peer_rule(ref, namespace, f"{at}[{i}]", e, section, cilium) for i, e in enumerate(entries)
         )
     if cilium.rejects_empty_rules and not any(sections.values()):
         raise PolicyRejected(
@@ -324,6 +325,6 @@ def _compile_ports(ref, where, to_ports, cilium: CiliumFeatures) -> tuple[PortEn
             if lo > 65535:
                 raise PolicyRejected(f"{at}.port: {port} is out of range")
             end = pp.get("endPort")
-            hi = end if (cilium.end_port and isinstance(end, int) and end > lo) else lo
+            hi = max(lo, end) if cilium.end_port and isinstance(end, int) else lo  # an endPort below the port: the port alone
             out.append(PortEntry(lo, hi, protocols, http=http, other_l7=other_l7, dns=dns))
     return tuple(out)
