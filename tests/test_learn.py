@@ -266,28 +266,69 @@ def test_an_outside_client_without_an_address_is_the_world_entity_peer(tmp_path)
     assert [f.flow for f in proposal.flows] == [{"from": "internet", "to": "web", "port": 8080, "protocol": "TCP"}] and proposal.peers == {}
 
 
+def proposed_under(tmp_path, config: dict, deny_to: dict, *lines: str) -> learn.Proposal:
+    """What learn proposes from a capture replayed against the stack's policies and a cluster policy that
+    denies orders' egress to ``deny_to``: what it drops is declared, or not, and dropped either way."""
+    from policies.analysis import matrix as mx
+    from policies import observed as observed_
+    from policies.observed import replay as replay_
+    from policies.render import render
+
+    cfg = load_config(config)
+    objects = render(cfg).all()
+    deny = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "freeze", "namespace": "shop-core"},
+            "spec": {"endpointSelector": {"matchLabels": {"app": "orders"}}, "egressDeny": [deny_to]}}
+    report = replay_.replay(cfg, [o for o in objects if o["apiVersion"].startswith("cilium.io/")] + [deny],
+                            mx.workloads_from_manifests(objects), observed_.read([write(tmp_path, *lines)]), cfg.cilium_version)
+    return learn.propose(cfg, report)
+
+
+TO_SHOP_DATA = {"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop-data"}}]}
+ORDERS = pod("shop-core", app="orders")
+
+
 @pytest.mark.parametrize("listens", [6379, 16379], ids=["on the port clients dial", "behind a Service targetPort"])
 def test_a_declared_flow_that_another_policy_still_drops_is_declined_with_a_note(tmp_path, listens):
     config = json.loads(json.dumps(SHOP_CONFIG))
     redis = config[f"{PROJECT}:workloads"]["redis"]
     del redis["port"]
     redis["ports"] = [{"name": "redis", "port": 6379, "targetPort": listens}]
-    cfg, _ = replay_config(config, write(tmp_path, "{}"))
-    from policies.analysis import matrix as mx
-    from policies import observed as observed_
-    from policies.observed import replay as replay_
-    from policies.render import render
-
-    objects = render(cfg).all()
-    deny = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "freeze", "namespace": "shop-core"},
-            "spec": {"endpointSelector": {"matchLabels": {"app": "orders"}},
-                     "egressDeny": [{"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop-data"}}]}]}}
-    capture = write(tmp_path, flow_line(pod("shop-core", app="orders"), pod("shop-data", app="redis"), "10.244.0.20", listens))
-    report = replay_.replay(cfg, [o for o in objects if o["apiVersion"].startswith("cilium.io/")] + [deny],
-                            mx.workloads_from_manifests(objects), observed_.read([capture]), cfg.cilium_version)
-    proposal = learn.propose(cfg, report)
+    proposal = proposed_under(tmp_path, config, TO_SHOP_DATA, flow_line(ORDERS, pod("shop-data", app="redis"), "10.244.0.20", listens))
     assert proposal.empty and [d.src for d in proposal.declined] == ["orders"]
     assert proposal.notes[0].startswith(f"orders -> redis:{listens}/TCP is declared and still dropped: denied shop-core/orders")
+
+
+def with_resolver(ports: list[dict], port: str) -> dict:
+    """The shop with a DNS server in shop-data serving ``ports``, and orders declared to reach it at ``port``."""
+    config = json.loads(json.dumps(SHOP_CONFIG))
+    config[f"{PROJECT}:workloads"]["resolver"] = {"namespace": "shop-data", "image": "coredns/coredns:1.12.0", "ports": ports}
+    config[f"{PROJECT}:flows"] = [*config[f"{PROJECT}:flows"], {"from": "orders", "to": "resolver", "port": port}]
+    return config
+
+
+def test_a_flow_declared_over_tcp_does_not_cover_udp_to_the_same_port(tmp_path):
+    config = with_resolver([{"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 5353},
+                            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}], "dns-tcp")
+    udp = flow_line(ORDERS, pod("shop-data", app="resolver"), "10.244.0.30", 5353, proto="UDP")
+    proposal = proposed_under(tmp_path, config, TO_SHOP_DATA, udp)
+    assert [f.flow for f in proposal.flows] == [{"from": "orders", "to": "resolver", "port": 53, "protocol": "UDP"}]
+    assert proposal.notes == [] and proposal.declined == []
+
+
+def test_a_declared_flow_is_found_by_its_own_protocols_port_where_tcp_and_udp_listen_apart(tmp_path):
+    config = with_resolver([{"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 5353},
+                            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5354}], "dns")
+    udp = flow_line(ORDERS, pod("shop-data", app="resolver"), "10.244.0.30", 5354, proto="UDP")
+    proposal = proposed_under(tmp_path, config, TO_SHOP_DATA, udp)
+    assert proposal.empty and proposal.notes[0].startswith("orders -> resolver:5354/UDP is declared and still dropped")
+
+
+def test_a_call_a_declared_toFqdns_flow_covers_that_another_policy_drops_is_declined_with_a_note(tmp_path):
+    config = json.loads(json.dumps(SHOP_CONFIG))
+    config[f"{PROJECT}:flows"] = [*config[f"{PROJECT}:flows"], {"from": "orders", "toFqdns": ["*.example.com"], "port": 443}]
+    call = flow_line(ORDERS, WORLD, "54.1.1.1", 443, destination_names=["api.example.com."])
+    proposal = proposed_under(tmp_path, config, {"toCIDR": ["54.0.0.0/8"]}, call)
+    assert proposal.empty and proposal.notes[0].startswith("orders -> world 54.1.1.1 (api.example.com):443/TCP is declared and still dropped")
 
 
 def test_outside_names_become_an_address_peer_when_egress_default_deny_is_off(tmp_path):

@@ -188,7 +188,7 @@ class _Learner:
 
     def declared(self, flow: dict[str, Any]) -> bool:
         """Whether a declared flow already covers this one (for outside names: every name)."""
-        target = self.cfg.workloads.get(flow.get("to", ""))
+        target = self.cfg.workloads.get(flow["to"]) if "to" in flow else None
         spec = target.find_port(flow["port"], flow["protocol"]) if target is not None else None
         port = spec.container_port if spec is not None else flow["port"]
         for f in self.cfg.flows:
