@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from policies import observed
 from policies.observed import hubble
 from policies.observed.hubble import NOT_A_CONNECTION
+from policies.observed.read import shape as read_shape
 from policies.observed.records import EXAMPLES
 from tests.capture import (
     HOST,
@@ -100,6 +101,15 @@ def test_a_utf8_byte_order_mark_does_not_hide_the_first_record(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(upstream(1)).encode() + b"\n")
     assert by_ends(observed.read([path])) == SYN
+
+
+@pytest.mark.parametrize("head, shape", [
+    (b"\xef\xbb\xbf\r\n  [" + json.dumps(upstream(1)).encode() + b"]", "array"),  # a byte order mark, then blank lines
+    (b'{"flow": {"time": "2026-' + b"\n" + json.dumps(upstream(1)).encode(), "lines"),  # the first line cut by log rotation
+    (b"{\n" + b'"a": 1,\n' * 3 + b"}\n" + json.dumps(upstream(1)).encode(), "values"),  # a first record over five lines
+])
+def test_a_files_shape_is_told_from_its_first_bytes_past_a_byte_order_mark_and_blank_lines(head, shape):
+    assert read_shape(head) == shape
 
 
 # -- Log Analytics -----------------------------------------------------------------------------------
@@ -499,13 +509,25 @@ def test_a_stream_that_breaks_off_names_the_record_it_broke_in(tmp_path, shape, 
     assert obs.malformed[0].startswith(f"capture.json:{name} {kept + 1}: the JSON breaks off here (")
 
 
-def test_a_connection_is_dated_by_its_flows_time_or_else_by_its_envelopes(tmp_path):
+@pytest.mark.parametrize("indent", [2, None], ids=["pretty-printed values", "one record a line"])
+def test_a_connection_is_dated_by_its_flows_time_or_else_by_its_envelopes(tmp_path, indent):
     inner, outer = upstream(1), upstream(2)
     del outer["flow"]["time"]
     outer["time"] = "2030-01-01T00:00:00Z"
-    obs = read_text(tmp_path, json.dumps(inner, indent=2) + "\n" + json.dumps(outer, indent=2))
+    obs = read_text(tmp_path, json.dumps(inner, indent=indent) + "\n" + json.dumps(outer, indent=indent))
     (conn,) = obs.connections.values()
     assert (conn.first, conn.last, conn.seen) == (inner["flow"]["time"], "2030-01-01T00:00:00Z", 2)
+
+
+def test_a_file_of_lines_counts_flows_and_replies_alike_whether_hubbles_compact_lines_or_other_writers(tmp_path):
+    request = flow(pod("shop", app="web"), pod("shop", app="api"), "10.244.0.8", 80)
+    older = {k: v for k, v in request.items() if k != "is_reply"} | {"IP": {"source": "10.244.0.9", "destination": "10.244.0.8"}}
+    reply = request | {"is_reply": True}
+    compact = {"separators": (",", ":")}
+    text = "\n".join([json.dumps({"flow": request}, **compact), json.dumps({"flow": older}, **compact),
+                      json.dumps({"flow": reply}, **compact), json.dumps({"flow": reply}), ""])
+    f = read_text(tmp_path, text).files[0]
+    assert (f.kinds, f.records, f.skipped) == ({"Hubble flow": 4}, 4, {NOT_A_CONNECTION["reply"]: 2})
 
 
 # -- Log Analytics rows, column by column --------------------------------------------------------------
