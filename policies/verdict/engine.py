@@ -253,9 +253,9 @@ class Engine:
             default_deny=any(r.default_deny[direction] for r in enforcing),
             enforcing=tuple(enforcing),
             empty_hint=tuple(r.policy for r in rules if direction in r.empty_sections),
+            rejected=self._rejected_in(self._eps[n].namespace),
+            offline=self._subject_unknowns(n, direction),
         )
-        view.rejected = self._rejected_in(self._eps[n].namespace)
-        view.offline += self._subject_unknowns(n, direction)
         if direction == "ingress":
             view.allow.append((frozenset(self._keys.get(("reserved", "host"), ())), LOCALHOST, True))
         # from/toRequires of every rule selecting the pod, allow and deny apart (pkg/policy/rules.go).

@@ -1,0 +1,37 @@
+"""The engine over a set of policies: what one rejected policy leaves in force, and whether any rule holds
+something only the live cluster decides."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.verdict import Engine
+from tests.test_verdict import BACKEND, FRONTEND, FRONTEND_PEER, allow_in, cnp
+
+ALLOW = allow_in("backend", {"app": "backend"}, FRONTEND_PEER)
+BAD_OPERATOR = cnp("backend", "broken", endpointSelector={"matchExpressions": [{"key": "app", "operator": "Equals"}]}, ingress=[{}])
+TO_NODES = cnp("frontend", "nodes", endpointSelector={}, egress=[{"toNodes": [{"matchLabels": {"agentpool": "system"}}]}])
+
+
+@pytest.mark.parametrize("rejected", [BAD_OPERATOR, TO_NODES], ids=["Cilium rejects it", "the agent lacks node selector labels"])
+def test_a_rejected_policy_leaves_the_policies_after_it_in_force(rejected):
+    engine = Engine([rejected, ALLOW, cnp("backend", "deny", endpointSelector={}, ingressDeny=[{"fromEndpoints": [FRONTEND_PEER]}])])
+    assert [ref for ref, _ in engine.rejected] == [f"{rejected['metadata']['namespace']}/{rejected['metadata']['name']}"]
+    v = engine.decide(FRONTEND, BACKEND, 80, "TCP")
+    assert not v.allowed and "denied by backend/deny" in v.reason
+
+
+@pytest.mark.parametrize("rule", [
+    {"fromEndpoints": [FRONTEND_PEER], "authentication": {"mode": "required"}},
+    {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "http"}]}]},
+    {"fromEndpoints": [FRONTEND_PEER], "toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]},
+    {"fromGroups": [{"aws": {"securityGroupsIds": ["sg-1"]}}]},
+], ids=["mutual authentication", "a named port", "HTTP rules", "cloud groups"])
+def test_a_rule_only_the_live_cluster_decides_marks_the_engine_as_having_offline_parts(rule):
+    assert Engine([cnp("backend", "p", endpointSelector={}, ingress=[rule])]).has_offline_parts
+    assert not Engine([ALLOW]).has_offline_parts
+
+
+def test_a_tofqdns_rule_marks_the_engine_as_having_offline_parts():
+    egress = [{"toFQDNs": [{"matchName": "api.example.com"}], "toPorts": [{"ports": [{"port": "443"}]}]}]
+    assert Engine([cnp("frontend", "p", endpointSelector={}, egress=egress)]).has_offline_parts
