@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 
 from policies import guardrails as g
-from policies.analysis.budget import ANY_PROTOCOLS, ADDRESSES_PER_NAME, address_identities, default_other_identities, estimate
+from policies.analysis.budget import ADDRESSES_PER_NAME, address_identities, default_other_identities, estimate
 from policies.cilium_versions import POLICY_MAP_ENTRIES
 from policies.verdict import ENTITIES, Engine
+from policies.verdict.compile import ALL_PROTOCOLS
 from zerotrust.__main__ import main
 
 HOST_ENTRY = 1
@@ -70,7 +71,7 @@ def test_the_same_rule_twice_or_in_two_policies_is_the_same_entries():
 
 
 def test_protocol_any_is_an_entry_for_tcp_udp_and_sctp():
-    assert a_entries(cnp({"endpointSelector": A, "ingress": [{**FROM_B, "toPorts": ports(53, protocol="ANY")}]})) == len(ANY_PROTOCOLS) + HOST_ENTRY
+    assert a_entries(cnp({"endpointSelector": A, "ingress": [{**FROM_B, "toPorts": ports(53, protocol="ANY")}]})) == len(ALL_PROTOCOLS) + HOST_ENTRY
 
 
 def test_a_port_range_is_an_entry_per_aligned_block_and_protocol():
@@ -195,10 +196,13 @@ def test_a_ports_keys_are_one_per_protocol_and_aligned_block_a_single_or_named_p
     tcp = frozenset({"TCP"})
     assert port_keys(PortEntry(8001, 8010, tcp)) == {
         ("TCP", "8001/1"), ("TCP", "8002/2"), ("TCP", "8004/4"), ("TCP", "8008/2"), ("TCP", "8010/1")}
+    assert port_keys(PortEntry(1, 4, tcp)) == {("TCP", "1/1"), ("TCP", "2/2"), ("TCP", "4/1")}
+    assert port_keys(PortEntry(65534, 65535, tcp)) == {("TCP", "65534/2")}
     assert port_keys(PortEntry(80, 80, tcp)) == {("TCP", "80")}
     assert port_keys(PortEntry(0, 0, frozenset({"UDP"}))) == {("UDP", "0")}
+    assert port_keys(PortEntry(0, 100, tcp)) == {("TCP", "0")}  # port 0 is every port, whatever endPort says
     assert port_keys(PortEntry(0, 0, tcp, named="http")) == {("TCP", "http")}
-    assert port_keys(PortEntry(53, 53, frozenset(ANY_PROTOCOLS))) == {(p, "53") for p in ANY_PROTOCOLS}
+    assert port_keys(PortEntry(53, 53, frozenset(ALL_PROTOCOLS))) == {(p, "53") for p in ALL_PROTOCOLS}
 
 
 def test_icmp_rules_make_icmp_keys_per_family_and_no_wildcard_port():

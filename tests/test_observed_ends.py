@@ -21,7 +21,7 @@ NS_LABEL = ("io.cilium.k8s.namespace.labels.team", "web")
 
 def name_of(config: dict, end: End, source: End | None = None):
     cfg = load_config(config)
-    return namer(cfg, mx.workload_pods(cfg, render(cfg).all()), Observations())(end, None, source)
+    return namer(cfg, mx.workload_pods(cfg, render(cfg).all()), Observations())(end, source)
 
 
 def test_a_labelless_pod_of_a_managed_namespace_matching_no_workload_is_unknown_and_not_judged():

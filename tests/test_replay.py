@@ -419,6 +419,26 @@ def test_connections_of_one_workload_pair_are_one_row_counted_and_dated_across_t
     assert r.staged is None  # no staged namespace, no tally
 
 
+def test_the_lookups_of_every_connection_of_a_row_are_judged_together(tmp_path):
+    a = pod("shop-core", app="payments", **{"pod-template-hash": "5d78c9869d"})  # two ReplicaSets: one identity to Cilium
+    b = pod("shop-core", app="payments", **{"pod-template-hash": "7f9b8c6d5e"})
+    _, r = replay_config(SHOP_CONFIG, write(tmp_path, dns_line(a, "exfil.attacker.example", 1), dns_line(b, "api.stripe.com", 2)))
+    (d,) = r.would_drop
+    assert (d.src, d.layer, d.requests, d.count) == ("payments", "DNS", ("exfil.attacker.example",), 2)
+
+
+def test_rows_come_most_seen_first_and_unattributed_ends_most_counted_first(tmp_path):
+    capture = write(tmp_path, flow_line(BACKEND, FRONTEND, "10.244.0.7", 8080, sport=1),
+                    *(flow_line(FRONTEND, BACKEND, "10.244.0.62", 9090, sport=s) for s in (2, 3)),
+                    flow_line({}, BACKEND, "10.244.0.62", 80, sport=4, src_ip="10.224.0.70"),
+                    *(flow_line({}, BACKEND, "10.244.0.62", 80, sport=s, src_ip="10.224.0.99") for s in (5, 6)),
+                    flow_line({}, BACKEND, "10.244.0.62", 80, sport=7, src_ip="10.224.0.50"))
+    _, r = replay_config(DEV_CONFIG, capture)
+    assert [(d.src, d.count) for d in r.would_drop] == [("frontend", 2), ("backend", 1)]
+    assert [(u.end, u.count) for u in r.unattributed] == [
+        ("unattributed 10.224.0.99", 2), ("unattributed 10.224.0.50", 1), ("unattributed 10.224.0.70", 1)]
+
+
 def test_a_dropped_connection_with_no_time_is_undated(tmp_path):
     line = json.loads(flow_line(BACKEND, FRONTEND, "10.244.0.7", 8080))
     del line["flow"]["time"]

@@ -42,7 +42,6 @@ from policies.verdict.networkpolicy import KIND as NETWORK_POLICY
 
 ADDRESSES_PER_NAME = 16
 """Addresses one toFQDNs entry is assumed to select at a time (each becomes an identity of its own)."""
-ANY_PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 
 def default_other_identities(namespaces: int) -> int:
@@ -81,8 +80,7 @@ PortKey = tuple[str, str]
 
 
 def port_keys(e: PortEntry) -> set[PortKey]:
-    """The keys of one port entry: per protocol (ANY expanded), per aligned block of a range."""
-    protocols = ANY_PROTOCOLS if set(e.protocols) >= set(ANY_PROTOCOLS) else tuple(sorted(e.protocols))
+    """The keys of one port entry: per protocol (ANY compiles to all three), per aligned block of a range."""
     if e.named is not None:
         blocks = [e.named]  # a named port is one port per destination
     elif e.lo == 0 or e.hi <= e.lo:
@@ -90,12 +88,12 @@ def port_keys(e: PortEntry) -> set[PortKey]:
     else:
         blocks, lo = [], e.lo
         while lo <= e.hi:
-            size = lo & -lo or 1 << 16
+            size = lo & -lo  # the largest power of two lo is aligned to (lo > 0)
             while size > e.hi - lo + 1:
                 size //= 2
             blocks.append(f"{lo}/{size}")
             lo += size
-    return {(p, b) for p in protocols for b in blocks}
+    return {(p, b) for p in e.protocols for b in blocks}
 
 
 def rule_port_keys(pr: PeerRule) -> set[PortKey]:

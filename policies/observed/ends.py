@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from policies.config import StackConfig
 from policies.config.azure import MANAGED_VNET
 from policies.analysis.matrix import KUBE_DNS, WorkloadPods
-from policies.observed.records import Connection, End, Observations
+from policies.observed.records import End, Observations
 from policies.render import selector
 from policies.verdict import ENTITIES, Endpoint, addresses, entity, host_cidr
 from policies.verdict.identity import CLUSTER_KEY, NS_LABELS_PREFIX, SA_KEY
@@ -86,7 +86,7 @@ def _covers(peer, ip) -> bool:
 
 
 def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations) -> Callable[..., Named]:
-    """``name(end, connection, source=None)``: the end named and judged (cached per end and source).
+    """``name(end, source=None)``: the end named and judged (cached per end, and per source for the world).
 
     ``workloads``: every workload of the stack, deployed here or elsewhere (``matrix.workload_pods``)."""
     pods = {w.name: w for w in workloads}
@@ -100,7 +100,7 @@ def namer(cfg: StackConfig, workloads: Sequence[WorkloadPods], obs: Observations
             ip_names.setdefault(c.dst.ip, {}).setdefault(c.src, set()).update(c.dst.names)
     cache: dict[tuple, Named] = {}
 
-    def name(end: End, conn: Connection, source: End | None = None) -> Named:
+    def name(end: End, source: End | None = None) -> Named:
         key = (end, source if end.reserved == "world" else None)
         hit = cache.get(key)
         if hit is None:

@@ -144,7 +144,7 @@ def replay(
     unattributed: dict[tuple[str, str], int] = {}
     unknown: set[str] = set()
     for c in obs.connections.values():
-        src, dst = name(c.src, c), name(c.dst, c, c.src)
+        src, dst = name(c.src), name(c.dst, c.src)
         unknown.update(n.name for n in (src, dst) if n.unknown)
         for n in (src, dst):
             if n.endpoint is None:
