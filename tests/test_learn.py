@@ -15,6 +15,7 @@ from policies.observed.learn import Proposal, ProposedFlow
 from policies.observed.records import End
 from policies.observed.replay import Replayed
 from policies.config import PROJECT, ConfigErrors, load_config
+from policies.config.limits import MAX_FQDNS_PER_FLOW
 from policies.verdict.fqdn import name_matches
 from tests.capture import HUBBLE, ROWS, SHOP, WORLD, flow_line, guardrail_report, la_row, pod, replay_config, stack_config, write
 from zerotrust.__main__ import main
@@ -622,3 +623,52 @@ def test_proposed_flows_come_busiest_first_then_in_the_order_of_their_sorted_key
     # port before to in sorted keys: 443 sorts before 8080, though addr-52-1-1-1 sorts before addr-52-1-1-2
     assert [(f.flow["to"], f.flow["port"], f.count) for f in proposal.flows] == [
         ("addr-52-1-1-9", 9000, 3), ("addr-52-1-1-2", 443, 1), ("addr-52-1-1-1", 8080, 1)]
+
+
+INGRESS_POD = End("ingress-nginx", (("app.kubernetes.io/name", "ingress-nginx"),))
+API_EXAMPLE = End(reserved="world", ip="52.1.1.1", names=("api.example.com",))
+FQDN_DEV = {"cluster": {**stack_config(DEV_FILE)[f"{PROJECT}:cluster"], "advancedNetworking": {"security": "fqdn"}}}
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["a peer proposed by the same row", "a peer an earlier row proposed"])
+def test_a_connection_between_a_proposed_peer_and_outside_names_is_a_note_not_a_flow(first):
+    rows = [dropped(INGRESS_POD, FRONTEND_END)] if first else []
+    rows.append(dropped(INGRESS_POD, API_EXAMPLE, 443))
+    p = propose_rows(dev_config(**FQDN_DEV), *rows)
+    assert [f.flow["to"] for f in p.flows] == (["frontend"] if first else [])
+    assert list(p.peers) == (["ingress-nginx-ingress-nginx"] if first else [])
+    assert p.notes == [f"{rows[-1].src} -> {rows[-1].dst}:443/TCP: between two peers (or a peer and outside names), not this stack's to enforce"]
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["proposed by the same row", "proposed by an earlier row"])
+def test_the_internet_reaching_a_proposed_workload_without_a_load_balancer_is_a_note_not_a_flow(earlier):
+    admin = End("backend", (("app", "admin"),))
+    rows = [dropped(FRONTEND_END, admin, 9000)] if earlier else []
+    rows.append(dropped(End(reserved="world", ip="52.9.9.9"), admin, 9000))
+    p = propose_rows(dev_config(), *rows)
+    assert [f.flow["from"] for f in p.flows] == (["frontend"] if earlier else [])
+    assert p.notes == [f"{rows[-1].src} -> backend/app=admin:9000/TCP: set {PROJECT}:workloads.admin.expose: loadBalancer "
+                       "to take traffic from the internet"]
+
+
+def test_an_internet_peer_an_earlier_row_proposed_still_needs_a_load_balancer_for_a_workload_that_has_none():
+    config = dev_config()
+    config[f"{PROJECT}:workloads"]["frontend"]["expose"] = "loadBalancer"
+    backend = End("backend", (("app", "backend"),), workload="backend")
+    p = propose_rows(config, dropped(End(reserved="world", ip="52.9.9.9"), FRONTEND_END), dropped(End(reserved="world", ip="52.9.9.8"), backend))
+    assert [f.flow for f in p.flows] == [{"from": "internet", "to": "frontend", "port": 80, "protocol": "TCP"}]
+    assert p.notes == [f"world 52.9.9.8 -> backend:80/TCP: set {PROJECT}:workloads.backend.expose: loadBalancer to take traffic from the internet"]
+
+
+def test_an_undecided_connection_a_declared_flow_covers_is_neither_proposed_nor_declined():
+    backend = End("backend", (("app", "backend"),), workload="backend")
+    p = learn.propose(load_config(dev_config()), learn.ReplayReport(1, (), (), (), undecided=(dropped(FRONTEND_END, backend),)))
+    assert p.empty and p.notes == [] and p.declined == []
+
+
+@pytest.mark.parametrize("count, flows", [(MAX_FQDNS_PER_FLOW, 1), (MAX_FQDNS_PER_FLOW + 1, 2)])
+def test_outside_names_are_proposed_at_most_max_fqdns_per_flow_names_to_a_flow(count, flows):
+    rows = [dropped(FRONTEND_END, End(reserved="world", ip=f"52.1.{i // 250}.{i % 250 + 1}", names=(f"n{i}.example.com",)), 443)
+            for i in range(count)]
+    p = propose_rows(dev_config(**FQDN_DEV), *rows)
+    assert [len(f.flow["toFqdns"]) for f in p.flows] == [MAX_FQDNS_PER_FLOW, count - MAX_FQDNS_PER_FLOW][:flows]

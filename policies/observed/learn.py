@@ -150,7 +150,7 @@ class _Learner:
             if not dst and ip.is_global:
                 # Clients on the internet: one entity peer, not a peer per client address.
                 return self.peer("internet", {"entity": "world"})
-            names = [n.rstrip(".").lower() for n in end.names or () if re.match(outside_names.FQDN, n.lower())]
+            names = [n for n in end.names or () if re.match(outside_names.FQDN, n)]  # read in lower case, no final dot
             if dst and names and self.fqdn_ok:
                 return sorted(set(names))
             if names:
@@ -278,11 +278,11 @@ def propose(cfg: StackConfig, report: ReplayReport) -> Proposal:
     flows = []
     for f in learner._flows.values():
         names = f.flow.get("toFqdns")
-        if names and len(names) > MAX_FQDNS_PER_FLOW:  # one flow holds at most that many names
-            for i in range(0, len(names), MAX_FQDNS_PER_FLOW):
-                flows.append(ProposedFlow(f.flow | {"toFqdns": names[i : i + MAX_FQDNS_PER_FLOW]}, f.count, f.first, f.last))
-        else:
+        if not names:
             flows.append(f)
+            continue
+        for i in range(0, len(names), MAX_FQDNS_PER_FLOW):  # one flow holds at most that many names
+            flows.append(ProposedFlow(f.flow | {"toFqdns": names[i : i + MAX_FQDNS_PER_FLOW]}, f.count, f.first, f.last))
     p.flows = sorted(flows, key=lambda f: (-f.count, json.dumps(f.flow, sort_keys=True)))
     for spec in p.workloads.values():
         if not spec["ports"]:

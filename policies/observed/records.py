@@ -54,8 +54,8 @@ class End:
     ip: str | None = None
     """The address, for a reserved or unattributed end."""
     names: tuple[str, ...] | None = None
-    """An outside destination: the names the source's DNS proxy learned for it (``destination_names``);
-    None when the record has none."""
+    """An outside destination: the names the source's DNS proxy learned for it (``destination_names``), in
+    lower case without the final dot; None when the record has none."""
     pod: str | None = None
     """The pod's name, kept only when neither labels nor a workload name the pod."""
     node_labels: tuple[tuple[str, str], ...] | None = None
