@@ -84,3 +84,17 @@ def test_an_aggregate_without_flow_counts_weighs_one():
 def test_a_labelled_source_or_destination_named_by_its_pod_is_remembered_for_records_that_name_it_without_labels():
     obs, _ = read(flow({**WEB, "pod_name": "web-1"}, {**API, "pod_name": "api-2"}, "10.244.0.62", 80))
     assert obs.pods == {("shop", "web-1"): End("shop", (("app", "web"),)), ("shop", "api-2"): End("shop", (("app", "api"),))}
+
+
+def test_an_end_with_a_namespace_and_any_label_of_its_pod_is_that_pod_whatever_reserved_label_it_also_has():
+    own = {"namespace": "shop", "labels": ["k8s:app=api", "reserved:world"]}
+    cilium_only = {"namespace": "shop", "labels": ["k8s:io.cilium.k8s.policy.serviceaccount=api", "reserved:world"]}
+    obs, _ = read(flow(WEB, own, "10.244.0.62", 80, sport=1), flow(WEB, cilium_only, "10.244.0.62", 80, sport=2))
+    assert sorted((c.dst.namespace, c.dst.labels, c.dst.cilium_labels, c.dst.reserved) for c in obs.connections.values()) == [
+        ("shop", (), (("io.cilium.k8s.policy.serviceaccount", "api"),), None), ("shop", (("app", "api"),), (), None)]
+
+
+def test_a_cidr_label_makes_an_end_the_world_without_an_identity_number_ipv6_too():
+    obs, _ = read(flow(WEB, {"labels": ["cidr:2001:db8::/32"]}, "2001:db8::7", 443, sport=1),
+                  flow(WEB, {"labels": ["cidr:52.0.0.0/8"]}, "52.1.1.1", 443, sport=2))
+    assert sorted((c.dst.reserved, c.dst.ip) for c in obs.connections.values()) == [("world", "2001:db8::7"), ("world", "52.1.1.1")]

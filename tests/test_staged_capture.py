@@ -45,13 +45,16 @@ def verdict_record(direction: str = "INGRESS", match: int = 2, allowed_by: list 
     (verdict_record(match=2), ("ingress", "matched")),  # 1.14: no *_allowed_by; a specific rule matched
     (verdict_record(match=2, allowed_by=[ZT_ALLOW_BACKEND]), ("ingress", "matched")),  # 1.15+
     (verdict_record(match=4, allowed_by=[]), ("ingress", "default-allow")),  # 1.15-1.18: the added allow-all, unnamed
-    (verdict_record(match=4, allowed_by=[ALLOW_ANY]), ("ingress", "default-allow")),  # newest: the allow-all by its label
+    (verdict_record(match=4, allowed_by=[ALLOW_ANY]), ("ingress", "default-allow")),  # newest: the allow-all, unnamed, labelled
+    (verdict_record(match=4, allowed_by=[{**ALLOW_ANY, "name": "allow-any-ingress"}]), ("ingress", "default-allow")),  # named: its label
+    (verdict_record(match=4, allowed_by=[{"revision": "7"}]), ("ingress", "default-allow")),  # no name: no policy of the user's
     (verdict_record(match=4, allowed_by=[ZT_ALLOW_BACKEND]), ("ingress", "matched")),  # a user's own allow-all rule
     (verdict_record(match=4), ("ingress", None)),  # 1.14: ALL without allowed_by cannot tell
     (verdict_record("EGRESS", 3, []), ("egress", "matched")),  # L4-only match: a rule (upstream line 2 itself)
     (verdict_record(match=1, verdict="DROPPED"), ("ingress", "denied")),
     (verdict_record(match=0, verdict="AUDIT"), ("ingress", "default-allow")),  # policy audit mode's would-drop
-], ids=["1.14 rule", "1.15 rule", "1.15 default allow", "newest default allow", "user allow-all", "1.14 cannot tell", "L4 only",
+], ids=["1.14 rule", "1.15 rule", "1.15 default allow", "newest default allow", "a named default allow", "an entry without a name",
+         "user allow-all", "1.14 cannot tell", "L4 only",
         "dropped", "audit"])
 def test_a_policy_verdict_says_whether_a_rule_matched_or_only_default_deny_being_off_let_it_pass(record, said):
     assert hubble.policy_verdict(record["flow"]) == said
