@@ -100,3 +100,42 @@ def test_an_icmp_only_rule_admits_any_peer_and_a_field_without_a_family_is_ipv4(
 def test_an_authentication_that_is_not_a_mapping_asks_for_no_mutual_authentication():
     assert not peer_rule({"fromEndpoints": [{}], "authentication": "required"}).authenticated
     assert peer_rule({"fromEndpoints": [{}], "authentication": {"mode": "required"}}).authenticated
+
+
+# -- rules ---------------------------------------------------------------------------------------------------
+
+
+def rule_rejected(policy: dict, cilium=CILIUM) -> str:
+    with pytest.raises(PolicyRejected) as e:
+        compile_policy(policy, cilium)
+    return str(e.value)
+
+
+def test_an_empty_section_is_noted_only_where_no_deny_section_of_the_direction_enforces_it():
+    (r,) = compile_policy(cnp("shop", "p", endpointSelector={}, ingress=[], egress=[], egressDeny=[{"toEntities": ["world"]}]), CILIUM)
+    assert (r.empty_sections, r.enforces) == (("ingress",), {"ingress": False, "egress": True})
+
+
+def test_a_rule_keeps_its_policys_namespace_and_each_spec_of_several_its_own_name():
+    policy = {**cnp("shop", "p"), "spec": None, "specs": [{"endpointSelector": {}, "ingress": [{}]}, {"endpointSelector": {}, "egress": [{}]}]}
+    assert [(r.policy, r.namespace) for r in compile_policy(policy, CILIUM)] == [("shop/p specs[0]", "shop"), ("shop/p specs[1]", "shop")]
+    (r,) = compile_policy({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "c"},
+                           "spec": {"endpointSelector": {}, "ingress": [{}]}}, CILIUM)
+    assert (r.policy, r.namespace) == ("ccnp/c", None)
+
+
+def test_a_rule_cilium_rejects_is_named_by_its_path_and_why():
+    assert rule_rejected(cnp("shop", "p", ingress=[{}])) == "shop/p spec: needs exactly one of endpointSelector or nodeSelector"
+    assert rule_rejected(cnp("shop", "p", endpointSelector={}, ingress={})) == "shop/p spec.ingress: must be a list"
+    assert rule_rejected(cnp("shop", "p", endpointSelector={})) == (
+        f"shop/p spec: has no ingress, ingressDeny, egress or egressDeny rule (Cilium {CILIUM.text} rejects it)")
+    host = {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "h"},
+            "spec": {"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "Equals"}]}, "ingress": [{}]}}
+    assert rule_rejected(host).startswith("spec.nodeSelector.matchExpressions[0].operator:")
+
+
+def test_a_policy_that_is_not_json_data_is_still_compiled():
+    policy = cnp("shop", "p", endpointSelector={}, ingress=[{}])
+    policy["metadata"]["annotations"] = {"note": {"not", "json"}}  # a set: no cache key
+    (r,) = compile_policy(policy, CILIUM)
+    assert r.policy == "shop/p" and r.enforces["ingress"]

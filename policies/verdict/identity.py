@@ -183,7 +183,7 @@ def stranger_name(namespace: str) -> str:
 
 def stranger(namespace: str, namespace_labels: Mapping[str, str] | None = None) -> Endpoint:
     """An unlabelled pod in ``namespace``."""
-    return Endpoint(namespace, {}, name=STRANGER, namespace_labels=dict(namespace_labels or {}))
+    return Endpoint(namespace, name=STRANGER, namespace_labels=dict(namespace_labels or {}))
 
 
 def host_cidr(ip: str) -> str:
