@@ -505,7 +505,7 @@ def named_ends(tmp_path, *lines: str):
     cfg = load_config(DEV_CONFIG)
     obs = observed.read([write(tmp_path, *lines)])
     name = namer(cfg, mx.workload_pods(cfg, render(cfg).all()), obs)
-    return {n.name: n.endpoint for c in obs.connections.values() for n in (name(c.src, c), name(c.dst, c, c.src))}
+    return {n.name: n.endpoint for c in obs.connections.values() for n in (name(c.src), name(c.dst, c.src))}
 
 
 def test_a_node_end_is_judged_with_the_node_labels_its_record_carries_or_as_unknown_without_any(tmp_path):
@@ -539,7 +539,7 @@ def shop_ends(tmp_path, *lines: str):
     cfg = load_config(stack_config(SHOP))
     obs = observed.read([write(tmp_path, *lines)])
     name = namer(cfg, mx.workload_pods(cfg, render(cfg).all()), obs)
-    return {n.name: n for c in obs.connections.values() for n in (name(c.src, c), name(c.dst, c, c.src))}
+    return {n.name: n for c in obs.connections.values() for n in (name(c.src), name(c.dst, c.src))}
 
 
 def test_each_kind_of_end_is_named_and_judged_as_the_stack_knows_it(tmp_path):
