@@ -28,6 +28,24 @@ def test_plan_of_the_dev_stack_holds_and_exits_zero(capsys):
     assert [f for f in doc["allowed"] if "kube-dns" not in f] == ["frontend -> backend:80/TCP"]
 
 
+def test_the_command_in_its_own_interpreter_prints_and_writes_all_of_what_it_does_in_process(tmp_path, capsys):
+    # As a command, the module leaves out the collector's start-up and exit passes: nothing of the output may go with them.
+    import subprocess
+    import sys
+
+    args = ["plan", "--stack", "dev", "--format", "json"]
+    run = subprocess.run([sys.executable, "-m", "zerotrust", *args, "--out", str(tmp_path / "a")], cwd=PROJECT_DIR,
+                         capture_output=True, text=True, check=False)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert json.loads(run.stdout) == json.loads(capsys.readouterr().out)
+    written = {p.relative_to(tmp_path / "a"): p.read_text() for p in (tmp_path / "a").rglob("*.yaml")}
+    assert written and written == {p.relative_to(tmp_path / "b"): p.read_text() for p in (tmp_path / "b").rglob("*.yaml")}
+    bad = subprocess.run([sys.executable, "-m", "zerotrust", "plan", "--stack", "nosuch"], cwd=PROJECT_DIR, capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1 and bad.stderr.startswith("error: ")
+
+
 def test_plan_writes_one_yaml_file_per_kubernetes_object_in_a_stable_layout(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["plan", "--stack", "dev", "--out", str(out), "--format", "json"]) == 0

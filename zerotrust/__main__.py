@@ -4,6 +4,13 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # A command, not an import: the collector would scan the SDK's and pydantic's objects again and again while
+    # they load, and once more at exit, and none of them is garbage (zerotrust.collector).
+    import gc
+
+    gc.disable()
+
 import argparse
 import json
 import sys
@@ -346,4 +353,9 @@ def run_query(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from zerotrust import collector
+
+    collector.command_started()
+    status = main()
+    collector.command_ending()
+    sys.exit(status)

@@ -26,6 +26,7 @@ from policies.config import ConfigErrors, StackConfig, load_config
 from policies.render import as_enforced, describe, render
 from policies.config.stackfile import StackFileError, StackFiles, read_stack
 from policies.verdict import crd
+from zerotrust import collector
 from zerotrust.mockrun import PROJECT_DIR, DuplicateRegistrations, Run, ints, run_program, unwrap_secrets
 
 
@@ -142,6 +143,7 @@ def policy_resources(run: Run) -> list[g.Resource]:
     ]
 
 
+@collector.fewer_collections()
 def make_plan(
     stack_name: str,
     stack_file: Path | None = None,
