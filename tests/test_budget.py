@@ -186,6 +186,14 @@ def test_the_budget_lists_its_five_largest_workloads_first():
     assert [w.workload for w in top] == ["shop/w6", "shop/w5", "shop/w4", "shop/w3", "shop/w2"]
 
 
+def test_a_workload_that_names_no_namespace_is_budgeted_in_default_where_kubectl_puts_it():
+    nameless = deployment("a", "x")
+    del nameless["metadata"]["namespace"]
+    policy = cnp({"endpointSelector": A, "ingress": [{**FROM_B, "toPorts": ports(80)}]}, namespace="default")
+    (w,) = [w for w in estimate([nameless, deployment("b", "default"), policy]).workloads if w.workload.endswith("/a")]
+    assert (w.workload, w.entries) == ("default/a", 1 + HOST_ENTRY)
+
+
 # -- keys, exactly ---------------------------------------------------------------------------------------------------
 
 

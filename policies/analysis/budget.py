@@ -123,12 +123,12 @@ def address_identities(engine: Engine) -> set[tuple[str, ...]]:
 
 
 def _reaches_beyond(pr: PeerRule, managed: frozenset[str]) -> tuple[bool, set[str]]:
-    """Whether a peer rule may select pods nobody declared: (beyond any named namespace, the unmanaged
-    namespaces it names)."""
+    """Whether a peer rule that restricts its peers (not a wildcard) may select pods nobody declared: (beyond
+    any named namespace, the unmanaged namespaces it names)."""
     if pr.entities & {"cluster", "all"}:
         return True, set()
     beyond, named = False, set()
-    for sel in pr.selectors if isinstance(pr.selectors, tuple) else ():
+    for sel in pr.selectors:
         pins = [r for r in sel.requirements if r.source in ("k8s", "any") and r.key == NS_KEY and r.op == "In"]
         if not pins:
             beyond = True
@@ -144,16 +144,15 @@ def entries(engine: Engine, ep: Endpoint, managed: frozenset[str], other_identit
     keys: set[tuple[str, Any, PortKey]] = set()
     enforced_ingress = False
     for rule in engine.rules_selecting(ep):
+        enforced_ingress |= rule.enforces["ingress"]
         for direction in ("ingress", "egress"):
-            enforced_ingress |= direction == "ingress" and rule.enforces["ingress"]
             for pr in (*rule.sections[direction], *rule.sections[direction + "Deny"]):
                 ports = rule_port_keys(pr)
-                peers: set[Any] = set()
                 ids = engine.peer_identities(pr)
                 if ids is None:
-                    peers.add("*")
+                    peers: set[Any] = {"*"}  # no L3 restriction: the one wildcard-identity key
                 else:
-                    peers |= set(ids)
+                    peers = set(ids)
                     peers |= {("cidr", c) for c, _ in pr.cidrs}
                     peers |= {("fqdn", _name(sel), str(k)) for sel in pr.fqdns for k in range(ADDRESSES_PER_NAME)}
                     if pr.entities & {"world", "world-ipv4", "world-ipv6"}:
@@ -181,8 +180,8 @@ def estimate(
     endpoints = {}
     for o in workloads:
         meta = o.get("metadata") or {}
-        ref = f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
-        endpoints[ref] = Endpoint(str(meta.get("namespace") or "default"), dict(pod_labels(o)), name=str(meta.get("name", "")))
+        namespace = str(meta.get("namespace") or "default")  # where kubectl puts an object that names none
+        endpoints[f"{namespace}/{meta.get('name')}"] = Endpoint(namespace, dict(pod_labels(o)))
     for ep in elsewhere:
         endpoints[f"{ep.namespace}/{ep.name}"] = ep
     managed = frozenset(ep.namespace for ep in endpoints.values())
@@ -190,7 +189,7 @@ def estimate(
         other_identities = _annotated(objects)
     if other_identities is None:
         other_identities = default_other_identities(len(managed))
-    kube_dns = Endpoint("kube-system", {"k8s-app": "kube-dns"}, name="kube-dns")  # every pod's DNS peer
+    kube_dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})  # every pod's DNS peer
     universe = [*endpoints.values(), kube_dns, *(stranger(ns) for ns in sorted(managed))]
     universe += [entity(r) for r in ENTITIES]
     engine = Engine(policies, version, universe)

@@ -197,7 +197,7 @@ class Engine:
         for a rule without an L3 restriction (one wildcard-identity entry in Cilium's map)."""
         if pr.selectors == WILDCARD:
             return None
-        ids = set().union(*map(self._select, pr.selectors)) if pr.selectors else set()
+        ids = set().union(*map(self._select, pr.selectors))
         if pr.entities or pr.cidrs:
             ids |= self._outside_peers(pr)[0]
         return frozenset(ids)
