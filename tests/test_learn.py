@@ -672,3 +672,20 @@ def test_outside_names_are_proposed_at_most_max_fqdns_per_flow_names_to_a_flow(c
             for i in range(count)]
     p = propose_rows(dev_config(**FQDN_DEV), *rows)
     assert [len(f.flow["toFqdns"]) for f in p.flows] == [MAX_FQDNS_PER_FLOW, count - MAX_FQDNS_PER_FLOW][:flows]
+
+
+def test_a_pod_whose_app_label_is_all_a_workload_deployed_elsewhere_selects_by_is_declined_with_a_note():
+    config = dev_config()
+    config[f"{PROJECT}:workloads"]["cache"] = {"namespace": "backend", "selector": {"app": "cache"}}
+    twin = End("backend", (("app", "cache"), ("track", "canary")))
+    p = propose_rows(config, dropped(FRONTEND_END, twin, 6379))
+    assert p.flows == [] and p.workloads == {}
+    assert p.notes == ["backend/app=cache,track=canary: selecting it by app=cache would select the pods of 'cache' too; declare it by hand"]
+
+
+def test_a_flow_learned_from_undated_connections_stays_undated():
+    backend = End("backend", (("app", "backend"),), workload="backend")
+    config = dev_config()
+    config[f"{PROJECT}:workloads"]["frontend"]["port"] = 80
+    p = propose_rows(config, *(Replayed("backend", "frontend", 80, "TCP", 1, "", "", "default deny", (backend, FRONTEND_END)) for _ in range(2)))
+    assert [(f.flow["from"], f.count, f.first, f.last) for f in p.flows] == [("backend", 2, "", "")]

@@ -240,6 +240,19 @@ def test_a_connection_through_http_rules_without_any_request_in_the_capture_is_u
     assert r.undecided[0].dropped_by.startswith("allowed at L3/L4 through HTTP rules, and the capture holds no HTTP request of it: ")
 
 
+def test_a_request_only_a_header_rule_could_admit_is_undecided_where_the_records_list_no_headers(tmp_path):
+    by_tenant = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "tenants", "namespace": "shop-core"},
+                 "spec": {"endpointSelector": {"matchLabels": {"app": "api"}}, "ingress": [{
+                     "fromEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop-web", "app": "web"}}],
+                     "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}], "rules": {"http": [{"method": "GET", "headers": ["X-Tenant: blue"]}]}}]}]}}
+    capture = write(tmp_path, http_line(WEB, API, "GET", "/health", 1), http_line(WEB, API, "GET", "/api/items", 2))
+    _, r = replay_config(SHOP_CONFIG, capture, others=(by_tenant,))
+    assert r.would_drop == ()
+    (u,) = r.undecided
+    assert (u.src, u.dst, u.port, u.layer, u.requests) == ("web", "api", 8080, "HTTP", ("GET /health",))
+    assert u.dropped_by.startswith("the records do not show what these requests' HTTP rules match on: ")
+
+
 def test_http_requests_in_camel_case_records_are_judged_the_same(tmp_path):
     line = json.dumps(camel(json.loads(http_line(WEB, API, "PUT", "/api/orders", 1))))
     _, r = replay_config(SHOP_CONFIG, write(tmp_path, line))

@@ -77,6 +77,11 @@ def test_a_rule_of_a_second_spec_is_named_by_its_spec_too():
         compile_policy(policy, CILIUM)
 
 
+def test_a_tofqdns_selector_keeps_only_the_names_and_patterns_it_gives():
+    pr = peer_rule({"toFQDNs": [{"matchName": "", "matchPattern": "*.example.com"}, {"matchName": "api.example.com", "note": "x"}]}, "egress")
+    assert pr.fqdns == ({"matchPattern": "*.example.com"}, {"matchName": "api.example.com"})
+
+
 def test_an_egress_rule_to_nodes_selects_nodes_by_their_labels():
     pr = peer_rule({"toNodes": [{"matchLabels": {"agentpool": "system"}}]}, "egress")
     assert pr.nodes and len(pr.selectors) == 1 and pr.offline is None
