@@ -95,8 +95,8 @@ class Kube:
     def all_policies(self) -> list[dict[str, Any]]:
         """Every CNP, CCNP and Kubernetes NetworkPolicy of the cluster, with ``kind`` set."""
         out = []
-        for kind, (group, version, plural) in (("CiliumNetworkPolicy", CNP), ("CiliumClusterwideNetworkPolicy", CCNP)):
-            items = self._call(f"list {plural}", self.custom.list_cluster_custom_object, group, version, plural)["items"]
+        for kind, (api_group, version, plural) in (("CiliumNetworkPolicy", CNP), ("CiliumClusterwideNetworkPolicy", CCNP)):
+            items = self._call(f"list {plural}", self.custom.list_cluster_custom_object, api_group, version, plural)["items"]
             out += [{**i, "kind": kind} for i in items]
         items = self._call("list networkpolicies", self.networking.list_network_policy_for_all_namespaces)["items"]
         return out + [{**i, "kind": "NetworkPolicy"} for i in items]
