@@ -129,3 +129,15 @@ def test_every_core_module_belongs_to_a_layer():
     modules = {".".join(p.relative_to(PROJECT_DIR).with_suffix("").parts) for p in (PROJECT_DIR / "policies").rglob("*.py")}
     orphans = {m for m in modules if m != "policies.__init__" and not any(m == n or m.startswith(n + ".") for n in LAYERS)}
     assert orphans == set()
+
+
+def test_the_mutation_run_selects_every_test_file_named_for_a_module_it_mutates():
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(PROJECT_DIR / "setup.cfg")
+    selected = set(cfg["mutmut"]["pytest_add_cli_args_test_selection"].split())
+    named = {f"tests/{p.name}" for pattern in ("test_verdict*.py", "test_observed*.py", "test_budget*.py")
+             for p in (PROJECT_DIR / "tests").glob(pattern)}
+    assert "tests/test_verdict_engine.py" in named
+    assert named - selected == set()
