@@ -453,6 +453,16 @@ def test_a_reply_is_counted_without_parsing_but_a_request_quoting_the_reply_key_
     assert [r.text for r in c.requests.values()] == ["GET /reviews/0"]
 
 
+def test_blank_lines_a_reply_and_a_line_cut_short_inside_a_capture_do_not_end_its_reading(tmp_path):
+    line = json.dumps(upstream(1), separators=(",", ":"))
+    reply = json.dumps(upstream(3), separators=(",", ":"))
+    obs = read_text(tmp_path, "\n".join(["", line, "   ", reply, line[:40], "", BARE, ""]) + "\n")
+    counts = obs.files[0]
+    assert counts.records == 4 and counts.malformed == 1 and counts.skipped == {"replies": 1}
+    assert counts.kinds == {"Hubble flow": 2, "bare flow (hubble CLI before v0.11)": 1}
+    assert by_ends(obs) == SYN  # the bare line is the same record: the same connection, counted once
+
+
 # -- where each record sits, in every shape ---------------------------------------------------------
 
 BARE = json.dumps(upstream(1)["flow"])

@@ -96,3 +96,24 @@ def test_an_outside_address_no_peer_covers_is_named_by_its_address_and_names():
     n = name_of(SHOP_CONFIG, End(reserved="world", labels_known=False, ip="198.51.100.200", names=("a.example", "b.example")))
     label = "world 198.51.100.200 (a.example, b.example)"
     assert (n.name, n.aliases, n.endpoint.name, n.endpoint.cidrs) == (label, ("internet",), label, ("198.51.100.200/32",))
+
+
+def test_an_address_peer_keeps_the_names_only_other_pods_looked_the_address_up_under():
+    cfg = load_config(SHOP_CONFIG)
+    obs = Observations()
+    web, other = End("shop", (("app", "web"),)), End("shop", (("app", "api"),))
+    for src, looked_up in ((web, "pay.example.net"), (other, "cards.example.net")):
+        obs.add(src, End(reserved="world", labels_known=False, ip="198.51.100.7", names=(looked_up,)), 443, "TCP", "", None)
+    name = namer(cfg, mx.workload_pods(cfg, render(cfg).all()), obs)
+    n = name(End(reserved="world", labels_known=False, ip="198.51.100.7", names=("pay.example.net",)), web)
+    assert n.name == "card-processor"
+    assert (n.endpoint.names, n.endpoint.other_names) == (("pay.example.net",), ("cards.example.net",))
+
+
+def test_a_pod_whose_labels_are_exactly_a_peers_is_that_peer_carrying_its_identity_labels():
+    prometheus = (("app.kubernetes.io/name", "prometheus"),)
+    n = name_of(SHOP_CONFIG, End("monitoring", prometheus, cilium_labels=(SA, NS_LABEL), workload="prometheus-k8s"))
+    assert (n.name, n.unknown) == ("prometheus", False)
+    e = n.endpoint
+    assert (dict(e.labels), e.name, e.service_account, dict(e.namespace_labels)) == (
+        dict(prometheus), "prometheus", "debugger", {"team": "web"})

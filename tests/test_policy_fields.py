@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from policies.agent_settings import AKS, AgentSettings
 from policies.observed.hubble import end as hubble_end
 from policies.verdict import Endpoint, Engine, addresses, decide, entity
@@ -200,6 +202,19 @@ def test_an_empty_clusterwide_endpoint_selector_selects_the_health_endpoint_but_
     deny_all = ccnp("default-deny", endpointSelector={}, ingress=[{}])
     assert not decide([deny_all], entity("remote-node"), entity("health"), 4240).allowed
     assert decide([deny_all], entity("world"), entity("host"), 22, settings=HOST_FIREWALL).allowed
+
+
+def test_a_clusterwide_policy_selecting_pods_by_label_leaves_the_health_endpoint_unselected():
+    frontend_only = ccnp("frontend-only", endpointSelector={"matchLabels": {"app": "frontend"}}, ingress=[{}])
+    v = decide([frontend_only], entity("remote-node"), entity("health"), 4240)
+    assert v.allowed and v.exact
+
+
+@pytest.mark.parametrize("node_or_endpoint", [entity("host", node_labels={}), entity("health")], ids=["host", "health"])
+def test_with_only_namespaced_policies_the_host_and_the_health_endpoint_are_selected_by_none(node_or_endpoint):
+    deny_all = cnp("default", "deny-all", endpointSelector={}, ingress=[{}], egress=[{}])
+    v = decide([deny_all], entity("remote-node"), node_or_endpoint, 4240, settings=HOST_FIREWALL)
+    assert v.allowed and v.exact
 
 
 # Cilium's "from-nodes" example (policy language, node selector): control-plane nodes reach the backend.

@@ -129,6 +129,21 @@ def test_a_rule_keeps_its_policys_namespace_and_each_spec_of_several_its_own_nam
     assert (r.policy, r.namespace) == ("ccnp/c", None)
 
 
+def test_a_namespaced_policy_without_a_namespace_is_the_default_namespaces_and_one_without_a_name_is_named_by_a_question_mark():
+    (r,) = compile_policy({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {},
+                           "spec": {"endpointSelector": {}, "ingress": [{}]}}, CILIUM)
+    assert (r.policy, r.namespace) == ("default/?", "default")
+    (r,) = compile_policy({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+                           "spec": {"endpointSelector": {}, "ingress": [{}]}}, CILIUM)
+    assert (r.policy, r.namespace) == ("ccnp/?", None)
+
+
+def test_a_policy_with_neither_spec_nor_specs_is_rejected_naming_it():
+    with pytest.raises(PolicyRejected) as e:
+        compile_policy({**cnp("shop", "empty"), "spec": None}, CILIUM)
+    assert str(e.value) == "shop/empty: has neither spec nor specs"
+
+
 def test_a_rule_cilium_rejects_is_named_by_its_path_and_why():
     assert rule_rejected(cnp("shop", "p", ingress=[{}])) == "shop/p spec: needs exactly one of endpointSelector or nodeSelector"
     assert rule_rejected(cnp("shop", "p", endpointSelector={}, ingress={})) == "shop/p spec.ingress: must be a list"
