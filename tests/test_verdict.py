@@ -352,11 +352,13 @@ def test_a_named_port_is_decided_exactly_by_the_destinations_own_port_names():
     assert not v.allowed and v.exact
 
 
-def test_an_egress_named_port_is_not_decided_offline():
+def test_an_egress_named_port_is_not_decided_offline_even_where_the_source_names_the_same_port():
     rule = {"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "backend"}}], "toPorts": [{"ports": [{"port": "http"}]}]}
     named = Endpoint("backend", {"app": "backend"}, name="backend", named_ports={"http": (8080, "TCP")})
-    v = decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], FRONTEND, named, 8080)
-    assert not v.allowed and not v.exact
+    source = Endpoint("frontend", {"app": "frontend"}, name="frontend", named_ports={"http": (8080, "TCP")})
+    for src in (FRONTEND, source):
+        v = decide([cnp("frontend", "p", endpointSelector={}, egress=[rule])], src, named, 8080)
+        assert not v.allowed and not v.exact
 
 
 def test_l7_rules_allow_at_l4_but_are_not_decided_offline():
@@ -828,6 +830,12 @@ def test_requires_leave_entity_cidr_and_port_only_rules_alone_as_cilium_appends_
     dev = Endpoint("shop", {"env": "dev"})
     assert decide([REQUIRES_PROD, world_and_port], entity("world"), SHOP_API, 443).allowed
     assert decide([REQUIRES_PROD, world_and_port], dev, SHOP_API, 8080).allowed
+
+
+def test_requires_leave_a_cluster_entity_rule_alone_though_it_selects_pods():
+    cluster = cnp("shop", "cluster", endpointSelector={"matchLabels": {"env": "prod"}}, ingress=[{"fromEntities": ["cluster"]}])
+    dev = Endpoint("shop", {"env": "dev"})
+    assert decide([REQUIRES_PROD, cluster], dev, SHOP_API, 443).allowed
 
 
 def test_requires_narrow_an_allow_never_widen_it_to_peers_the_rule_does_not_select():

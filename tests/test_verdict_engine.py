@@ -35,3 +35,34 @@ def test_a_rule_only_the_live_cluster_decides_marks_the_engine_as_having_offline
 def test_a_tofqdns_rule_marks_the_engine_as_having_offline_parts():
     egress = [{"toFQDNs": [{"matchName": "api.example.com"}], "toPorts": [{"ports": [{"port": "443"}]}]}]
     assert Engine([cnp("frontend", "p", endpointSelector={}, egress=egress)]).has_offline_parts
+
+
+NO_DEFAULT_DENY = cnp("backend", "open", endpointSelector={}, ingress=[{"fromEndpoints": [{"matchLabels": {"app": "other"}}]}],
+                      enableDefaultDeny={"ingress": False, "egress": False})
+DENY_FRONTEND = cnp("backend", "deny", endpointSelector={}, ingressDeny=[{"fromEndpoints": [FRONTEND_PEER]}])
+DENY_OTHER = cnp("backend", "deny-other", endpointSelector={}, ingressDeny=[{"fromEndpoints": [{"matchLabels": {"app": "other"}}]}])
+DENY_PORT_TO_ALL = cnp("backend", "deny-80", endpointSelector={}, ingressDeny=[{"toPorts": [{"ports": [{"port": "80"}]}]}])
+EGRESS_ONLY_ELSEWHERE = cnp("frontend", "egress", endpointSelector={}, egress=[{"toEndpoints": [{"matchLabels": {"app": "db"}}]}])
+
+
+@pytest.mark.parametrize("policies, expected", [
+    ([], True),
+    ([ALLOW], True),
+    ([ALLOW, DENY_FRONTEND], False),
+    ([ALLOW, DENY_OTHER], True),
+    ([ALLOW, DENY_PORT_TO_ALL], False),
+    ([NO_DEFAULT_DENY], True),
+    ([cnp("backend", "deny-all", endpointSelector={}, ingress=[{}])], False),
+    ([ALLOW, EGRESS_ONLY_ELSEWHERE], False),
+], ids=["no policy", "an allow", "a deny past an allow", "a deny of another peer", "a deny of the port to every peer", "default deny off", "default deny", "the source's egress"])
+def test_the_matrixs_fast_path_gives_the_verdict_decide_gives(policies, expected):
+    engine = Engine(policies)
+    assert engine.decide(FRONTEND, BACKEND, 80, "TCP").allowed is expected
+    assert engine.allowed(engine.intern(FRONTEND), engine.intern(BACKEND), 80, "TCP") is expected
+
+
+def test_an_unenforced_side_names_the_rejected_policy_of_its_own_namespace_only():
+    broken_backend = cnp("backend", "broken", endpointSelector={"matchExpressions": [{"key": "app", "operator": "Equals"}]}, ingress=[{}])
+    broken_elsewhere = cnp("frontend", "broken-too", endpointSelector={"matchExpressions": [{"key": "x", "operator": "Equals"}]}, ingress=[{}])
+    reason = Engine([broken_backend, broken_elsewhere]).decide(FRONTEND, BACKEND, 80, "TCP").ingress.reason
+    assert "backend/broken" in reason and "frontend/broken-too" not in reason
