@@ -689,3 +689,13 @@ def test_a_flow_learned_from_undated_connections_stays_undated():
     config[f"{PROJECT}:workloads"]["frontend"]["port"] = 80
     p = propose_rows(config, *(Replayed("backend", "frontend", 80, "TCP", 1, "", "", "default deny", (backend, FRONTEND_END)) for _ in range(2)))
     assert [(f.flow["from"], f.count, f.first, f.last) for f in p.flows] == [("backend", 2, "", "")]
+
+
+def test_clients_on_the_internet_are_named_by_the_stacks_own_world_peer_not_a_second_one():
+    shop = stack_config(SHOP)
+    shop[f"{PROJECT}:workloads"]["api"] = {**shop[f"{PROJECT}:workloads"]["api"], "expose": "loadBalancer"}
+    api = End("shop-core", (("app", "api"),), workload="api")
+    p = propose_rows(shop, dropped(End(reserved="world", ip="52.9.9.9"), api, 8080))
+    assert p.peers == {}
+    assert [f.flow for f in p.flows] == [{"from": "internet", "to": "api", "port": 8080, "protocol": "TCP"}]
+

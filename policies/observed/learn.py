@@ -94,8 +94,10 @@ class _Learner:
         return name
 
     def peer(self, base: str, spec: dict[str, Any]) -> str:
-        """A new peer's name (reusing one with the same spec), never clashing with a workload or peer."""
-        for name, existing in (*self.p.peers.items(), *self.pending.items()):
+        """A new peer's name (reusing one the stack declares or this proposal has with the same spec), never
+        clashing with a workload or peer."""
+        declared = ((n, p.model_dump(mode="json", by_alias=True, exclude_defaults=True)) for n, p in sorted(self.cfg.peers.items()))
+        for name, existing in (*declared, *self.p.peers.items(), *self.pending.items()):
             if existing == spec:
                 return name
         name = self._free(base)
