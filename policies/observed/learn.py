@@ -94,9 +94,10 @@ class _Learner:
         return name
 
     def peer(self, base: str, spec: dict[str, Any]) -> str:
-        """A new peer's name (reusing one the stack declares or this proposal has with the same spec), never
+        """A new peer's name (reusing one this proposal has with the same spec, or the stack's own entity peer:
+        the namer names a world client by its address, not by the stack's ``entity: world`` peer), never
         clashing with a workload or peer."""
-        declared = ((n, p.model_dump(mode="json", by_alias=True, exclude_defaults=True)) for n, p in sorted(self.cfg.peers.items()))
+        declared = ((n, {"entity": p.entity}) for n, p in sorted(self.cfg.peers.items()) if p.entity)
         for name, existing in (*declared, *self.p.peers.items(), *self.pending.items()):
             if existing == spec:
                 return name
