@@ -61,7 +61,7 @@ plan_module.run_program = timed
 with contextlib.redirect_stdout(io.StringIO()):
     cli.main(["plan", "--stack", sys.argv[2], "--format", "json"])
 t4 = time.perf_counter()
-print(json.dumps({"SDK imports (collection off, as in the command)": t1 - t0, "pydantic": t2 - t1, "the project's modules": t3 - t2,
+print(json.dumps({"SDK imports (in-process, collection off)": t1 - t0, "pydantic": t2 - t1, "the project's modules": t3 - t2,
                   "the program under the mock engine": sum(spent), "the rest of the plan (matrix, guardrails, budget, "
                   "probes, output)": t4 - t3 - sum(spent)}))
 """

@@ -223,6 +223,15 @@ FROM_NODES = cnp("default", "from-nodes", endpointSelector={"matchLabels": {"rol
 BACKEND = Endpoint("default", {"role": "backend"})
 
 
+def test_a_to_nodes_rule_never_selects_a_pod_carrying_the_node_label_it_names():
+    # `role` survives Cilium's label filter (a `kubernetes.io` key would not reach the pod's identity at all)
+    to_db_nodes = cnp("default", "to-db-nodes", endpointSelector={"matchLabels": {"role": "backend"}},
+                      egress=[{"toNodes": [{"matchLabels": {"role": "db"}}]}])
+    assert decide([to_db_nodes], BACKEND, entity("host", node_labels={"role": "db"}), 5432, settings=NODE_LABELS).allowed
+    v = decide([to_db_nodes], BACKEND, Endpoint("default", {"role": "db"}), 5432, settings=NODE_LABELS)
+    assert not v.allowed and v.exact
+
+
 def test_from_nodes_rules_are_refused_as_cilium_refuses_them_without_node_selector_labels():
     engine = Engine([FROM_NODES], settings=AKS)
     assert [ref for ref, _ in engine.rejected] == ["default/from-nodes"]
