@@ -698,4 +698,3 @@ def test_clients_on_the_internet_are_named_by_the_stacks_own_world_peer_not_a_se
     p = propose_rows(shop, dropped(End(reserved="world", ip="52.9.9.9"), api, 8080))
     assert p.peers == {}
     assert [f.flow for f in p.flows] == [{"from": "internet", "to": "api", "port": 8080, "protocol": "TCP"}]
-
